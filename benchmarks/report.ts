@@ -1,0 +1,123 @@
+// Environment description, medians, the printed table and the JSON results file.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { toolVersion, which } from './procs';
+
+export interface MachineInfo {
+  hostname: string;
+  cpuModel: string;
+  cpuCount: number;
+  totalMemoryBytes: number;
+  kernel: string;
+  kernelVersion: string;
+  platform: string;
+  arch: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    hostname: os.hostname(),
+    cpuModel: (cpus[0]?.model ?? 'unknown').trim(),
+    cpuCount: cpus.length,
+    totalMemoryBytes: os.totalmem(),
+    kernel: os.release(),
+    kernelVersion: os.version(),
+    platform: os.platform(),
+    arch: os.arch(),
+  };
+}
+
+export interface PeerVersions {
+  nginx?: string;
+  haproxy?: string;
+  natsServer?: string;
+}
+
+export function peerVersions(): PeerVersions {
+  const v = (cmd: string, args: string[]): string | undefined => {
+    const bin = which(cmd);
+    return bin ? toolVersion(bin, args) : undefined;
+  };
+  return {
+    nginx: v('nginx', ['-v']),
+    haproxy: v('haproxy', ['-v']),
+    natsServer: v('nats-server', ['--version']),
+  };
+}
+
+export function median(xs: number[]): number | undefined {
+  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+export interface TableRow {
+  case: string;
+  contender: string;
+  rps?: number;
+  p50ms?: number;
+  p99ms?: number;
+  ratioDirect?: number;
+  ratioNginx?: number;
+  cpuPer10k?: number;
+  non2xx?: number;
+  errors?: number;
+  note?: string;
+}
+
+const fmt = (x: number | undefined, digits: number): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+const fmtInt = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : Math.round(x).toLocaleString('en-US'));
+
+export function renderTable(title: string[], rows: TableRow[]): string {
+  const head = ['case', 'contender', 'req/s', 'p50 ms', 'p99 ms', 'x direct', 'x nginx', 'CPU s/10k', 'non2xx/err', 'note'];
+  const body = rows.map((r) => [
+    r.case,
+    r.contender,
+    fmtInt(r.rps),
+    fmt(r.p50ms, 2),
+    fmt(r.p99ms, 2),
+    fmt(r.ratioDirect, 2),
+    fmt(r.ratioNginx, 2),
+    fmt(r.cpuPer10k, 3),
+    r.non2xx === undefined && r.errors === undefined ? '-' : `${r.non2xx ?? 0}/${r.errors ?? 0}`,
+    r.note ?? '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8]);
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  const sep = widths.map((w) => '-'.repeat(w)).join('  ');
+  const out = [...title, '', line(head), sep];
+  let lastCase = '';
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i] as string[];
+    if (lastCase && b[0] !== lastCase) out.push('');
+    lastCase = b[0] ?? '';
+    out.push(line(b));
+  }
+  return out.join('\n');
+}
+
+/** benchmarks/results/<YYYY-MM-DD>.json, or with the time of day when that file exists. Atomic write. */
+export function writeResults(dir: string, data: unknown, now = new Date()): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const p2 = (n: number): string => String(n).padStart(2, '0');
+  const day = `${now.getFullYear()}-${p2(now.getMonth() + 1)}-${p2(now.getDate())}`;
+  let file = path.join(dir, `${day}.json`);
+  if (fs.existsSync(file)) {
+    const tod = `${p2(now.getHours())}${p2(now.getMinutes())}${p2(now.getSeconds())}`;
+    file = path.join(dir, `${day}-${tod}.json`);
+    for (let i = 2; fs.existsSync(file); i++) file = path.join(dir, `${day}-${tod}-${i}.json`);
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n');
+  fs.renameSync(tmp, file);
+  return file;
+}

@@ -1,0 +1,127 @@
+// The Skiff router contender: a private nats-server, the router from
+// dist/cli/main.js as a child process, and the bench route registered over
+// NATS exactly as a DEA would (and refreshed, since routes go stale).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { connect, NatsConnection, StringCodec } from 'nats';
+import { BENCH_HOST, request } from './cases';
+import type { Contender } from './contender';
+import { childPids, freePort, Managed, sleep, startProcess, stopProcess, waitForPort, which } from './procs';
+
+// SKIFF_BENCH_ROUTER_MAIN points at another build of the CLI (e.g. a stub, or an older checkout).
+export const ROUTER_MAIN = process.env.SKIFF_BENCH_ROUTER_MAIN || path.resolve(__dirname, '..', 'cli', 'main.js');
+const REREGISTER_MS = 10000;
+
+export class RouterNotBuilt extends Error {
+  constructor() {
+    super('router not built: run npm run build');
+  }
+}
+
+/** The process and every descendant (a router may use worker processes). */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length && out.length < 256; i++) {
+    const id = out[i];
+    if (id !== undefined) out.push(...childPids(id));
+  }
+  return out;
+}
+
+export interface SkiffInfo {
+  natsPort: number;
+  statusPort: number;
+}
+
+export async function startSkiff(backendPort: number): Promise<Contender & { info: SkiffInfo }> {
+  if (!fs.existsSync(ROUTER_MAIN)) throw new RouterNotBuilt();
+  const natsBin = which('nats-server');
+  if (!natsBin) throw new Error('nats-server not installed: the skiff contender needs it');
+
+  const started: Managed[] = [];
+  let nc: NatsConnection | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = async (): Promise<void> => {
+    if (timer) clearInterval(timer);
+    timer = undefined;
+    if (nc) {
+      const c = nc;
+      nc = undefined;
+      await Promise.race([c.close().catch(() => {}), sleep(2000)]);
+    }
+    // Router first, then NATS.
+    for (const m of [...started].reverse()) await stopProcess(m);
+  };
+
+  try {
+    const natsPort = await freePort();
+    const nats = startProcess({ name: 'nats-server', cmd: natsBin, args: ['-a', '127.0.0.1', '-p', String(natsPort)] });
+    started.push(nats);
+    await waitForPort(nats, natsPort);
+
+    const port = await freePort();
+    const statusPort = await freePort();
+    const router = startProcess({
+      name: 'skiff router',
+      cmd: process.execPath,
+      args: [
+        ROUTER_MAIN,
+        'router',
+        '--port', String(port),
+        '--status-port', String(statusPort),
+        '--nats', `nats://127.0.0.1:${natsPort}`,
+        '--start-delay', '0',
+        '--status-user', 'bench',
+        '--status-password', 'bench',
+      ],
+    });
+    started.push(router);
+    await waitForPort(router, port, 20000);
+
+    nc = await connect({ servers: `127.0.0.1:${natsPort}`, name: 'skiff-bench', maxReconnectAttempts: 5 });
+    const sc = StringCodec();
+    const registration = sc.encode(JSON.stringify({ host: '127.0.0.1', port: backendPort, uris: [BENCH_HOST] }));
+    const register = (): void => {
+      if (nc && !nc.isClosed()) nc.publish('router.register', registration);
+    };
+    // Re-register when a router (re)starts, as route owners must.
+    const sub = nc.subscribe('router.start');
+    void (async () => {
+      for await (const _ of sub) register();
+    })().catch(() => {});
+    register();
+    await nc.flush();
+    // Routes expire after stale_threshold_in_seconds (120 by default); a full run lasts longer.
+    timer = setInterval(register, REREGISTER_MS);
+    timer.unref();
+
+    const deadline = Date.now() + 20000;
+    let last = '';
+    for (;;) {
+      if (router.exited) throw new Error(`router exited (${router.exitInfo}): ${router.tail.slice(-5).join(' | ')}`);
+      try {
+        const r = await request(port, 'GET', '/small', undefined, 2000);
+        if (r.status === 200) break;
+        last = `status ${r.status}`;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      if (Date.now() > deadline) throw new Error(`router never routed ${BENCH_HOST} (last: ${last})`);
+      register();
+      await sleep(200);
+    }
+
+    return {
+      name: 'skiff',
+      port,
+      main: router,
+      proxyPids: () => (router.exited ? [] : processTree(router.pid)),
+      stop,
+      info: { natsPort, statusPort },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,83 @@
+import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
+
+export const ENV_PREFIX = 'SKIFF_ROUTER';
+
+export const ROUTER_FLAGS: readonly FlagSpec[] = [
+  { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port for app traffic (HTTP and WebSocket)', defaultText: '8080' },
+  { name: 'host', kind: 'string', help: 'address to listen on for app traffic', defaultText: '0.0.0.0' },
+  { name: 'status-port', kind: 'number', min: 0, max: 65535, help: 'port for /health, /varz, /routes', defaultText: '8081' },
+  { name: 'status-host', kind: 'string', help: 'address of the status port', defaultText: '0.0.0.0' },
+  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  { name: 'status-user', kind: 'string', help: 'basic-auth user for /varz and /routes', defaultText: 'generated' },
+  { name: 'status-password', kind: 'string', secret: true, help: 'basic-auth password for /varz and /routes', defaultText: 'generated, logged once' },
+  { name: 'access-log', kind: 'string', help: 'file to append one line per request to' },
+  { name: 'lb', kind: 'string', choices: LB_ALGORITHMS, help: 'default load balancing; overrides router.lb_algorithm in the config store', defaultText: 'round-robin' },
+  { name: 'start-delay', kind: 'number', min: 0, max: 3600, help: 'seconds to collect routes before listening', defaultText: '1' },
+  { name: 'max-conns-per-backend', kind: 'number', min: 1, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
+  { name: 'backend-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for an app to start responding (504 after)', defaultText: '900' },
+  { name: 'connect-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for a connection to an app', defaultText: '5' },
+  { name: 'backend-idle-timeout', kind: 'number', min: 0.001, help: 'seconds a kept-alive app connection may idle (keep below apps\' own)', defaultText: '4' },
+  { name: 'droplet-stale-threshold', kind: 'number', min: 0.001, help: 'seconds a registration lives without a refresh, unless the message says', defaultText: '120' },
+  { name: 'prune-interval', kind: 'number', min: 0.01, help: 'seconds between sweeps for stale endpoints', defaultText: '30' },
+  { name: 'max-header-kb', kind: 'number', min: 1, max: 1024, help: 'largest request head accepted (431 beyond)', defaultText: '64' },
+];
+
+export interface RouterOptions {
+  port: number;
+  host: string;
+  statusPort: number;
+  statusHost: string;
+  nats: string;
+  statusUser: string;
+  statusPassword: string;
+  statusCredentialsGenerated: boolean;
+  accessLog: string | undefined;
+  /** Undefined unless given by flag or environment: then the config store decides. */
+  lb: LbAlgorithm | undefined;
+  startDelayMs: number;
+  maxConnsPerBackend: number | undefined;
+  backendTimeoutMs: number;
+  connectTimeoutMs: number;
+  backendIdleTimeoutMs: number;
+  staleThresholdMs: number;
+  pruneIntervalMs: number;
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_LB: LbAlgorithm = 'round-robin';
+export const DEFAULT_MAX_CONNS_PER_BACKEND = 500;
+
+export function parseRouterOptions(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  generateSecret: () => string,
+): RouterOptions & { help: boolean } {
+  const { values, positionals } = parseFlags(argv, ROUTER_FLAGS, ENV_PREFIX, env);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
+  const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
+  const user = values['status-user'] as string | undefined;
+  const password = values['status-password'] as string | undefined;
+  return {
+    help: values.help === true,
+    port: num('port', 8080),
+    host: str('host', '0.0.0.0'),
+    statusPort: num('status-port', 8081),
+    statusHost: str('status-host', '0.0.0.0'),
+    nats: str('nats', 'nats://127.0.0.1:4222'),
+    statusUser: user ?? 'router-status',
+    statusPassword: password ?? generateSecret(),
+    statusCredentialsGenerated: password === undefined,
+    accessLog: values['access-log'] as string | undefined,
+    lb: values.lb as LbAlgorithm | undefined,
+    startDelayMs: num('start-delay', 1) * 1000,
+    maxConnsPerBackend: values['max-conns-per-backend'] as number | undefined,
+    backendTimeoutMs: num('backend-timeout', 900) * 1000,
+    connectTimeoutMs: num('connect-timeout', 5) * 1000,
+    backendIdleTimeoutMs: num('backend-idle-timeout', 4) * 1000,
+    staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
+    pruneIntervalMs: num('prune-interval', 30) * 1000,
+    maxHeaderBytes: num('max-header-kb', 64) * 1024,
+  };
+}

@@ -1,0 +1,540 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { Logger } from '../../bus/log';
+import { normalizeHost } from '../registry/lookup';
+import type { Registry } from '../registry/registry';
+import type { Backend } from '../route/backend';
+import { Endpoint, OVERLOADED, type EndpointPool, type LbAlgorithm, type PickLimits } from '../route/pool';
+import type { RouterStats } from '../varz/varz';
+import {
+  appendForwardedFor,
+  BodyFraming,
+  canonicalMethod,
+  isIdempotent,
+  parseAppInstance,
+  RequestHeadScan,
+  requestBodyFraming,
+} from './request_head';
+import { isHopByHop } from './hop_by_hop';
+import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
+import { UpstreamFailure, type UpstreamClient, type UpstreamConnection, type UpstreamHandler } from './upstream';
+
+export interface ProxySettings {
+  /** Default balancing; a route's own `options.loadbalancing` wins. Changed live by the config store. */
+  lbAlgorithm: LbAlgorithm;
+  maxAttempts: number;
+  coolDownMs: number;
+  maxConnsPerBackend: number;
+}
+
+/** Completed request, as the access log and the counters see it. */
+export interface RequestRecord {
+  status: number;
+  latencyMs: number;
+}
+
+const scan = new RequestHeadScan();
+/** Bodies of requests that may be retried are kept up to this size. */
+const REPLAY_LIMIT = 64 * 1024;
+const CRLF = Buffer.from('\r\n');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+
+const enum ResponseBody {
+  /** HEAD, 204, 304: head only. */
+  None,
+  /** Content-Length known: sent with tryEnd so the client sees the same length. */
+  Fixed,
+  /** Chunked or close-delimited upstream: re-chunked towards the client. */
+  Streamed,
+}
+
+/** Response headers never copied from the app: hop-by-hop ones, and those uWS writes itself. */
+function isOwnResponseHeader(lowerName: string): boolean {
+  return isHopByHop(lowerName) || lowerName === 'content-length' || lowerName === 'date' || lowerName === 'uwebsockets';
+}
+
+const statusLines = new Map<number, string>();
+function statusLine(status: number, reason: string): string {
+  const standard = STATUS_CODES[status];
+  if (reason === standard || reason === '') {
+    let line = statusLines.get(status);
+    if (line === undefined) {
+      line = `${status} ${standard ?? 'Unknown'}`;
+      statusLines.set(status, line);
+    }
+    return line;
+  }
+  return `${status} ${reason}`;
+}
+
+function clientAddress(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+}
+
+/**
+ * The router's request path. onRequest reads top to bottom: accept, look up,
+ * pick an endpoint, forward; the Exchange then streams the response back and
+ * records it.
+ */
+export class Proxy {
+  /** The uWS handler, bound once. */
+  readonly handle = (res: HttpResponse, req: HttpRequest): void => this.onRequest(res, req);
+
+  constructor(
+    readonly registry: Registry,
+    readonly upstream: UpstreamClient,
+    readonly stats: RouterStats,
+    readonly settings: ProxySettings,
+    readonly log: Logger,
+    readonly onComplete?: (record: RequestRecord) => void,
+  ) {}
+
+  onRequest(res: HttpResponse, req: HttpRequest): void {
+    const startMs = performance.now();
+    this.stats.requests++;
+
+    // Accept: everything of `req` must be read now; it is gone after this call.
+    scan.reset();
+    req.forEach(scan.visit);
+    const method = canonicalMethod(req.getMethod());
+    const query = req.getQuery();
+    const path = req.getUrl();
+    const isHead = method === 'HEAD';
+    const hostHeader = scan.host;
+
+    const framing = requestBodyFraming(scan);
+    if (framing === BodyFraming.Invalid) {
+      return this.reject(res, RouterErrorKind.BadRequest, hostHeader, isHead, startMs, 'Invalid Content-Length or Transfer-Encoding.');
+    }
+    const host = normalizeHost(hostHeader);
+    if (host === '') return this.reject(res, RouterErrorKind.EmptyHost, hostHeader, isHead, startMs);
+
+    // Look up.
+    const pool = this.registry.lookup(host, path);
+    if (pool === undefined) return this.reject(res, RouterErrorKind.UnknownRoute, hostHeader, isHead, startMs);
+    if (pool.endpoints.length === 0) return this.reject(res, RouterErrorKind.NoEndpoints, hostHeader, isHead, startMs);
+
+    // Pick an endpoint: the pinned instance, or one from the balancer.
+    let endpoint: Endpoint | typeof OVERLOADED | undefined;
+    if (scan.appInstance !== '') {
+      const pin = parseAppInstance(scan.appInstance);
+      if (pin === undefined) return this.reject(res, RouterErrorKind.InvalidAppInstanceHeader, hostHeader, isHead, startMs);
+      endpoint = pool.findInstance(pin.appId, pin.index);
+      if (endpoint === undefined) return this.reject(res, RouterErrorKind.UnknownInstance, hostHeader, isHead, startMs);
+    } else {
+      endpoint = pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
+    }
+    if (endpoint === OVERLOADED) {
+      this.stats.connectionLimitRejections++;
+      return this.reject(res, RouterErrorKind.ConnectionLimit, hostHeader, isHead, startMs);
+    }
+    if (endpoint === undefined) return this.reject(res, RouterErrorKind.NoEndpoints, hostHeader, isHead, startMs);
+
+    // Forward.
+    const head =
+      `${method} ${query === undefined ? path : `${path}?${query}`} HTTP/1.1\r\n` +
+      scan.headerLines() +
+      `x-forwarded-for: ${appendForwardedFor(scan.forwardedFor, clientAddress(res))}\r\n` +
+      `x-forwarded-proto: ${scan.forwardedProto === '' ? 'http' : scan.forwardedProto}\r\n` +
+      `x-request-start: ${scan.requestStart === '' ? Date.now() : scan.requestStart}\r\n` +
+      `x-vcap-request-id: ${randomUUID()}\r\n`;
+    const bodyHeader =
+      framing === BodyFraming.Length
+        ? `content-length: ${scan.contentLength}\r\n`
+        : framing === BodyFraming.Chunked
+          ? 'transfer-encoding: chunked\r\n'
+          : '';
+    const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
+    const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs);
+    exchange.attempt(endpoint, true);
+  }
+
+  pickLimits(): PickLimits {
+    return { now: Date.now(), coolDownMs: this.settings.coolDownMs, maxConnsPerBackend: this.settings.maxConnsPerBackend };
+  }
+
+  /** Answers a request the router turns away itself (inside the uWS handler: no cork needed). */
+  private reject(
+    res: HttpResponse,
+    kind: RouterErrorKind,
+    hostHeader: string,
+    isHead: boolean,
+    startMs: number,
+    detail?: string,
+  ): void {
+    const status = writeRouterError(res, kind, hostHeader, isHead, detail);
+    if (status !== 503) this.stats.badRequests++;
+    this.record(status, startMs);
+  }
+
+  record(status: number, startMs: number): void {
+    const latencyMs = performance.now() - startMs;
+    this.stats.countResponse(status);
+    this.stats.latency.record(latencyMs);
+    this.onComplete?.({ status, latencyMs });
+  }
+}
+
+// Writes outside the uWS handler must be corked; cork takes a callback, and
+// these shared ones read their arguments from here instead of closing over
+// them, so streaming a response allocates no closures.
+let corkExchange: Exchange;
+let corkChunk: Buffer;
+function corkedWriteHead(): void {
+  corkExchange.writeHeadNow();
+}
+function corkedWriteBody(): void {
+  corkExchange.writeBodyNow(corkChunk);
+}
+function corkedEnd(): void {
+  corkExchange.endNow();
+}
+
+/** One client request from the moment it has an endpoint until its response is complete. */
+class Exchange implements UpstreamHandler {
+  private endpoint!: Endpoint;
+  private conn: UpstreamConnection | null = null;
+  private readonly tried: Backend[] = [];
+  private attempts = 0;
+  private freshConnectionRetried = false;
+  private readonly idempotent: boolean;
+  private readonly isHead: boolean;
+
+  // Request body.
+  private headSent = false;
+  private bodyDone: boolean;
+  private pendingBody: Buffer[] | null = null;
+  /** Body bytes already sent on this attempt, kept while small enough to send again. */
+  private replay: Buffer[] | null = [];
+  private replayBytes = 0;
+  private clientPaused = false;
+  private bytesIn = 0;
+
+  // Response.
+  private status = 0;
+  private responded = false;
+  private done = false;
+  private aborted = false;
+  private bodyMode = ResponseBody.Streamed;
+  private totalSize = 0;
+  private bytesOut = 0;
+  private headers: string[] | null = null;
+  private reason = '';
+  /** Part of a fixed-length body uWS could not take yet, and the write offset it started at. */
+  private unsent: Buffer | null = null;
+  private unsentOffset = 0;
+  private writableHandler: ((offset: number) => boolean) | null = null;
+
+  constructor(
+    private readonly proxy: Proxy,
+    private readonly res: HttpResponse,
+    private readonly pool: EndpointPool,
+    private readonly hostHeader: string,
+    private readonly head: string,
+    private readonly bodyHeader: string,
+    method: string,
+    private readonly hasBody: boolean,
+    private readonly chunkedBody: boolean,
+    private readonly startMs: number,
+  ) {
+    this.idempotent = isIdempotent(method);
+    this.isHead = method === 'HEAD';
+    this.bodyDone = !hasBody;
+    res.onAborted(() => this.clientAborted());
+    if (hasBody) res.onData((chunk, isLast) => this.clientData(chunk, isLast));
+  }
+
+  attempt(endpoint: Endpoint, allowReuse: boolean): void {
+    this.endpoint = endpoint;
+    this.attempts++;
+    if (!this.tried.includes(endpoint.backend)) this.tried.push(endpoint.backend);
+    this.headSent = false;
+    const retryable = this.idempotent && (!this.hasBody || this.replay !== null);
+    const conn = this.proxy.upstream.acquire(endpoint.backend, this, this.isHead, retryable, allowReuse);
+    this.conn = conn;
+    if (conn.connected) this.sendRequest(conn);
+  }
+
+  upstreamReady(conn: UpstreamConnection): void {
+    if (conn === this.conn) this.sendRequest(conn);
+  }
+
+  private sendRequest(conn: UpstreamConnection): void {
+    const head = this.head + this.endpoint.headerLines + this.bodyHeader + '\r\n';
+    this.headSent = true;
+    const pending = this.pendingBody;
+    if (pending === null) {
+      conn.write(head);
+    } else {
+      this.pendingBody = null;
+      conn.socket.cork();
+      conn.write(head);
+      let drained = true;
+      for (const chunk of pending) {
+        this.keepForReplay(chunk);
+        drained = conn.write(chunk);
+      }
+      conn.socket.uncork();
+      if (!drained) return; // resumed on upstreamDrain
+    }
+    this.resumeClient();
+  }
+
+  private clientData(data: ArrayBuffer, isLast: boolean): void {
+    if (this.done || this.aborted) return; // the response is over: the rest of the body is discarded
+    const length = data.byteLength;
+    this.bytesIn += length;
+    let out: Buffer | null = null;
+    if (length > 0) {
+      // uWS reuses the memory behind `data` once this callback returns.
+      const copy = Buffer.copyBytesFrom(new Uint8Array(data));
+      out = this.chunkedBody ? Buffer.concat([Buffer.from(length.toString(16) + '\r\n'), copy, CRLF]) : copy;
+    }
+    if (isLast) {
+      this.bodyDone = true;
+      if (this.chunkedBody) out = out === null ? LAST_CHUNK : Buffer.concat([out, LAST_CHUNK]);
+    }
+    if (out === null) return;
+    const conn = this.conn;
+    if (conn !== null && this.headSent) {
+      this.keepForReplay(out);
+      if (!conn.write(out)) this.pauseClient();
+    } else {
+      (this.pendingBody ??= []).push(out);
+      this.pauseClient();
+    }
+  }
+
+  upstreamDrain(conn: UpstreamConnection): void {
+    if (conn === this.conn) this.resumeClient();
+  }
+
+  private keepForReplay(chunk: Buffer): void {
+    if (this.replay === null) return;
+    this.replayBytes += chunk.length;
+    if (this.replayBytes > REPLAY_LIMIT) this.replay = null;
+    else this.replay.push(chunk);
+  }
+
+  private pauseClient(): void {
+    if (this.clientPaused || this.bodyDone || this.done || this.aborted) return;
+    this.clientPaused = true;
+    this.res.pause();
+  }
+
+  private resumeClient(): void {
+    if (!this.clientPaused || this.done || this.aborted) return;
+    this.clientPaused = false;
+    this.res.resume();
+  }
+
+  // Stream back.
+
+  upstreamHead(conn: UpstreamConnection, status: number, reason: string, headers: string[]): void {
+    if (conn !== this.conn || this.aborted) return;
+    this.status = status;
+    this.reason = reason;
+    this.headers = headers;
+    let contentLength = -1;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(headers[i + 1]);
+    }
+    this.bodyMode =
+      this.isHead || status === 204 || status === 304
+        ? ResponseBody.None
+        : contentLength >= 0
+          ? ResponseBody.Fixed
+          : ResponseBody.Streamed;
+    this.totalSize = contentLength;
+    corkExchange = this;
+    this.res.cork(corkedWriteHead);
+  }
+
+  writeHeadNow(): void {
+    const res = this.res;
+    const headers = this.headers!;
+    this.headers = null;
+    this.responded = true;
+    res.writeStatus(statusLine(this.status, this.reason));
+    let contentLength: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      const lower = headers[i].toLowerCase();
+      if (isOwnResponseHeader(lower)) {
+        if (lower === 'content-length') contentLength = headers[i + 1];
+        continue;
+      }
+      res.writeHeader(headers[i], headers[i + 1]);
+    }
+    if (this.bodyMode === ResponseBody.None) {
+      // uWS would otherwise invent a length; HEAD and 304 keep the app's.
+      if (contentLength !== undefined && this.status !== 204) res.writeHeader('Content-Length', contentLength);
+      res.endWithoutBody();
+      this.clientDone();
+    } else if (this.bodyMode === ResponseBody.Fixed && this.totalSize === 0) {
+      res.end();
+      this.clientDone();
+    }
+  }
+
+  upstreamBody(conn: UpstreamConnection, chunk: Buffer): void {
+    if (conn !== this.conn || this.done || this.aborted) return;
+    this.bytesOut += chunk.length;
+    if (this.unsent !== null) {
+      // Several chunks can arrive from one read after the socket was paused.
+      this.unsent = Buffer.concat([this.unsent, chunk]);
+      return;
+    }
+    corkExchange = this;
+    corkChunk = chunk;
+    this.res.cork(corkedWriteBody);
+  }
+
+  writeBodyNow(chunk: Buffer): void {
+    const res = this.res;
+    if (this.bodyMode === ResponseBody.Fixed) {
+      const offset = res.getWriteOffset();
+      const [ok, done] = res.tryEnd(chunk, this.totalSize);
+      if (done) {
+        this.clientDone();
+      } else if (!ok) {
+        this.unsent = chunk;
+        this.unsentOffset = offset;
+        this.waitForWritable();
+      }
+    } else if (!res.write(chunk)) {
+      this.waitForWritable();
+    }
+  }
+
+  /** The client is slower than the app: stop reading the app until uWS has room. */
+  private waitForWritable(): void {
+    this.conn?.pause();
+    if (this.writableHandler === null) {
+      this.writableHandler = (offset) => this.clientWritable(offset);
+      this.res.onWritable(this.writableHandler);
+    }
+  }
+
+  private clientWritable(offset: number): boolean {
+    if (this.done || this.aborted) return true;
+    const unsent = this.unsent;
+    if (unsent !== null) {
+      const [ok, done] = this.res.tryEnd(unsent.subarray(offset - this.unsentOffset), this.totalSize);
+      if (done) {
+        this.unsent = null;
+        this.clientDone();
+        return true;
+      }
+      if (!ok) return false;
+      this.unsent = null;
+    }
+    this.conn?.resume();
+    return true;
+  }
+
+  upstreamEnd(conn: UpstreamConnection): void {
+    if (conn !== this.conn) return;
+    this.conn = null;
+    // A socket whose request body was not fully sent cannot carry another request.
+    this.proxy.upstream.finish(conn, this.bodyDone && this.pendingBody === null);
+    if (this.done || this.aborted) return;
+    if (this.bodyMode === ResponseBody.Streamed) {
+      corkExchange = this;
+      this.res.cork(corkedEnd);
+    } else if (this.bodyMode === ResponseBody.Fixed && this.unsent === null && !this.done) {
+      // The app sent fewer bytes than it announced: the client must not wait forever.
+      this.res.close();
+      this.clientDone();
+    }
+  }
+
+  endNow(): void {
+    this.res.end();
+    this.clientDone();
+  }
+
+  upstreamFailed(conn: UpstreamConnection, failure: UpstreamFailure, detail: string): void {
+    if (conn !== this.conn) return;
+    this.conn = null;
+    if (this.done || this.aborted) return;
+    const backend = this.endpoint.backend;
+    if (!this.responded) {
+      const replayable = !this.hasBody || this.replay !== null;
+      if (failure === UpstreamFailure.Connect) {
+        backend.failedAt = Date.now();
+        if (this.retry(false)) return;
+      } else if (failure === UpstreamFailure.ClosedBeforeResponse && this.idempotent && replayable) {
+        // A kept-alive socket the app had just closed: one more try on a fresh one.
+        if (conn.reused && !this.freshConnectionRetried) {
+          this.freshConnectionRetried = true;
+          if (this.retry(true)) return;
+        }
+        if (this.retry(false)) return;
+      }
+    }
+    this.proxy.log.warn('backend request failed', {
+      backend: backend.key,
+      host: this.hostHeader,
+      attempts: this.attempts,
+      reason: detail,
+    });
+    if (this.responded) {
+      // Part of the response is out: all that is left is to cut the client off.
+      this.res.cork(() => this.res.close());
+      this.proxy.stats.badGateways++;
+      this.clientDone();
+      return;
+    }
+    const kind = failure === UpstreamFailure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
+    this.proxy.stats.badGateways++;
+    this.status = routerErrorStatus(kind);
+    this.res.cork(() => writeRouterError(this.res, kind, this.hostHeader, this.isHead));
+    this.clientDone();
+  }
+
+  /** Sends the request again: to the same endpoint on a fresh socket, or to another endpoint. */
+  private retry(sameEndpoint: boolean): boolean {
+    let next: Endpoint;
+    if (sameEndpoint) {
+      next = this.endpoint;
+    } else {
+      if (this.attempts >= this.proxy.settings.maxAttempts) return false;
+      const picked = this.pool.pick(this.pool.algorithm ?? this.proxy.settings.lbAlgorithm, this.proxy.pickLimits(), this.tried);
+      if (!(picked instanceof Endpoint)) return false;
+      next = picked;
+    }
+    if (this.replay !== null && this.replay.length > 0) {
+      this.pendingBody = this.pendingBody === null ? this.replay : this.replay.concat(this.pendingBody);
+    }
+    this.replay = [];
+    this.replayBytes = 0;
+    this.proxy.stats.retries++;
+    this.attempt(next, !sameEndpoint);
+    return true;
+  }
+
+  private clientAborted(): void {
+    this.aborted = true;
+    if (this.done) return;
+    if (this.conn !== null) {
+      this.conn.abort();
+      this.conn = null;
+    }
+    this.proxy.stats.clientAborts++;
+    this.status = 499;
+    this.finish();
+  }
+
+  private clientDone(): void {
+    if (this.done) return;
+    this.done = true;
+    this.finish();
+  }
+
+  // Log.
+  private finish(): void {
+    this.proxy.record(this.status, this.startMs);
+  }
+}

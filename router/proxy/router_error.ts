@@ -1,0 +1,119 @@
+import type { HttpResponse } from 'uWebSockets.js';
+
+/** Errors the router itself answers, with gorouter's X-Cf-Routererror values. */
+export enum RouterErrorKind {
+  UnknownRoute,
+  EmptyHost,
+  InvalidAppInstanceHeader,
+  UnknownInstance,
+  NoEndpoints,
+  ConnectionLimit,
+  EndpointFailure,
+  EndpointTimeout,
+  BadRequest,
+  HeadersTooLarge,
+}
+
+interface RouterErrorSpec {
+  statusLine: string;
+  status: number;
+  routerError: string | undefined;
+  message: (host: string) => string;
+}
+
+const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
+  [RouterErrorKind.UnknownRoute]: {
+    statusLine: '404 Not Found',
+    status: 404,
+    routerError: 'unknown_route',
+    message: (host) => `Requested route ('${host}') does not exist.`,
+  },
+  [RouterErrorKind.EmptyHost]: {
+    statusLine: '400 Bad Request',
+    status: 400,
+    routerError: 'empty_host',
+    message: () => 'Request had empty Host header.',
+  },
+  [RouterErrorKind.InvalidAppInstanceHeader]: {
+    statusLine: '400 Bad Request',
+    status: 400,
+    routerError: 'invalid_cf_app_instance_header',
+    message: () => 'Invalid X-CF-App-Instance Header: expected <app-id>:<index>.',
+  },
+  [RouterErrorKind.UnknownInstance]: {
+    statusLine: '400 Bad Request',
+    status: 400,
+    routerError: 'unknown_route',
+    message: (host) => `Requested instance in X-CF-App-Instance does not exist for route ('${host}').`,
+  },
+  [RouterErrorKind.NoEndpoints]: {
+    statusLine: '503 Service Unavailable',
+    status: 503,
+    routerError: 'no_endpoints',
+    message: (host) => `Requested route ('${host}') has no available endpoints.`,
+  },
+  [RouterErrorKind.ConnectionLimit]: {
+    statusLine: '503 Service Unavailable',
+    status: 503,
+    routerError: 'Connection Limit Reached',
+    message: (host) => `Requested route ('${host}') has reached the connection limit.`,
+  },
+  [RouterErrorKind.EndpointFailure]: {
+    statusLine: '502 Bad Gateway',
+    status: 502,
+    routerError: 'endpoint_failure',
+    message: () => 'Registered endpoint failed to handle the request.',
+  },
+  [RouterErrorKind.EndpointTimeout]: {
+    statusLine: '504 Gateway Timeout',
+    status: 504,
+    routerError: 'endpoint_failure',
+    message: () => 'Registered endpoint did not respond in time.',
+  },
+  [RouterErrorKind.BadRequest]: {
+    statusLine: '400 Bad Request',
+    status: 400,
+    routerError: undefined,
+    message: () => 'Bad Request.',
+  },
+  [RouterErrorKind.HeadersTooLarge]: {
+    statusLine: '431 Request Header Fields Too Large',
+    status: 431,
+    routerError: undefined,
+    message: () => 'Request header fields too large.',
+  },
+};
+
+export function routerErrorStatus(kind: RouterErrorKind): number {
+  return SPECS[kind].status;
+}
+
+export function routerErrorCode(kind: RouterErrorKind): string | undefined {
+  return SPECS[kind].routerError;
+}
+
+/**
+ * Writes the router's own error response. The caller corks when outside the
+ * uWS request handler. `detail` (for BadRequest) replaces the generic text.
+ */
+export function writeRouterError(
+  res: HttpResponse,
+  kind: RouterErrorKind,
+  host: string,
+  headOnly: boolean,
+  detail?: string,
+): number {
+  const spec = SPECS[kind];
+  res.writeStatus(spec.statusLine);
+  if (spec.routerError !== undefined) res.writeHeader('X-Cf-Routererror', spec.routerError);
+  if (kind === RouterErrorKind.UnknownRoute) res.writeHeader('Cache-Control', 'public,max-age=2');
+  res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
+  const body = `${spec.statusLine}: ${detail ?? spec.message(host)}\n`;
+  if (headOnly) {
+    res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
+    res.endWithoutBody();
+  } else {
+    res.end(body);
+  }
+  return spec.status;
+}

@@ -1,0 +1,31 @@
+/**
+ * One app instance address (`host:port`). Shared by every route that lists it,
+ * so connection counts, the failure cool-down and the keep-alive sockets are
+ * per backend, as an app instance experiences them.
+ */
+export class Backend {
+  readonly key: string;
+  /** Requests currently holding a connection to this backend. */
+  inFlight = 0;
+  /** Epoch ms of the last failed connection attempt; 0 while healthy. */
+  failedAt = 0;
+  /** Endpoints (route registrations) that reference this backend. */
+  refs = 0;
+  /** Idle keep-alive connections; owned by the upstream client. */
+  readonly idle: unknown[] = [];
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    this.key = backendKey(host, port);
+  }
+
+  isCoolingDown(now: number, coolDownMs: number): boolean {
+    return this.failedAt !== 0 && now - this.failedAt < coolDownMs;
+  }
+}
+
+export function backendKey(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
