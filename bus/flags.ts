@@ -1,7 +1,9 @@
 import { parseArgs } from 'node:util';
 
 /** A bad command-line argument or environment value: the process prints one line and exits 2. */
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
 
 export interface FlagSpec {
   name: string;

@@ -30,7 +30,7 @@ export class LatencyHistogram {
     let seen = 0;
     for (let i = 0; i < BUCKETS; i++) {
       seen += this.counts[i];
-      if (seen >= rank) return Math.min(MIN_MS * Math.pow(GROWTH, i), this.maxMs);
+      if (seen >= rank) return i === BUCKETS - 1 ? this.maxMs : Math.min(MIN_MS * Math.pow(GROWTH, i), this.maxMs);
     }
     return this.maxMs;
   }

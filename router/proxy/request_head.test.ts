@@ -1,0 +1,81 @@
+import t from 'tap';
+import {
+  appendForwardedFor,
+  BodyFraming,
+  canonicalMethod,
+  isIdempotent,
+  parseAppInstance,
+  RequestHeadScan,
+  requestBodyFraming,
+} from './request_head';
+import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
+
+function scanOf(headers: [string, string][]): RequestHeadScan {
+  const scan = new RequestHeadScan();
+  scan.reset();
+  for (const [name, value] of headers) scan.visit(name, value);
+  return scan;
+}
+
+t.test('forwarded lines keep end-to-end headers, drop hop-by-hop and router-owned ones', async (t) => {
+  const scan = scanOf([
+    ['host', 'a.localhost:8080'],
+    ['accept', '*/*'],
+    ['connection', 'keep-alive, X-Hop'],
+    ['x-hop', 'secret'],
+    ['keep-alive', 'timeout=5'],
+    ['upgrade', 'websocket'],
+    ['te', 'trailers'],
+    ['expect', '100-continue'],
+    ['x-vcap-request-id', 'forged'],
+    ['x-cf-instanceid', 'forged'],
+    ['x-forwarded-for', '1.2.3.4'],
+    ['x-cf-app-instance', 'app:1'],
+  ]);
+  t.equal(scan.headerLines(), 'host: a.localhost:8080\r\naccept: */*\r\n');
+  t.equal(scan.host, 'a.localhost:8080');
+  t.equal(scan.forwardedFor, '1.2.3.4');
+  t.equal(scan.appInstance, 'app:1');
+});
+
+t.test('reset forgets the previous request', async (t) => {
+  const scan = scanOf([['host', 'a'], ['x-forwarded-for', '1.1.1.1'], ['content-length', '3']]);
+  scan.reset();
+  scan.visit('host', 'b');
+  t.equal(scan.headerLines(), 'host: b\r\n');
+  t.equal(scan.forwardedFor, '');
+  t.equal(requestBodyFraming(scan), BodyFraming.None);
+});
+
+t.test('body framing refuses what request smuggling relies on', async (t) => {
+  t.equal(requestBodyFraming(scanOf([])), BodyFraming.None);
+  t.equal(requestBodyFraming(scanOf([['content-length', '10']])), BodyFraming.Length);
+  t.equal(requestBodyFraming(scanOf([['content-length', '10'], ['content-length', '10']])), BodyFraming.Length, 'identical repeats are harmless');
+  t.equal(requestBodyFraming(scanOf([['content-length', '10'], ['content-length', '11']])), BodyFraming.Invalid);
+  t.equal(requestBodyFraming(scanOf([['content-length', '-1']])), BodyFraming.Invalid);
+  t.equal(requestBodyFraming(scanOf([['content-length', '1e3']])), BodyFraming.Invalid);
+  t.equal(requestBodyFraming(scanOf([['transfer-encoding', 'chunked']])), BodyFraming.Chunked);
+  t.equal(requestBodyFraming(scanOf([['transfer-encoding', 'Chunked ']])), BodyFraming.Chunked);
+  t.equal(requestBodyFraming(scanOf([['transfer-encoding', 'gzip']])), BodyFraming.Invalid);
+  t.equal(requestBodyFraming(scanOf([['transfer-encoding', 'gzip, chunked']])), BodyFraming.Invalid);
+  t.equal(requestBodyFraming(scanOf([['transfer-encoding', 'chunked'], ['content-length', '5']])), BodyFraming.Invalid);
+});
+
+t.test('X-Cf-App-Instance must be <app-id>:<index>', async (t) => {
+  t.same(parseAppInstance('app-1:2'), { appId: 'app-1', index: '2' });
+  for (const bad of ['app-1', ':1', 'app-1:', 'a:b:c', 'app:x', ''])
+    t.equal(parseAppInstance(bad), undefined, JSON.stringify(bad));
+});
+
+t.test('small helpers', async (t) => {
+  t.equal(appendForwardedFor('', '127.0.0.1'), '127.0.0.1');
+  t.equal(appendForwardedFor('1.2.3.4', '127.0.0.1'), '1.2.3.4, 127.0.0.1');
+  t.equal(canonicalMethod('get'), 'GET');
+  t.equal(canonicalMethod('purge'), 'PURGE');
+  t.ok(isIdempotent('PUT'));
+  t.notOk(isIdempotent('POST'));
+  t.notOk(isIdempotent('PATCH'));
+  t.ok(isHopByHop('transfer-encoding'));
+  t.notOk(isHopByHop('content-type'));
+  t.same(connectionListedHeaders('close, X-Foo,  keep-alive ,x-bar'), ['x-foo', 'x-bar']);
+});
