@@ -1,1 +1,169 @@
-export async function main(_argv: string[]): Promise<number> { process.stderr.write('skiff up: not yet\n'); return 1; }
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { createLogger, type Logger } from '../bus/log';
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
+  { name: 'router-port', kind: 'number', min: 1, max: 65535, help: 'router port for app traffic', defaultText: '8080' },
+  { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
+  { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
+  { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
+  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one' },
+  { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
+];
+
+const BIN = join(__dirname, '..', '..', 'bin', 'skiff');
+
+/** A child process kept running: restarted with backoff when it dies, until the platform stops. */
+class Supervised {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+  private restarts = 0;
+  private startedAt = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly name: string,
+    private readonly command: string,
+    private readonly args: string[],
+    private readonly log: Logger,
+    /** Where its output goes; the terminal by default. */
+    private readonly logFile?: string,
+  ) {}
+
+  start(): void {
+    this.startedAt = Date.now();
+    const out = this.logFile === undefined ? 'inherit' : openSync(this.logFile, 'a');
+    const child = spawn(this.command, this.args, { stdio: ['ignore', out, out] });
+    this.child = child;
+    child.on('error', (error) => this.log.error(`${this.name} could not start`, { error: error.message }));
+    child.on('exit', (code, signal) => {
+      this.child = null;
+      if (this.stopping) return;
+      // A role that ran a while before dying starts over at the shortest delay.
+      if (Date.now() - this.startedAt > 60_000) this.restarts = 0;
+      const delay = Math.min(30_000, 500 * 2 ** this.restarts++);
+      this.log.warn(`${this.name} exited; restarting`, { code, signal, in_ms: delay });
+      this.restartTimer = setTimeout(() => this.start(), delay);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (child === null || child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/skiff' : join(homedir(), '.skiff', 'data');
+}
+
+function findNatsServer(): string | undefined {
+  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean).concat('/usr/sbin', '/usr/local/bin');
+  return dirs.map((dir) => join(dir, 'nats-server')).find((path) => existsSync(path));
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await portOpen(port)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/** `skiff up`: the whole platform on this machine, supervised, stopped in order on Ctrl-C or SIGTERM. */
+export async function main(argv: string[]): Promise<number> {
+  const log = createLogger('up');
+  let values: Record<string, unknown>;
+  try {
+    values = parseFlags(argv, FLAGS, 'SKIFF_UP').values;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`skiff up: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (values.help) {
+    process.stdout.write(helpText('skiff up', FLAGS, 'SKIFF_UP') + '\n');
+    return 0;
+  }
+  const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
+  const routerPort = (values['router-port'] as number | undefined) ?? 8080;
+  const statusPort = (values['router-status-port'] as number | undefined) ?? 8081;
+  const natsPort = (values['nats-port'] as number | undefined) ?? 4222;
+  const domain = (values.domain as string | undefined) ?? 'localhost';
+  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+
+  // Started first, stopped last.
+  const roles: Supervised[] = [];
+  let natsUrl = values.nats as string | undefined;
+  if (natsUrl === undefined) {
+    const natsServer = findNatsServer();
+    if (natsServer === undefined) {
+      process.stderr.write('skiff up: nats-server not found: run `npm run setup` (or apt-get install -y nats-server)\n');
+      return 1;
+    }
+    if (await portOpen(natsPort)) {
+      process.stderr.write(`skiff up: port ${natsPort} is taken: stop what uses it, or pass --nats-port or --nats URL\n`);
+      return 1;
+    }
+    const storeDir = join(dataDir, 'nats');
+    mkdirSync(storeDir, { recursive: true });
+    const nats = new Supervised('nats-server', natsServer, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', storeDir], log, join(dataDir, 'nats-server.log'));
+    nats.start();
+    roles.push(nats);
+    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    if (!(await waitForPort(natsPort, 10_000))) {
+      await nats.stop();
+      process.stderr.write(`skiff up: nats-server did not start on port ${natsPort}\n`);
+      return 1;
+    }
+  }
+
+  const role = (name: string, args: string[]) => {
+    const supervised = new Supervised(name, process.execPath, [BIN, name, '--nats', natsUrl!, ...args], log);
+    supervised.start();
+    roles.push(supervised);
+  };
+  role('router', ['--port', String(routerPort), '--status-port', String(statusPort)]);
+
+  const routerUp = await waitForPort(routerPort, 20_000);
+  if (routerUp) {
+    process.stdout.write(`router: http://${domain}:${routerPort}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
+    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health\n`);
+  } else {
+    log.warn('router did not open its port yet; still trying');
+  }
+
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  log.info('stopping the platform');
+  for (const supervised of roles.slice().reverse()) await supervised.stop();
+  return 0;
+}

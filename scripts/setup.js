@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm run setup`: everything a fresh machine needs before `npm start`:
+// the npm dependencies (which also builds dist/ through `prepare`) and
+// nats-server. Plain JavaScript: it runs before anything is compiled.
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const { delimiter, join } = require('node:path');
+
+const root = join(__dirname, '..');
+
+function run(command, args) {
+  console.log(`setup: ${command} ${args.join(' ')}`);
+  execFileSync(command, args, { cwd: root, stdio: 'inherit' });
+}
+
+function onPath(name) {
+  const dirs = (process.env.PATH || '').split(delimiter).filter(Boolean).concat('/usr/sbin', '/usr/local/sbin');
+  return dirs.some((dir) => existsSync(join(dir, name)));
+}
+
+// 1. Dependencies, exactly as locked; `prepare` compiles TypeScript to dist/.
+run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install']);
+
+// 2. nats-server, the bus every role talks over.
+if (onPath('nats-server')) {
+  console.log('setup: nats-server is installed');
+} else if (existsSync('/etc/debian_version') && process.getuid && process.getuid() === 0) {
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', 'nats-server']);
+} else {
+  const how = existsSync('/etc/debian_version')
+    ? 'sudo apt-get install -y nats-server'
+    : 'install nats-server 2.9 or newer from your package manager (e.g. `brew install nats-server`)';
+  console.error(`setup: nats-server is missing; ${how}, then run npm run setup again`);
+  process.exit(1);
+}
+const version = spawnSync('nats-server', ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}${delimiter}/usr/sbin` } });
+console.log(`setup: ready (${(version.stdout || '').trim() || 'nats-server'}); start the platform with: npm start`);
