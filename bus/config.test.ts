@@ -1,4 +1,5 @@
 import t from 'tap';
+import { mkdirSync, rmSync } from 'node:fs';
 import { captureLog, eventually, startNats, type TeardownHost } from '../test/harness';
 import { deleteSetting, openComponentConfig, openConfigBucket, parseSettingKey, putSetting, resolveSetting, CONFIG_BUCKET } from './config';
 import { connectBus, type Bus } from './connection';
@@ -110,6 +111,42 @@ t.test('the config store, against a JetStream nats-server', async (t) => {
     const status = await (await openConfigBucket(bus)).status();
     t.equal(status.bucket, CONFIG_BUCKET);
   });
+});
+
+t.test('the watch catches up at once after NATS restarts', async (t) => {
+  const nats = await startNats(t);
+  const { logger: busLogger } = captureLog('bus', 'warn');
+  const bus = await connectBus({ servers: nats.url, name: 'config-restart', logger: busLogger });
+  t.teardown(() => bus.close());
+  await putSetting(bus, 'router.kept', 'yes');
+  await putSetting(bus, 'router.lost', 'soon');
+  const config = await openComponentConfig(bus, 'router', captureLog('router').logger);
+  t.teardown(() => config.close());
+  const changes: Array<[string, unknown]> = [];
+  config.onChange((setting, value) => changes.push([setting, value]));
+
+  let reconnects = 0;
+  bus.onEvent((event) => event === 'reconnect' && reconnects++);
+  await nats.stop();
+  await nats.restart();
+  await eventually(() => reconnects === 1, 'reconnected', 10_000);
+  const started = Date.now();
+  await putSetting(bus, 'router.kept', 'changed');
+  // Without the resync on reconnect this takes ~15 s (missed consumer heartbeats).
+  await eventually(() => config.get('kept') === 'changed', 'change after restart', 5000);
+  t.ok(Date.now() - started < 5000, 'seen within seconds');
+
+  // A server that comes back without its store: the settings are gone, and the
+  // component is told so.
+  await nats.stop();
+  rmSync(nats.storeDir!, { recursive: true, force: true });
+  mkdirSync(nats.storeDir!);
+  await nats.restart();
+  await eventually(() => reconnects === 2, 'reconnected again', 10_000);
+  await eventually(() => changes.some(([s, v]) => s === 'lost' && v === undefined), 'lost setting reported as deleted', 5000);
+  t.same(config.all(), {});
+  await putSetting(bus, 'router.fresh', 1);
+  await eventually(() => config.get('fresh') === 1, 'the recreated bucket is watched');
 });
 
 t.test('without JetStream, opening fails fast with a clear message', async (t) => {

@@ -4,7 +4,7 @@
 // operator's change applies without a restart. Flags and environment variables
 // override the store (resolveSetting).
 
-import type { KV, KvEntry } from 'nats';
+import type { KV, KvEntry, QueuedIterator } from 'nats';
 import type { Bus } from './connection';
 import type { Logger } from './log';
 
@@ -88,87 +88,229 @@ export async function openComponentConfig(
   opts: ConfigStoreOptions = {},
 ): Promise<ComponentConfig> {
   checkComponent(component);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const kv = await openConfigBucket(bus, opts);
-  const prefix = `${component}.`;
+  // Reopened on every resync: a server that lost its store needs the bucket created again.
+  const openBucket = () => openConfigBucket(bus, opts);
+  const mirror = new ConfigMirror(openBucket, component, logger, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  try {
+    await mirror.sync(false);
+  } catch (err) {
+    await mirror.close();
+    throw err;
+  }
+  bus.onEvent((event) => {
+    // The watch's ordered consumer would notice a restarted server only after
+    // missing heartbeats (~15 s), and never if the server lost its store; a
+    // fresh snapshot on reconnect catches up at once, including deletions.
+    if (event === 'reconnect') mirror.scheduleResync(0);
+    else if (event === 'closed') void mirror.close();
+  });
+  logger.debug('config loaded', { component, settings: Object.keys(mirror.all()).length });
+  return mirror;
+}
+
+const RESYNC_MAX_DELAY_MS = 30_000;
+
+/** This component's settings, kept equal to the bucket by a KV watch. */
+class ConfigMirror implements ComponentConfig {
   // Raw JSON text beside the decoded value, to skip re-deliveries that change nothing.
-  const settings = new Map<string, { raw: string; value: unknown }>();
-  const listeners: Array<(setting: string, value: unknown | undefined) => void> = [];
-  let initialized = false;
-  let markInitialized!: () => void;
-  const initialValuesRead = new Promise<void>((resolve) => (markInitialized = resolve));
+  private readonly settings = new Map<string, { raw: string; value: unknown }>();
+  private readonly listeners: Array<(setting: string, value: unknown | undefined) => void> = [];
+  private readonly prefix: string;
+  private generation = 0;
+  private watcher: QueuedIterator<KvEntry> | undefined;
+  private closed = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private resyncFailures = 0;
+  private syncing = false;
+  private syncAgain = false;
 
-  const notify = (setting: string, value: unknown | undefined) => {
-    if (!initialized) return;
-    for (const listener of listeners) {
-      try {
-        listener(setting, value);
-      } catch (err) {
-        logger.error('config change listener failed', { key: prefix + setting, error: err });
-      }
+  constructor(
+    private readonly openBucket: () => Promise<KV>,
+    private readonly component: string,
+    private readonly logger: Logger,
+    private readonly timeoutMs: number,
+  ) {
+    this.prefix = `${component}.`;
+  }
+
+  get(setting: string): unknown {
+    return this.settings.get(setting)?.value;
+  }
+
+  all(): Record<string, unknown> {
+    return Object.fromEntries([...this.settings].map(([setting, { value }]) => [setting, value]));
+  }
+
+  onChange(listener: (setting: string, value: unknown | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.generation++;
+    clearTimeout(this.resyncTimer);
+    this.watcher?.stop();
+    this.watcher = undefined;
+  }
+
+  /**
+   * Replaces the watch with a fresh one and resolves once its snapshot of the
+   * current values has been applied; later entries are applied as they come.
+   */
+  async sync(notify: boolean): Promise<void> {
+    const generation = ++this.generation;
+    this.watcher?.stop();
+    this.watcher = undefined;
+
+    // The watch first yields the last value of every key, then signals
+    // initializedFn, then yields changes. nats.js 2.29 calls initializedFn in
+    // one of two ways: in order from the iterator (the usual case), or directly
+    // inside watch() when every initial entry had already arrived; then they are
+    // still queued, unread, and getReceived() tells how many to wait for.
+    const snapshot = new Map<string, KvEntry>();
+    let inSnapshot = true;
+    let consumed = 0;
+    let expected: number | undefined;
+    let watchReturned = false;
+    let signalledEarly = false;
+    let snapshotApplied!: () => void;
+    const applied = new Promise<void>((resolve) => (snapshotApplied = resolve));
+    const finishSnapshot = () => {
+      inSnapshot = false;
+      this.reconcile(snapshot, notify);
+      snapshotApplied();
+    };
+
+    const kv = await this.openBucket();
+    if (generation !== this.generation) return;
+    const watching = kv.watch({
+      key: `${this.component}.>`,
+      initializedFn: () => (watchReturned ? finishSnapshot() : (signalledEarly = true)),
+    });
+    const watcher = await withTimeout(watching, this.timeoutMs, 'watching the config store').catch((err: unknown) => {
+      // A watch that starts after we gave up must not linger as a server-side consumer.
+      watching.then((late) => late.stop(), () => {});
+      throw err;
+    });
+    watchReturned = true;
+    if (generation !== this.generation) {
+      watcher.stop();
+      return;
     }
-  };
+    this.watcher = watcher;
+    if (signalledEarly) {
+      expected = watcher.getReceived();
+      if (expected === 0) finishSnapshot();
+    }
 
-  const apply = (entry: KvEntry) => {
-    if (!entry.key.startsWith(prefix)) return;
-    const setting = entry.key.slice(prefix.length);
+    void (async () => {
+      let failure: unknown;
+      try {
+        for await (const entry of watcher) {
+          if (generation !== this.generation) return;
+          consumed++;
+          if (!inSnapshot) {
+            this.apply(entry, true);
+            continue;
+          }
+          snapshot.set(entry.key, entry);
+          if (expected !== undefined && consumed >= expected) finishSnapshot();
+        }
+      } catch (err) {
+        failure = err;
+      }
+      if (generation === this.generation && !this.closed) {
+        this.logger.warn('config watch ended, resynchronising', { component: this.component, error: failure });
+        this.scheduleResync(1000);
+      }
+    })();
+
+    try {
+      await withTimeout(applied, this.timeoutMs, 'reading the config');
+    } catch (err) {
+      if (generation === this.generation) watcher.stop();
+      throw err;
+    }
+  }
+
+  scheduleResync(delayMs: number): void {
+    if (this.closed || this.resyncTimer) return;
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      void this.resync();
+    }, delayMs);
+    this.resyncTimer.unref();
+  }
+
+  private async resync(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return;
+    }
+    this.syncing = true;
+    try {
+      do {
+        this.syncAgain = false;
+        await this.sync(true);
+      } while (this.syncAgain && !this.closed);
+      this.resyncFailures = 0;
+      this.logger.debug('config resynchronised', { component: this.component });
+    } catch (err) {
+      this.resyncFailures++;
+      const delay = Math.min(RESYNC_MAX_DELAY_MS, 500 * 2 ** this.resyncFailures);
+      this.logger.warn('config resync failed, will retry', { component: this.component, error: err, retry_ms: delay });
+      this.scheduleResync(delay);
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** Applies a snapshot: every key in it, and the deletion of every key missing from it. */
+  private reconcile(snapshot: Map<string, KvEntry>, notify: boolean): void {
+    const live = new Set<string>();
+    for (const entry of snapshot.values()) {
+      this.apply(entry, notify);
+      if (entry.operation === 'PUT') live.add(entry.key.slice(this.prefix.length));
+    }
+    for (const setting of [...this.settings.keys()]) {
+      if (!live.has(setting)) this.forget(setting, notify);
+    }
+  }
+
+  private apply(entry: KvEntry, notify: boolean): void {
+    if (!entry.key.startsWith(this.prefix)) return;
+    const setting = entry.key.slice(this.prefix.length);
     if (entry.operation !== 'PUT') {
-      if (settings.delete(setting)) notify(setting, undefined);
+      this.forget(setting, notify);
       return;
     }
     const raw = new TextDecoder().decode(entry.value);
-    if (settings.get(setting)?.raw === raw) return;
+    if (this.settings.get(setting)?.raw === raw) return;
     let value: unknown;
     try {
       value = JSON.parse(raw);
     } catch {
       // The value may be a mistyped secret: name the key only.
-      logger.warn('config value is not JSON, ignored', { key: entry.key });
+      this.logger.warn('config value is not JSON, ignored', { key: entry.key });
       return;
     }
-    settings.set(setting, { raw, value });
-    notify(setting, value);
-  };
-
-  // One watcher does both jobs: it first yields the current value of every key
-  // (then calls initializedFn), then every later change, so nothing can slip
-  // between an initial read and the start of the watch.
-  const watcher = await withTimeout(
-    kv.watch({ key: `${component}.>`, initializedFn: () => markInitialized() }),
-    timeoutMs,
-    'watching the config store',
-  );
-  let closed = false;
-  const consumed = (async () => {
-    try {
-      for await (const entry of watcher) apply(entry);
-    } catch (err) {
-      if (!closed) logger.error('config watch ended', { component, error: err });
-    }
-  })();
-
-  try {
-    await withTimeout(initialValuesRead, timeoutMs, 'reading the initial config');
-  } catch (err) {
-    watcher.stop();
-    throw err;
+    this.settings.set(setting, { raw, value });
+    if (notify) this.notify(setting, value);
   }
-  initialized = true;
-  logger.debug('config loaded', { component, settings: settings.size });
 
-  return {
-    get: (setting) => settings.get(setting)?.value,
-    all: () => Object.fromEntries([...settings].map(([setting, { value }]) => [setting, value])),
-    onChange: (listener) => {
-      listeners.push(listener);
-    },
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      watcher.stop();
-      await consumed;
-    },
-  };
+  private forget(setting: string, notify: boolean): void {
+    if (this.settings.delete(setting) && notify) this.notify(setting, undefined);
+  }
+
+  private notify(setting: string, value: unknown): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(setting, value);
+      } catch (err) {
+        this.logger.error('config change listener failed', { key: this.prefix + setting, error: err });
+      }
+    }
+  }
 }
 
 export async function putSetting(bus: Bus, key: string, value: unknown, opts: ConfigStoreOptions = {}): Promise<void> {

@@ -550,10 +550,17 @@ export function decode<T>(data: Uint8Array, validate: Validator<T>): Validation<
   return validate(value);
 }
 
-/** V8 quotes the offending input in its JSON errors; keep the diagnosis, drop the quote. */
+/**
+ * V8 quotes the offending input in its JSON errors (`Unexpected token 'h',
+ * "hunter2 is"... is not valid JSON`); keep the diagnosis, drop the quote and
+ * the offending character.
+ */
 function describeJsonError(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  const withoutInput = message.replace(/,?\s*".*" is not valid JSON/s, '').trim();
+  const withoutInput = message
+    .replace(/,\s*".*$/s, '')
+    .replace(/^Unexpected token '.+?'/s, 'Unexpected token')
+    .trim();
   return (withoutInput || 'invalid JSON').slice(0, 120);
 }
 

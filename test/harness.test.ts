@@ -1,7 +1,8 @@
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import { connect as tcpConnect } from 'node:net';
 import { existsSync } from 'node:fs';
-import { freePort, isAlive, startNats, waitForPort } from './harness';
+import { eventually, freePort, isAlive, startNats, waitForPort } from './harness';
 
 function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -58,4 +59,44 @@ t.test('freePort and waitForPort', async (t) => {
   const port = await freePort();
   t.ok(port > 0 && port < 65536);
   await t.rejects(waitForPort(port, '127.0.0.1', 200), /nothing accepted connections/);
+});
+
+// A child test process that starts a server and then dies without teardown:
+// by process.exit (the 'exit' hook must kill the server) or by SIGKILL (only
+// the parent-death signal can).
+async function orphanedServerPid(test: Pick<typeof t, 'ok' | 'teardown'>, ending: 'exit' | 'sigkill'): Promise<number> {
+  const loader = process.execArgv.filter((arg) => arg.includes('@tapjs/typescript'));
+  const script = `
+    const { startNats } = require(${JSON.stringify(require.resolve('./harness'))});
+    startNats({ teardown() {} }, { jetstream: false }).then((server) => {
+      process.stdout.write(server.pid + '\\n');
+      ${ending === 'exit' ? 'process.exit(0);' : 'setInterval(() => {}, 1000);'}
+    });`;
+  const child = spawn(process.execPath, [...loader, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  test.teardown(() => child.kill('SIGKILL'));
+  const pid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', () => (out.includes('\n') ? undefined : reject(new Error('child exited before starting nats-server'))));
+  });
+  if (ending === 'sigkill') {
+    test.ok(isAlive(pid), 'server runs while its test process lives');
+    child.kill('SIGKILL');
+  }
+  return pid;
+}
+
+t.test('no stray nats-server when the test process exits without teardown', async (t) => {
+  const pid = await orphanedServerPid(t, 'exit');
+  await eventually(() => !isAlive(pid), 'server killed by the exit hook', 5000);
+  t.notOk(isAlive(pid));
+});
+
+t.test('no stray nats-server when the test process is SIGKILLed', async (t) => {
+  const pid = await orphanedServerPid(t, 'sigkill');
+  await eventually(() => !isAlive(pid), 'server killed by the parent-death signal', 5000);
+  t.notOk(isAlive(pid));
 });

@@ -7,7 +7,7 @@
 //   SIGALRM then SIGKILL, and neither runs 'exit' handlers).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -107,12 +107,19 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
   }
 }
 
+/** True while the process runs; a zombie (dead, not yet reaped by its parent) counts as gone. */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces or parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc: trust kill(0)
   }
 }
 
@@ -125,6 +132,8 @@ export async function startNats(t: TeardownHost, opts: StartNatsOptions = {}): P
   const jetstream = opts.jetstream !== false;
   const storeDir = jetstream ? mkdtempSync(join(tmpdir(), 'skiff-nats-')) : undefined;
   const extraArgs = opts.args ?? [];
+  // Only the client port: no -m (the HTTP monitor stays off by default), no
+  // cluster or leafnode ports, so parallel test files cannot clash.
   const argsFor = (port: number) => [
     '-a', '127.0.0.1', '-p', String(port),
     ...(storeDir ? ['-js', '-sd', storeDir] : []),

@@ -445,8 +445,8 @@ class Exchange implements UpstreamHandler {
       this.res.cork(corkedEnd);
     } else if (this.bodyMode === ResponseBody.Fixed && this.unsent === null && !this.done) {
       // The app sent fewer bytes than it announced: the client must not wait forever.
-      this.res.close();
       this.clientDone();
+      this.res.close();
     }
   }
 
@@ -480,15 +480,14 @@ class Exchange implements UpstreamHandler {
       attempts: this.attempts,
       reason: detail,
     });
+    this.proxy.stats.badGateways++;
     if (this.responded) {
       // Part of the response is out: all that is left is to cut the client off.
-      this.res.cork(() => this.res.close());
-      this.proxy.stats.badGateways++;
       this.clientDone();
+      this.res.close();
       return;
     }
     const kind = failure === UpstreamFailure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
-    this.proxy.stats.badGateways++;
     this.status = routerErrorStatus(kind);
     this.res.cork(() => writeRouterError(this.res, kind, this.hostHeader, this.isHead));
     this.clientDone();
