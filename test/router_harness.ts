@@ -46,6 +46,10 @@ export interface RouterProcess {
 export interface StartRouterOptions {
   args?: string[];
   env?: Record<string, string>;
+  /** Default true: pass the harness's --status-user/--status-password. False: the router generates them (varz()/routes() then get 401). */
+  credentials?: boolean;
+  /** Default true: resolve once the router logs "router listening". False: resolve as soon as the process is spawned. */
+  waitForListening?: boolean;
 }
 
 export async function startRouter(t: TeardownHost, nats: NatsServer, opts: StartRouterOptions = {}): Promise<RouterProcess> {
@@ -60,8 +64,7 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
     '--status-port', String(statusPort),
     '--nats', nats.url,
     '--start-delay', '0',
-    '--status-user', STATUS_USER,
-    '--status-password', STATUS_PASSWORD,
+    ...(opts.credentials === false ? [] : ['--status-user', STATUS_USER, '--status-password', STATUS_PASSWORD]),
     ...(opts.args ?? []),
   ];
   const prefix = parentDeathPrefix();
@@ -101,6 +104,7 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
     },
   };
   t.teardown(() => router.stop());
+  if (opts.waitForListening === false) return router;
   await Promise.race([
     eventually(() => /router listening/.test(output), 'router to listen', 15_000),
     exited.then((code) => {

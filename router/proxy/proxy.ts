@@ -16,7 +16,7 @@ import {
   RequestHeadScan,
   requestBodyFraming,
 } from './request_head';
-import { isHopByHop } from './hop_by_hop';
+import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
 import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
 import { UpstreamFailure, type UpstreamClient, type UpstreamConnection, type UpstreamHandler } from './upstream';
 
@@ -220,6 +220,8 @@ class Exchange implements UpstreamHandler {
   private totalSize = 0;
   private bytesOut = 0;
   private headers: string[] | null = null;
+  /** Extra hop-by-hop headers the app's Connection header named. */
+  private connectionListed: string[] | null = null;
   private reason = '';
   /** Part of a fixed-length body uWS could not take yet, and the write offset it started at. */
   private unsent: Buffer | null = null;
@@ -337,9 +339,14 @@ class Exchange implements UpstreamHandler {
     this.reason = reason;
     this.headers = headers;
     let contentLength = -1;
+    this.connectionListed = null;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       if (name.length === 14 && name.toLowerCase() === 'content-length') contentLength = Number(headers[i + 1]);
+      else if (name.length === 10 && name.toLowerCase() === 'connection') {
+        const listed = connectionListedHeaders(headers[i + 1]);
+        if (listed.length > 0) this.connectionListed = this.connectionListed === null ? listed : this.connectionListed.concat(listed);
+      }
     }
     this.bodyMode =
       this.isHead || status === 204 || status === 304
@@ -365,6 +372,7 @@ class Exchange implements UpstreamHandler {
         if (lower === 'content-length') contentLength = headers[i + 1];
         continue;
       }
+      if (this.connectionListed !== null && this.connectionListed.includes(lower)) continue;
       res.writeHeader(headers[i], headers[i + 1]);
     }
     if (this.bodyMode === ResponseBody.None) {
