@@ -25,6 +25,7 @@ const USAGE = `usage: node dist/benchmarks/bench.js [flags]
   --cases LIST        small,64k,upload (default all)
   --contenders LIST   direct,skiff,nginx,haproxy (default all; direct is always run)
   --loader NAME       autocannon (default) or wrk
+  --wrk-threads N     wrk threads (default 2)
   --quick             smoke run: 1 round of 2 s (not saved unless --save)
   --save / --no-save  write benchmarks/results/<date>.json or not (default: save, except --quick)
   --help`;
@@ -36,6 +37,7 @@ interface Settings {
   cases: CaseName[];
   contenders: ContenderName[];
   loader: LoaderName;
+  wrkThreads: number;
   quick: boolean;
   save: boolean;
 }
@@ -66,6 +68,7 @@ export function parseArgs(argv: string[]): Settings {
   let cases = [...ALL_CASES];
   let contenders = [...ALL_CONTENDERS];
   let loader: LoaderName = 'autocannon';
+  let wrkThreads = 2;
   let save: boolean | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -84,6 +87,7 @@ export function parseArgs(argv: string[]): Settings {
         loader = v;
         break;
       }
+      case '--wrk-threads': wrkThreads = parsePositive(value(), flag, true); break;
       case '--no-save': save = false; break;
       case '--save': save = true; break;
       case '--help': case '-h': throw new UsageError('');
@@ -100,6 +104,7 @@ export function parseArgs(argv: string[]): Settings {
     cases,
     contenders,
     loader,
+    wrkThreads,
     quick,
     save: save ?? !quick,
   };
@@ -122,6 +127,8 @@ interface RoundRecord {
   proxyCpuSPer10k?: number;
   backendCpuS?: number;
   systemBusyShare?: number;
+  /** 1-minute load average when the measurement ended (others' work shows here). */
+  loadAvg1?: number;
   ratioToDirect?: number;
   ratioToNginx?: number;
 }
@@ -156,6 +163,7 @@ async function measureOnce(loader: Loader, c: Contender, bc: BenchCase, s: Setti
   rec.ok = true;
   rec.backendCpuS = b1.seconds - b0.seconds;
   rec.systemBusyShare = busyShare(sys0, sys1);
+  rec.loadAvg1 = os.loadavg()[0];
   if (pids.length > 0) {
     rec.proxyPids = pids;
     if (cpu1.missing.length === 0) {
@@ -188,7 +196,7 @@ async function main(): Promise<number> {
   };
   installCleanupHandlers(async () => removeTmp());
 
-  const loader = s.loader === 'wrk' ? wrkLoader(path.join(tmpDir, 'wrk')) : autocannonLoader();
+  const loader = s.loader === 'wrk' ? wrkLoader(path.join(tmpDir, 'wrk'), s.wrkThreads) : autocannonLoader();
   if (!loader) {
     log('bench: --loader wrk: wrk is not installed');
     removeTmp();
@@ -196,6 +204,7 @@ async function main(): Promise<number> {
   }
 
   const started = new Date();
+  const loadAtStart = os.loadavg();
   const machine = machineInfo();
   const peers = peerVersions();
   const caseDefs = s.cases.map((n) => CASES[n]);
@@ -319,8 +328,8 @@ async function main(): Promise<number> {
   ].join(', ');
   const title = [
     `Skiff router benchmark, ${started.toISOString()}`,
-    `machine: ${machine.hostname}, ${machine.cpuModel} x ${machine.cpuCount}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${machine.kernel}`,
-    `Node ${process.version}; loader ${loader.name} ${loader.version}; peers: ${peerLine}`,
+    `machine: ${machine.hostname}, ${machine.cpuModel} x ${machine.cpuCount}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, Linux ${machine.kernel}; load average at start ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`,
+    `Node ${process.version}; loader ${loader.name} ${loader.version}${s.loader === 'wrk' ? ` (${s.wrkThreads} threads)` : ''}; peers: ${peerLine}`,
     `${s.rounds} round(s) x ${s.durationS} s (+${s.warmupS} s warm-up), medians across rounds; ratios are req/s ratios taken within a round; ` +
       `connections: ${caseDefs.map((c) => `${c.name} ${c.connections}`).join(', ')}; CPU = proxy utime+stime per 10k requests`,
   ];
@@ -331,6 +340,7 @@ async function main(): Promise<number> {
     date: started.toISOString(),
     finished: new Date().toISOString(),
     machine,
+    loadAverageAtStart: loadAtStart,
     node: process.version,
     loader: { name: loader.name, version: loader.version },
     peers,
@@ -339,6 +349,7 @@ async function main(): Promise<number> {
       warmupS: s.warmupS,
       rounds: s.rounds,
       quick: s.quick,
+      ...(s.loader === 'wrk' ? { wrkThreads: s.wrkThreads } : {}),
       contenders: s.contenders,
       order: 'for each round: for each case: contenders in the listed order',
       host: 'bench.localhost',

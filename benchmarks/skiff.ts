@@ -9,8 +9,14 @@ import { BENCH_HOST, request } from './cases';
 import type { Contender } from './contender';
 import { childPids, freePort, Managed, sleep, startProcess, stopProcess, waitForPort, which } from './procs';
 
-// SKIFF_BENCH_ROUTER_MAIN points at another build of the CLI (e.g. a stub, or an older checkout).
-export const ROUTER_MAIN = process.env.SKIFF_BENCH_ROUTER_MAIN || path.resolve(__dirname, '..', 'cli', 'main.js');
+const REPO = path.resolve(__dirname, '..', '..');
+/** The compiled CLI; its absence means the router is not built. */
+export const CLI_MAIN = path.join(REPO, 'dist', 'cli', 'main.js');
+// The router is started the way users start it, `skiff router ...`, through
+// bin/skiff: dist/cli/main.js only exports run() and does nothing when run
+// directly. SKIFF_BENCH_ROUTER_MAIN points at another launcher (e.g. a stub,
+// or another checkout's bin/skiff) taking the same arguments.
+export const ROUTER_LAUNCHER = process.env.SKIFF_BENCH_ROUTER_MAIN || path.join(REPO, 'bin', 'skiff');
 const REREGISTER_MS = 10000;
 
 export class RouterNotBuilt extends Error {
@@ -35,7 +41,8 @@ export interface SkiffInfo {
 }
 
 export async function startSkiff(backendPort: number): Promise<Contender & { info: SkiffInfo }> {
-  if (!fs.existsSync(ROUTER_MAIN)) throw new RouterNotBuilt();
+  if (!process.env.SKIFF_BENCH_ROUTER_MAIN && !fs.existsSync(CLI_MAIN)) throw new RouterNotBuilt();
+  if (!fs.existsSync(ROUTER_LAUNCHER)) throw new Error(`router launcher ${ROUTER_LAUNCHER} is missing`);
   const natsBin = which('nats-server');
   if (!natsBin) throw new Error('nats-server not installed: the skiff contender needs it');
 
@@ -66,7 +73,7 @@ export async function startSkiff(backendPort: number): Promise<Contender & { inf
       name: 'skiff router',
       cmd: process.execPath,
       args: [
-        ROUTER_MAIN,
+        ROUTER_LAUNCHER,
         'router',
         '--port', String(port),
         '--status-port', String(statusPort),
@@ -77,7 +84,11 @@ export async function startSkiff(backendPort: number): Promise<Contender & { inf
       ],
     });
     started.push(router);
-    await waitForPort(router, port, 20000);
+    await waitForPort(router, port, 20000).catch((err: Error) => {
+      throw router.exited && router.tail.length === 0
+        ? new Error(`${ROUTER_LAUNCHER} router exited (${router.exitInfo}) without output or listening on ${port}`)
+        : err;
+    });
 
     nc = await connect({ servers: `127.0.0.1:${natsPort}`, name: 'skiff-bench', maxReconnectAttempts: 5 });
     const sc = StringCodec();

@@ -107,6 +107,11 @@ export class Proxy {
     if (framing === BodyFraming.Invalid) {
       return this.reject(res, RouterErrorKind.BadRequest, hostHeader, isHead, startMs, 'Invalid Content-Length or Transfer-Encoding.');
     }
+    if (framing === BodyFraming.Length && scan.contentLength.length > 9) {
+      // uWebSockets.js 20.30 cannot read 10-digit lengths and drops the connection after
+      // this handler; nothing of such a request may start towards an app.
+      return this.reject(res, RouterErrorKind.PayloadTooLarge, hostHeader, isHead, startMs);
+    }
     const host = normalizeHost(hostHeader);
     if (host === '') return this.reject(res, RouterErrorKind.EmptyHost, hostHeader, isHead, startMs);
 
@@ -180,15 +185,8 @@ export class Proxy {
 // these shared ones read their arguments from here instead of closing over
 // them, so streaming a response allocates no closures.
 let corkExchange: Exchange;
-let corkChunk: Buffer;
-function corkedWriteHead(): void {
-  corkExchange.writeHeadNow();
-}
-function corkedWriteBody(): void {
-  corkExchange.writeBodyNow(corkChunk);
-}
-function corkedEnd(): void {
-  corkExchange.endNow();
+function corkedFlush(): void {
+  corkExchange.flushNow();
 }
 
 /** One client request from the moment it has an endpoint until its response is complete. */
@@ -220,6 +218,10 @@ class Exchange implements UpstreamHandler {
   private totalSize = 0;
   private bytesOut = 0;
   private headers: string[] | null = null;
+  /** Received, not yet written: the head and body chunks of the current read. */
+  private headPending = false;
+  private readonly readChunks: Buffer[] = [];
+  private upstreamComplete = false;
   /** Extra hop-by-hop headers the app's Connection header named. */
   private connectionListed: string[] | null = null;
   private reason = '';
@@ -331,10 +333,11 @@ class Exchange implements UpstreamHandler {
     this.res.resume();
   }
 
-  // Stream back.
+  // Stream back. Head, body chunks and the end of one upstream read are
+  // collected, then written to the client in one corked flush.
 
   upstreamHead(conn: UpstreamConnection, status: number, reason: string, headers: string[]): void {
-    if (conn !== this.conn || this.aborted) return;
+    if (conn !== this.conn) return;
     this.status = status;
     this.reason = reason;
     this.headers = headers;
@@ -355,11 +358,51 @@ class Exchange implements UpstreamHandler {
           ? ResponseBody.Fixed
           : ResponseBody.Streamed;
     this.totalSize = contentLength;
-    corkExchange = this;
-    this.res.cork(corkedWriteHead);
+    this.headPending = true;
   }
 
-  writeHeadNow(): void {
+  upstreamBody(conn: UpstreamConnection, chunk: Buffer): void {
+    if (conn !== this.conn) return;
+    this.bytesOut += chunk.length;
+    this.readChunks.push(chunk);
+  }
+
+  upstreamEnd(conn: UpstreamConnection): void {
+    if (conn === this.conn) this.upstreamComplete = true;
+  }
+
+  upstreamReadDone(conn: UpstreamConnection): void {
+    if (conn !== this.conn) return;
+    if (!this.done && !this.aborted && (this.headPending || this.readChunks.length > 0 || this.upstreamComplete)) {
+      corkExchange = this;
+      this.res.cork(corkedFlush);
+    }
+    this.readChunks.length = 0;
+    if (this.upstreamComplete) {
+      this.conn = null;
+      // A socket whose request body was not fully sent cannot carry another request.
+      this.proxy.upstream.finish(conn, this.bodyDone && this.pendingBody === null);
+    }
+  }
+
+  flushNow(): void {
+    if (this.headPending) {
+      this.headPending = false;
+      this.writeHead();
+    }
+    const chunks = this.readChunks;
+    for (let i = 0; i < chunks.length && !this.done; i++) this.writeBody(chunks[i]);
+    if (!this.upstreamComplete || this.done) return;
+    if (this.bodyMode === ResponseBody.Streamed) {
+      this.res.end();
+      this.clientDone();
+    } else if (this.unsent === null) {
+      // The app sent fewer bytes than it announced: the client must not wait forever.
+      this.cutResponse();
+    }
+  }
+
+  private writeHead(): void {
     const res = this.res;
     const headers = this.headers!;
     this.headers = null;
@@ -386,32 +429,24 @@ class Exchange implements UpstreamHandler {
     }
   }
 
-  upstreamBody(conn: UpstreamConnection, chunk: Buffer): void {
-    if (conn !== this.conn || this.done || this.aborted) return;
-    this.bytesOut += chunk.length;
+  private writeBody(chunk: Buffer): void {
+    const res = this.res;
+    if (this.bodyMode !== ResponseBody.Fixed) {
+      if (!res.write(chunk)) this.waitForWritable();
+      return;
+    }
     if (this.unsent !== null) {
-      // Several chunks can arrive from one read after the socket was paused.
+      // Several chunks can arrive in one read after uWS pushed back.
       this.unsent = Buffer.concat([this.unsent, chunk]);
       return;
     }
-    corkExchange = this;
-    corkChunk = chunk;
-    this.res.cork(corkedWriteBody);
-  }
-
-  writeBodyNow(chunk: Buffer): void {
-    const res = this.res;
-    if (this.bodyMode === ResponseBody.Fixed) {
-      const offset = res.getWriteOffset();
-      const [ok, done] = res.tryEnd(chunk, this.totalSize);
-      if (done) {
-        this.clientDone();
-      } else if (!ok) {
-        this.unsent = chunk;
-        this.unsentOffset = offset;
-        this.waitForWritable();
-      }
-    } else if (!res.write(chunk)) {
+    const offset = res.getWriteOffset();
+    const [ok, done] = res.tryEnd(chunk, this.totalSize);
+    if (done) {
+      this.clientDone();
+    } else if (!ok) {
+      this.unsent = chunk;
+      this.unsentOffset = offset;
       this.waitForWritable();
     }
   }
@@ -437,35 +472,31 @@ class Exchange implements UpstreamHandler {
       }
       if (!ok) return false;
       this.unsent = null;
+      if (this.upstreamComplete) {
+        // Everything the app sent is out, and it was less than it announced.
+        this.cutResponse();
+        return true;
+      }
     }
     this.conn?.resume();
     return true;
   }
 
-  upstreamEnd(conn: UpstreamConnection): void {
-    if (conn !== this.conn) return;
-    this.conn = null;
-    // A socket whose request body was not fully sent cannot carry another request.
-    this.proxy.upstream.finish(conn, this.bodyDone && this.pendingBody === null);
-    if (this.done || this.aborted) return;
-    if (this.bodyMode === ResponseBody.Streamed) {
-      corkExchange = this;
-      this.res.cork(corkedEnd);
-    } else if (this.bodyMode === ResponseBody.Fixed && this.unsent === null && !this.done) {
-      // The app sent fewer bytes than it announced: the client must not wait forever.
-      this.clientDone();
-      this.res.close();
-    }
-  }
-
-  endNow(): void {
-    this.res.end();
+  /** Ends a response that cannot be completed: the client sees the connection close. */
+  private cutResponse(): void {
+    this.status = 502;
+    this.proxy.stats.badGateways++;
     this.clientDone();
+    this.res.close();
   }
 
   upstreamFailed(conn: UpstreamConnection, failure: UpstreamFailure, detail: string): void {
     if (conn !== this.conn) return;
     this.conn = null;
+    // Whatever this read brought is void; nothing of it reached the client.
+    this.headPending = false;
+    this.readChunks.length = 0;
+    this.upstreamComplete = false;
     if (this.done || this.aborted) return;
     const backend = this.endpoint.backend;
     if (!this.responded) {
@@ -488,13 +519,12 @@ class Exchange implements UpstreamHandler {
       attempts: this.attempts,
       reason: detail,
     });
-    this.proxy.stats.badGateways++;
     if (this.responded) {
       // Part of the response is out: all that is left is to cut the client off.
-      this.clientDone();
-      this.res.close();
+      this.cutResponse();
       return;
     }
+    this.proxy.stats.badGateways++;
     const kind = failure === UpstreamFailure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
     this.status = routerErrorStatus(kind);
     this.res.cork(() => writeRouterError(this.res, kind, this.hostHeader, this.isHead));

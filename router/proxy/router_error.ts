@@ -12,6 +12,7 @@ export enum RouterErrorKind {
   EndpointTimeout,
   BadRequest,
   HeadersTooLarge,
+  PayloadTooLarge,
 }
 
 interface RouterErrorSpec {
@@ -19,6 +20,14 @@ interface RouterErrorSpec {
   status: number;
   routerError: string | undefined;
   message: (host: string) => string;
+  /** The connection ends with this response (no keep-alive). */
+  closesConnection?: boolean;
+  /**
+   * The connection is cut at once, unanswered: its framing cannot be trusted
+   * (RFC 9112 6.3), and uWebSockets.js keeps parsing the rest of a read as
+   * further requests even after end(body, true); only close() stops it.
+   */
+  abortsConnection?: boolean;
 }
 
 const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
@@ -75,12 +84,22 @@ const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
     status: 400,
     routerError: undefined,
     message: () => 'Bad Request.',
+    abortsConnection: true,
   },
   [RouterErrorKind.HeadersTooLarge]: {
     statusLine: '431 Request Header Fields Too Large',
     status: 431,
     routerError: undefined,
     message: () => 'Request header fields too large.',
+  },
+  [RouterErrorKind.PayloadTooLarge]: {
+    statusLine: '413 Payload Too Large',
+    status: 413,
+    routerError: undefined,
+    message: () =>
+      'Bodies of 1,000,000,000 bytes or more must be sent with Transfer-Encoding: chunked (a limit of the HTTP server library).',
+    // uWebSockets.js drops the connection right after this handler, answered or not.
+    abortsConnection: true,
   },
 };
 
@@ -104,12 +123,19 @@ export function writeRouterError(
   detail?: string,
 ): number {
   const spec = SPECS[kind];
+  if (spec.abortsConnection) {
+    res.close();
+    return spec.status;
+  }
   res.writeStatus(spec.statusLine);
   if (spec.routerError !== undefined) res.writeHeader('X-Cf-Routererror', spec.routerError);
   if (kind === RouterErrorKind.UnknownRoute) res.writeHeader('Cache-Control', 'public,max-age=2');
   res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
   const body = `${spec.statusLine}: ${detail ?? spec.message(host)}\n`;
-  if (headOnly) {
+  if (spec.closesConnection) {
+    // The connection ends with this response, so a body after a HEAD cannot be misread.
+    res.end(body, true);
+  } else if (headOnly) {
     res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
     res.endWithoutBody();
   } else {

@@ -31,11 +31,18 @@ export enum UpstreamFailure {
 export interface UpstreamHandler {
   /** Connected: the request head (and any body) may be written now. */
   upstreamReady(conn: UpstreamConnection): void;
+  // Head, body and end arrive while one read is being parsed; the handler
+  // should hold them until upstreamReadDone, so that a parse error later in
+  // the same read can still become a clean 502, and so that everything of one
+  // read goes to the client in one corked write.
   /** `headers` alternates names and values as the app sent them. */
   upstreamHead(conn: UpstreamConnection, status: number, reason: string, headers: string[], keepAlive: boolean): void;
+  /** `chunk` is the handler's own (a copy), safe to keep. */
   upstreamBody(conn: UpstreamConnection, chunk: Buffer): void;
-  /** The response is complete; the handler must call UpstreamClient.finish. */
+  /** The response is complete; after this read the handler must call UpstreamClient.finish. */
   upstreamEnd(conn: UpstreamConnection): void;
+  /** One read was parsed without error: pass on what it brought. */
+  upstreamReadDone(conn: UpstreamConnection): void;
   /** The connection is gone; it was already closed and returned. */
   upstreamFailed(conn: UpstreamConnection, failure: UpstreamFailure, detail: string): void;
   /** A write that returned false has drained. */
@@ -87,6 +94,10 @@ export class UpstreamConnection {
   skipBody = false;
   /** A 1xx interim response is being parsed; the real one follows. */
   interim = false;
+  /** The response to the current request has been parsed to its end. */
+  complete = false;
+  /** The app sent more than one response: the socket cannot be trusted. */
+  unexpectedData = false;
   paused = false;
 
   constructor(
@@ -155,6 +166,7 @@ export class UpstreamConnection {
     this.headReceived = false;
     this.interim = false;
     this.keepAlive = false;
+    this.complete = false;
   }
 }
 
@@ -178,12 +190,19 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
   }
   conn.lastActivity = Date.now();
   conn.responseStarted = true;
+  const handler = conn.handler;
   const result = conn.parser.execute(buf.subarray(0, nread));
-  if (typeof result !== 'number' && conn.state === State.Busy) {
+  if (conn.state !== State.Busy) return false; // the handler gave the connection up meanwhile
+  if (typeof result !== 'number') {
     const error = result as ParseError;
     conn.client.fail(conn, UpstreamFailure.InvalidResponse, `invalid response: ${error.code} ${error.reason}`);
     return false;
   }
+  if (conn.unexpectedData) {
+    conn.client.fail(conn, UpstreamFailure.InvalidResponse, 'data after the response');
+    return false;
+  }
+  handler.upstreamReadDone(conn);
   return true;
 }
 
@@ -195,8 +214,12 @@ function socketOnEnd(this: TaggedSocket): void {
   }
   if (conn.responseStarted) {
     // A close-delimited body ends here; any other message is truncated.
+    const handler = conn.handler;
     const error = conn.parser.finish();
-    if (conn.state !== State.Busy) return; // completed (and finished) during finish()
+    if (error === undefined && conn.complete) {
+      handler.upstreamReadDone(conn);
+      return;
+    }
     conn.client.fail(
       conn,
       error === undefined && !conn.headReceived ? UpstreamFailure.InvalidResponse : UpstreamFailure.ClosedDuringResponse,
@@ -263,7 +286,11 @@ function parserOnHeadersComplete(
     headers = headers === undefined ? holder.pendingHeaders : holder.pendingHeaders.concat(headers);
     holder.pendingHeaders = undefined;
   }
-  if (conn.handler === null || conn.state !== State.Busy) return SKIP_BODY;
+  if (conn.handler === null || conn.state !== State.Busy || conn.complete) {
+    // A second response to one request: the socket is out of step with its requests.
+    conn.unexpectedData = true;
+    return SKIP_BODY;
+  }
   if (status < 200) {
     if (status === 101) {
       conn.client.fail(conn, UpstreamFailure.InvalidResponse, 'unexpected 101 Switching Protocols');
@@ -291,7 +318,10 @@ function parserOnMessageComplete(this: TaggedParser): void {
     conn.interim = false;
     return;
   }
-  if (conn.state === State.Busy && conn.handler !== null && conn.headReceived) conn.handler.upstreamEnd(conn);
+  if (conn.state === State.Busy && conn.handler !== null && conn.headReceived && !conn.complete) {
+    conn.complete = true;
+    conn.handler.upstreamEnd(conn);
+  }
 }
 
 /**
