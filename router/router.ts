@@ -59,6 +59,7 @@ export class Router {
       maxAttempts: 3,
       coolDownMs: 30_000,
       maxConnsPerBackend: options.maxConnsPerBackend ?? DEFAULT_MAX_CONNS_PER_BACKEND,
+      maxHeaderBytes: options.maxHeaderBytes,
     };
     this.proxy = new Proxy(this.registry, this.upstream, this.stats, this.settings, log);
     this.subscriber = new RouteSubscriber(
@@ -158,8 +159,6 @@ export class Router {
   }
 
   private listen(): Promise<number> {
-    // uWS reads its header limit from the environment when it loads.
-    process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(this.options.maxHeaderBytes);
     const uws = loadUws();
     const app = uws.App();
     app.any('/*', this.proxy.handle);

@@ -183,9 +183,10 @@ export async function startBackend(
   t: TeardownHost,
   handler: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_req, res) => res.end('ok'),
   configure?: (server: http.Server) => void,
+  serverOptions: http.ServerOptions = {},
 ): Promise<Backend> {
   const requests: http.IncomingMessage[] = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(serverOptions, (req, res) => {
     requests.push(req);
     handler(req, res);
   });

@@ -26,12 +26,8 @@ export interface ProxySettings {
   maxAttempts: number;
   coolDownMs: number;
   maxConnsPerBackend: number;
-}
-
-/** Completed request, as the access log and the counters see it. */
-export interface RequestRecord {
-  status: number;
-  latencyMs: number;
+  /** Largest request line plus headers accepted; uWebSockets.js 20.30 sets no limit of its own. */
+  maxHeaderBytes: number;
 }
 
 const scan = new RequestHeadScan();
@@ -80,6 +76,7 @@ function clientAddress(res: HttpResponse): string {
 export class Proxy {
   /** The uWS handler, bound once. */
   readonly handle = (res: HttpResponse, req: HttpRequest): void => this.onRequest(res, req);
+  private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
 
   constructor(
     readonly registry: Registry,
@@ -87,7 +84,6 @@ export class Proxy {
     readonly stats: RouterStats,
     readonly settings: ProxySettings,
     readonly log: Logger,
-    readonly onComplete?: (record: RequestRecord) => void,
   ) {}
 
   onRequest(res: HttpResponse, req: HttpRequest): void {
@@ -102,6 +98,9 @@ export class Proxy {
     const path = req.getUrl();
     const isHead = method === 'HEAD';
     const hostHeader = scan.host;
+    if (scan.headBytes + path.length + (query === undefined ? 0 : query.length) > this.settings.maxHeaderBytes) {
+      return this.reject(res, RouterErrorKind.HeadersTooLarge, hostHeader, isHead, startMs);
+    }
 
     const framing = requestBodyFraming(scan);
     if (framing === BodyFraming.Invalid) {
@@ -155,8 +154,13 @@ export class Proxy {
     exchange.attempt(endpoint, true);
   }
 
+  /** Refreshed before each pick rather than allocated: settings may change live. */
   pickLimits(): PickLimits {
-    return { now: Date.now(), coolDownMs: this.settings.coolDownMs, maxConnsPerBackend: this.settings.maxConnsPerBackend };
+    const limits = this.limits;
+    limits.now = Date.now();
+    limits.coolDownMs = this.settings.coolDownMs;
+    limits.maxConnsPerBackend = this.settings.maxConnsPerBackend;
+    return limits;
   }
 
   /** Answers a request the router turns away itself (inside the uWS handler: no cork needed). */
@@ -177,7 +181,6 @@ export class Proxy {
     const latencyMs = performance.now() - startMs;
     this.stats.countResponse(status);
     this.stats.latency.record(latencyMs);
-    this.onComplete?.({ status, latencyMs });
   }
 }
 
@@ -185,6 +188,11 @@ export class Proxy {
 // these shared ones read their arguments from here instead of closing over
 // them, so streaming a response allocates no closures.
 let corkExchange: Exchange;
+/**
+ * Body chunks of the upstream read being parsed. One read belongs to one
+ * connection and is handled synchronously, so one array serves them all.
+ */
+const readChunks: Buffer[] = [];
 function corkedFlush(): void {
   corkExchange.flushNow();
 }
@@ -193,7 +201,8 @@ function corkedFlush(): void {
 class Exchange implements UpstreamHandler {
   private endpoint!: Endpoint;
   private conn: UpstreamConnection | null = null;
-  private readonly tried: Backend[] = [];
+  /** Backends tried so far; only needed once a retry happens. */
+  private tried: Backend[] | null = null;
   private attempts = 0;
   private freshConnectionRetried = false;
   private readonly idempotent: boolean;
@@ -204,8 +213,10 @@ class Exchange implements UpstreamHandler {
   private bodyDone: boolean;
   private pendingBody: Buffer[] | null = null;
   /** Body bytes already sent on this attempt, kept while small enough to send again. */
-  private replay: Buffer[] | null = [];
+  private replay: Buffer[] | null = null;
   private replayBytes = 0;
+  /** More body was sent than is kept: this request can no longer be sent again. */
+  private replayLost = false;
   private clientPaused = false;
   private bytesIn = 0;
 
@@ -220,7 +231,6 @@ class Exchange implements UpstreamHandler {
   private headers: string[] | null = null;
   /** Received, not yet written: the head and body chunks of the current read. */
   private headPending = false;
-  private readonly readChunks: Buffer[] = [];
   private upstreamComplete = false;
   /** Extra hop-by-hop headers the app's Connection header named. */
   private connectionListed: string[] | null = null;
@@ -252,9 +262,9 @@ class Exchange implements UpstreamHandler {
   attempt(endpoint: Endpoint, allowReuse: boolean): void {
     this.endpoint = endpoint;
     this.attempts++;
-    if (!this.tried.includes(endpoint.backend)) this.tried.push(endpoint.backend);
+    if (this.tried !== null && !this.tried.includes(endpoint.backend)) this.tried.push(endpoint.backend);
     this.headSent = false;
-    const retryable = this.idempotent && (!this.hasBody || this.replay !== null);
+    const retryable = this.idempotent && (!this.hasBody || !this.replayLost);
     const conn = this.proxy.upstream.acquire(endpoint.backend, this, this.isHead, retryable, allowReuse);
     this.conn = conn;
     if (conn.connected) this.sendRequest(conn);
@@ -315,10 +325,14 @@ class Exchange implements UpstreamHandler {
   }
 
   private keepForReplay(chunk: Buffer): void {
-    if (this.replay === null) return;
+    if (this.replayLost) return;
     this.replayBytes += chunk.length;
-    if (this.replayBytes > REPLAY_LIMIT) this.replay = null;
-    else this.replay.push(chunk);
+    if (this.replayBytes > REPLAY_LIMIT) {
+      this.replayLost = true;
+      this.replay = null;
+    } else {
+      (this.replay ??= []).push(chunk);
+    }
   }
 
   private pauseClient(): void {
@@ -364,7 +378,7 @@ class Exchange implements UpstreamHandler {
   upstreamBody(conn: UpstreamConnection, chunk: Buffer): void {
     if (conn !== this.conn) return;
     this.bytesOut += chunk.length;
-    this.readChunks.push(chunk);
+    readChunks.push(chunk);
   }
 
   upstreamEnd(conn: UpstreamConnection): void {
@@ -373,11 +387,11 @@ class Exchange implements UpstreamHandler {
 
   upstreamReadDone(conn: UpstreamConnection): void {
     if (conn !== this.conn) return;
-    if (!this.done && !this.aborted && (this.headPending || this.readChunks.length > 0 || this.upstreamComplete)) {
+    if (!this.done && !this.aborted && (this.headPending || readChunks.length > 0 || this.upstreamComplete)) {
       corkExchange = this;
       this.res.cork(corkedFlush);
     }
-    this.readChunks.length = 0;
+    readChunks.length = 0;
     if (this.upstreamComplete) {
       this.conn = null;
       // A socket whose request body was not fully sent cannot carry another request.
@@ -390,7 +404,7 @@ class Exchange implements UpstreamHandler {
       this.headPending = false;
       this.writeHead();
     }
-    const chunks = this.readChunks;
+    const chunks = readChunks;
     for (let i = 0; i < chunks.length && !this.done; i++) this.writeBody(chunks[i]);
     if (!this.upstreamComplete || this.done) return;
     if (this.bodyMode === ResponseBody.Streamed) {
@@ -495,12 +509,12 @@ class Exchange implements UpstreamHandler {
     this.conn = null;
     // Whatever this read brought is void; nothing of it reached the client.
     this.headPending = false;
-    this.readChunks.length = 0;
+    readChunks.length = 0;
     this.upstreamComplete = false;
     if (this.done || this.aborted) return;
     const backend = this.endpoint.backend;
     if (!this.responded) {
-      const replayable = !this.hasBody || this.replay !== null;
+      const replayable = !this.hasBody || !this.replayLost;
       if (failure === UpstreamFailure.Connect) {
         backend.failedAt = Date.now();
         if (this.retry(false)) return;
@@ -538,14 +552,15 @@ class Exchange implements UpstreamHandler {
       next = this.endpoint;
     } else {
       if (this.attempts >= this.proxy.settings.maxAttempts) return false;
+      this.tried ??= [this.endpoint.backend];
       const picked = this.pool.pick(this.pool.algorithm ?? this.proxy.settings.lbAlgorithm, this.proxy.pickLimits(), this.tried);
       if (!(picked instanceof Endpoint)) return false;
       next = picked;
     }
-    if (this.replay !== null && this.replay.length > 0) {
+    if (this.replay !== null) {
       this.pendingBody = this.pendingBody === null ? this.replay : this.replay.concat(this.pendingBody);
     }
-    this.replay = [];
+    this.replay = null;
     this.replayBytes = 0;
     this.proxy.stats.retries++;
     this.attempt(next, !sameEndpoint);

@@ -48,6 +48,8 @@ export class RequestHeadScan {
   readonly names: string[] = [];
   readonly values: string[] = [];
   count = 0;
+  /** Size of the header lines, to enforce the request head limit. */
+  headBytes = 0;
   host = '';
   hostSeen = false;
   contentLength = '';
@@ -61,6 +63,8 @@ export class RequestHeadScan {
 
   /** Bound once; handed to req.forEach for every request. */
   readonly visit = (name: string, value: string): void => {
+    // As on the wire: "name: value\r\n".
+    this.headBytes += name.length + value.length + 4;
     const role = ROLES.get(name);
     if (role === undefined) {
       this.names[this.count] = name;
@@ -107,6 +111,7 @@ export class RequestHeadScan {
   reset(): void {
     // Strings left in the arrays are overwritten by the next request; only the count matters.
     this.count = 0;
+    this.headBytes = 0;
     this.host = '';
     this.hostSeen = false;
     this.contentLength = '';

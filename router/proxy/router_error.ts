@@ -91,6 +91,7 @@ const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
     status: 431,
     routerError: undefined,
     message: () => 'Request header fields too large.',
+    closesConnection: true,
   },
   [RouterErrorKind.PayloadTooLarge]: {
     statusLine: '413 Payload Too Large',

@@ -1,0 +1,77 @@
+// Client-side timeouts of the router's app port (uWebSockets.js closes idle
+// keep-alive connections after 10 s; README, known limits), and the request
+// head limit.
+import * as net from 'node:net';
+import t from 'tap';
+import { sleep, startNats } from './harness';
+import { busClient, registerRoute, startBackend, startRouter } from './router_harness';
+
+function rawExchange(port: number, request: string): Promise<{ socket: net.Socket; firstReply: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(request);
+      const firstReply = new Promise<string>((res) => {
+        let data = '';
+        socket.on('data', (d) => {
+          data += d.toString('latin1');
+          if (data.includes('\r\n\r\n')) res(data);
+        });
+        socket.on('close', () => res(data));
+      });
+      resolve({ socket, firstReply });
+    });
+    socket.on('error', reject);
+  });
+}
+
+t.test('the app port', async (t) => {
+  const nats = await startNats(t);
+  const router = await startRouter(t, nats);
+  const nc = await busClient(t, nats);
+  // Node's own 16 KB head limit would answer 431 before the router's is tested.
+  const backend = await startBackend(t, (_req, res) => res.end('ok'), undefined, { maxHeaderSize: 256 * 1024 });
+  await registerRoute(nc, router, { port: backend.port, uris: ['idle.localhost'] });
+
+  t.test('an idle keep-alive client connection is closed after about 10 s', async (t) => {
+    const { socket, firstReply } = await rawExchange(router.port, 'GET / HTTP/1.1\r\nHost: idle.localhost\r\n\r\n');
+    t.teardown(() => socket.destroy());
+    t.match(await firstReply, /^HTTP\/1\.1 200 /, 'first request answered');
+    const idleSince = Date.now();
+    const closedAfter = await new Promise<number>((resolve) => {
+      socket.once('close', () => resolve(Date.now() - idleSince));
+      setTimeout(() => resolve(-1), 20_000).unref();
+    });
+    t.ok(closedAfter >= 8_000 && closedAfter <= 16_000, `closed after ${closedAfter} ms of idleness`);
+  });
+
+  t.test('a connection in use is not cut by the idle timeout', async (t) => {
+    const { socket, firstReply } = await rawExchange(router.port, 'GET / HTTP/1.1\r\nHost: idle.localhost\r\n\r\n');
+    t.teardown(() => socket.destroy());
+    await firstReply;
+    let closed = false;
+    socket.on('close', () => (closed = true));
+    let answered = 0;
+    socket.on('data', () => answered++);
+    for (let i = 0; i < 6; i++) {
+      await sleep(2_500);
+      socket.write('GET / HTTP/1.1\r\nHost: idle.localhost\r\n\r\n');
+    }
+    await sleep(300);
+    t.notOk(closed, 'still open after 15 s of requests every 2.5 s');
+    t.equal(answered, 6, 'every request answered');
+  });
+
+  t.test('a request head over --max-header-kb (64) is refused and never forwarded', async (t) => {
+    const before = backend.requests.length;
+    const big = 'x'.repeat(70 * 1024);
+    const { socket, firstReply } = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${big}\r\n\r\n`);
+    t.teardown(() => socket.destroy());
+    const reply = await firstReply;
+    t.match(reply, /^HTTP\/1\.1 431 /, '431 Request Header Fields Too Large');
+    t.equal(backend.requests.length, before, 'the app saw nothing');
+    const fits = 'y'.repeat(40 * 1024);
+    const ok = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${fits}\r\n\r\n`);
+    t.teardown(() => ok.socket.destroy());
+    t.match(await ok.firstReply, /^HTTP\/1\.1 200 /, 'a 40 KB header is accepted');
+  });
+});
