@@ -1,4 +1,5 @@
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { DEFAULT_SESSION_COOKIES, parseCookieNames } from './proxy/sticky';
 import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
 
 export const ENV_PREFIX = 'SKIFF_ROUTER';
@@ -20,6 +21,8 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'backend-idle-timeout', kind: 'number', min: 0.001, help: 'seconds a kept-alive app connection may idle (keep below apps\' own)', defaultText: '4' },
   { name: 'droplet-stale-threshold', kind: 'number', min: 0.001, help: 'seconds a registration lives without a refresh, unless the message says', defaultText: '120' },
   { name: 'prune-interval', kind: 'number', min: 0.01, help: 'seconds between sweeps for stale endpoints', defaultText: '30' },
+  { name: 'sticky-session-cookies', kind: 'string', help: 'comma-separated cookie names that start a sticky session', defaultText: 'JSESSIONID' },
+  { name: 'forwarded-headers', kind: 'string', choices: ['trust', 'sanitize'], help: 'trust: extend the client\'s X-Forwarded-For/-Proto; sanitize: replace them (edge routers)', defaultText: 'trust' },
   { name: 'max-header-kb', kind: 'number', min: 1, max: 1024, help: 'largest request head accepted (431 beyond)', defaultText: '64' },
 ];
 
@@ -43,6 +46,8 @@ export interface RouterOptions {
   staleThresholdMs: number;
   pruneIntervalMs: number;
   maxHeaderBytes: number;
+  sessionCookies: string[];
+  sanitizeForwarded: boolean;
 }
 
 export const DEFAULT_LB: LbAlgorithm = 'round-robin';
@@ -79,5 +84,7 @@ export function parseRouterOptions(
     staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
     pruneIntervalMs: num('prune-interval', 30) * 1000,
     maxHeaderBytes: num('max-header-kb', 64) * 1024,
+    sessionCookies: parseCookieNames(str('sticky-session-cookies', DEFAULT_SESSION_COOKIES.join(','))),
+    sanitizeForwarded: str('forwarded-headers', 'trust') === 'sanitize',
   };
 }

@@ -60,6 +60,8 @@ export class Router {
       coolDownMs: 30_000,
       maxConnsPerBackend: options.maxConnsPerBackend ?? DEFAULT_MAX_CONNS_PER_BACKEND,
       maxHeaderBytes: options.maxHeaderBytes,
+      sessionCookies: options.sessionCookies,
+      sanitizeForwarded: options.sanitizeForwarded,
     };
     this.proxy = new Proxy(this.registry, this.upstream, this.stats, this.settings, log);
     this.subscriber = new RouteSubscriber(

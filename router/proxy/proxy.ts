@@ -17,6 +17,7 @@ import {
   requestBodyFraming,
 } from './request_head';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
+import { stickyInstance, vcapCookieFor, VCAP_ID } from './sticky';
 import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
 import { UpstreamFailure, type UpstreamClient, type UpstreamConnection, type UpstreamHandler } from './upstream';
 
@@ -28,6 +29,10 @@ export interface ProxySettings {
   maxConnsPerBackend: number;
   /** Largest request line plus headers accepted; uWebSockets.js 20.30 sets no limit of its own. */
   maxHeaderBytes: number;
+  /** Cookies that make a session sticky (JSESSIONID by default). */
+  sessionCookies: readonly string[];
+  /** Replace the client's X-Forwarded-For/-Proto instead of extending/keeping them (edge routers). */
+  sanitizeForwarded: boolean;
 }
 
 const scan = new RequestHeadScan();
@@ -127,7 +132,7 @@ export class Proxy {
       endpoint = pool.findInstance(pin.appId, pin.index);
       if (endpoint === undefined) return this.reject(res, RouterErrorKind.UnknownInstance, hostHeader, isHead, startMs);
     } else {
-      endpoint = pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
+      endpoint = this.stickyEndpoint(pool) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
     }
     if (endpoint === OVERLOADED) {
       this.stats.connectionLimitRejections++;
@@ -136,11 +141,12 @@ export class Proxy {
     if (endpoint === undefined) return this.reject(res, RouterErrorKind.NoEndpoints, hostHeader, isHead, startMs);
 
     // Forward.
+    const sanitize = this.settings.sanitizeForwarded;
     const head =
       `${method} ${query === undefined ? path : `${path}?${query}`} HTTP/1.1\r\n` +
       scan.headerLines() +
-      `x-forwarded-for: ${appendForwardedFor(scan.forwardedFor, clientAddress(res))}\r\n` +
-      `x-forwarded-proto: ${scan.forwardedProto === '' ? 'http' : scan.forwardedProto}\r\n` +
+      `x-forwarded-for: ${sanitize ? clientAddress(res) : appendForwardedFor(scan.forwardedFor, clientAddress(res))}\r\n` +
+      `x-forwarded-proto: ${sanitize || scan.forwardedProto === '' ? 'http' : scan.forwardedProto}\r\n` +
       `x-request-start: ${scan.requestStart === '' ? Date.now() : scan.requestStart}\r\n` +
       `x-vcap-request-id: ${randomUUID()}\r\n`;
     const bodyHeader =
@@ -152,6 +158,22 @@ export class Proxy {
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
     const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs);
     exchange.attempt(endpoint, true);
+  }
+
+  /**
+   * The instance a sticky session points at, while it is registered and can
+   * take the request; otherwise undefined, and the balancer picks another.
+   */
+  private stickyEndpoint(pool: EndpointPool): Endpoint | undefined {
+    if (scan.cookie === '') return undefined;
+    const instance = stickyInstance(scan.cookie, this.settings.sessionCookies);
+    if (instance === undefined) return undefined;
+    const endpoint = pool.findInstanceId(instance);
+    if (endpoint === undefined) return undefined;
+    const backend = endpoint.backend;
+    const limits = this.pickLimits();
+    if (backend.inFlight >= limits.maxConnsPerBackend || backend.isCoolingDown(limits.now, limits.coolDownMs)) return undefined;
+    return endpoint;
   }
 
   /** Refreshed before each pick rather than allocated: settings may change live. */
@@ -431,6 +453,7 @@ class Exchange implements UpstreamHandler {
       }
       if (this.connectionListed !== null && this.connectionListed.includes(lower)) continue;
       res.writeHeader(headers[i], headers[i + 1]);
+      if (lower === 'set-cookie' && this.endpoint.instanceId !== '') this.stickTo(headers, headers[i + 1]);
     }
     if (this.bodyMode === ResponseBody.None) {
       // uWS would otherwise invent a length; HEAD and 304 keep the app's.
@@ -441,6 +464,15 @@ class Exchange implements UpstreamHandler {
       res.end();
       this.clientDone();
     }
+  }
+
+  /** The app started a session: send its instance id along, unless the app set __VCAP_ID__ itself. */
+  private stickTo(headers: string[], setCookie: string): void {
+    const cookie = vcapCookieFor(setCookie, this.proxy.settings.sessionCookies, this.endpoint.instanceId, this.pool.contextPath);
+    if (cookie === undefined) return;
+    for (let i = 0; i < headers.length; i += 2)
+      if (headers[i].toLowerCase() === 'set-cookie' && headers[i + 1].startsWith(VCAP_ID + '=')) return;
+    this.res.writeHeader('Set-Cookie', cookie);
   }
 
   private writeBody(chunk: Buffer): void {

@@ -11,6 +11,8 @@ const enum HeaderRole {
   ForwardedProto,
   RequestStart,
   AppInstance,
+  /** Forwarded, and read for the sticky-session instance. */
+  Cookie,
   /** Hop-by-hop, answered by the server itself (Expect), or set only by the router: dropped. */
   Drop,
 }
@@ -24,6 +26,7 @@ const ROLES = new Map<string, HeaderRole>([
   ['x-forwarded-proto', HeaderRole.ForwardedProto],
   ['x-request-start', HeaderRole.RequestStart],
   ['x-cf-app-instance', HeaderRole.AppInstance],
+  ['cookie', HeaderRole.Cookie],
   ['keep-alive', HeaderRole.Drop],
   ['proxy-connection', HeaderRole.Drop],
   ['proxy-authorization', HeaderRole.Drop],
@@ -60,6 +63,7 @@ export class RequestHeadScan {
   forwardedProto = '';
   requestStart = '';
   appInstance = '';
+  cookie = '';
 
   /** Bound once; handed to req.forEach for every request. */
   readonly visit = (name: string, value: string): void => {
@@ -67,6 +71,8 @@ export class RequestHeadScan {
     this.headBytes += name.length + value.length + 4;
     const role = ROLES.get(name);
     if (role === undefined) {
+      // The router's own header families are the router's to set; a client's are not trusted.
+      if (name.charCodeAt(0) === 120 /* x */ && (name.startsWith('x-cf-') || name.startsWith('x-vcap-'))) return;
       this.names[this.count] = name;
       this.values[this.count] = value;
       this.count++;
@@ -103,6 +109,12 @@ export class RequestHeadScan {
       case HeaderRole.AppInstance:
         this.appInstance = value;
         return;
+      case HeaderRole.Cookie:
+        this.cookie = this.cookie === '' ? value : `${this.cookie}; ${value}`;
+        this.names[this.count] = name;
+        this.values[this.count] = value;
+        this.count++;
+        return;
       case HeaderRole.Drop:
         return;
     }
@@ -122,6 +134,7 @@ export class RequestHeadScan {
     this.forwardedProto = '';
     this.requestStart = '';
     this.appInstance = '';
+    this.cookie = '';
   }
 
   /** The forwarded client headers as `name: value\r\n` lines, minus any the Connection header named. */
