@@ -16,6 +16,7 @@ import {
   RequestHeadScan,
   requestBodyFraming,
 } from './request_head';
+import { FailureLog } from './failure_log';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
 import { stickyInstance, vcapCookieFor, VCAP_ID } from './sticky';
 import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
@@ -82,6 +83,7 @@ export class Proxy {
   /** The uWS handler, bound once. */
   readonly handle = (res: HttpResponse, req: HttpRequest): void => this.onRequest(res, req);
   private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
+  readonly failures: FailureLog;
 
   constructor(
     readonly registry: Registry,
@@ -89,7 +91,9 @@ export class Proxy {
     readonly stats: RouterStats,
     readonly settings: ProxySettings,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.failures = new FailureLog(log);
+  }
 
   onRequest(res: HttpResponse, req: HttpRequest): void {
     const startMs = performance.now();
@@ -559,12 +563,7 @@ class Exchange implements UpstreamHandler {
         if (this.retry(false)) return;
       }
     }
-    this.proxy.log.warn('backend request failed', {
-      backend: backend.key,
-      host: this.hostHeader,
-      attempts: this.attempts,
-      reason: detail,
-    });
+    this.proxy.failures.failed(backend.key, this.hostHeader, this.attempts, detail);
     if (this.responded) {
       // Part of the response is out: all that is left is to cut the client off.
       this.cutResponse();
