@@ -146,7 +146,7 @@ export class Registry {
       }
       if (pools.length === 0) {
         this.hosts.delete(host);
-        this.resolved.clear();
+        this.forgetResolutions();
       }
     }
     return pruned;
@@ -191,13 +191,18 @@ export class Registry {
     return undefined;
   }
 
+  /** lru-cache's clear() walks its whole capacity: skip it when nothing is cached (route floods). */
+  private forgetResolutions(): void {
+    if (this.resolved.size > 0) this.resolved.clear();
+  }
+
   private poolFor(host: string, path: string, create: boolean): EndpointPool | undefined {
     let pools = this.hosts.get(host);
     if (pools === undefined) {
       if (!create) return undefined;
       pools = [];
       this.hosts.set(host, pools);
-      this.resolved.clear();
+      this.forgetResolutions();
     }
     for (const pool of pools) if (pool.contextPath === path) return pool;
     if (!create) return undefined;
