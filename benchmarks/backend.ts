@@ -5,6 +5,9 @@
 // GET  /small   100 bytes
 // GET  /64k     65536 bytes
 // POST /upload  reads the whole body, replies with the byte count
+// WS   /ws      WebSocket echo: every message goes back as it came (text or
+//               binary); no compression, no idle timeout, no automatic pings
+//               (the ws-idle case holds connections open without traffic)
 //
 // Prints "backend ready <port>" once listening. Binds 127.0.0.1 only. Exits on
 // SIGTERM/SIGINT and when its stdin closes (the harness keeps a pipe open), so
@@ -49,6 +52,17 @@ const app = uWS.App()
         });
       }
     });
+  })
+  .ws('/ws', {
+    compression: uWS.DISABLED,
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    maxPayloadLength: 16 * 1024 * 1024,
+    maxBackpressure: 1024 * 1024,
+    message: (ws, message, isBinary) => {
+      // `message` is neutered when this returns; send() copies it first.
+      ws.send(message, isBinary);
+    },
   })
   .any('/*', (res) => {
     res.writeStatus('404 Not Found').end('not found');

@@ -16,6 +16,23 @@ export class LatencyHistogram {
     this.n++;
   }
 
+  /** The raw bucket counts (to send to another thread). */
+  rawCounts(): Uint32Array {
+    return this.counts;
+  }
+
+  /** Adds another histogram's bucket counts (same bucket layout). */
+  addCounts(other: Uint32Array): void {
+    const n = Math.min(other.length, this.counts.length);
+    for (let i = 0; i < n; i++) {
+      const v = other[i] as number;
+      if (v !== 0) {
+        this.counts[i] = (this.counts[i] ?? 0) + v;
+        this.n += v;
+      }
+    }
+  }
+
   get count(): number {
     return this.n;
   }

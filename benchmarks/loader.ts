@@ -9,8 +9,11 @@ export interface LoadSpec {
 }
 
 export interface Measurement {
-  /** Completed requests (any status). */
+  /** Completed requests (any status); ws-echo: round trips completed in the window. */
   requests: number;
+  /** Operations the proxy worked on while its CPU was read, when not `requests`
+   * (ws-echo: also the echoes that came back while draining after the window). */
+  cpuOps?: number;
   /** Measured wall time in seconds. */
   durationS: number;
   rps: number;

@@ -7,7 +7,19 @@ import * as path from 'node:path';
 import type { Contender } from './contender';
 import { childPids, freePort, sleep, startProcess, stopProcess, waitForPort, which } from './procs';
 
-export function nginxConfig(dir: string, port: number, backendPort: number): string {
+/** Changes for the ws-idle instance, which holds 2 sockets per idle WebSocket. */
+export interface NginxOptions {
+  /** Subdirectory of the temp dir (default "nginx"). */
+  dirName?: string;
+  /** worker_connections (default 4096). */
+  workerConnections?: number;
+  /** worker_rlimit_nofile: the worker's own descriptor limit (default: inherited). */
+  workerRlimitNofile?: number;
+  /** proxy_read_timeout / proxy_send_timeout in s (default nginx's 60 s, which also ends idle WebSockets). */
+  proxyTimeoutS?: number;
+}
+
+export function nginxConfig(dir: string, port: number, backendPort: number, o: NginxOptions = {}): string {
   return `# written by benchmarks/peers.ts
 worker_processes 1;
 daemon off;
@@ -15,9 +27,9 @@ master_process on;
 user root;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-
+${o.workerRlimitNofile ? `worker_rlimit_nofile ${o.workerRlimitNofile};\n` : ''}
 events {
-    worker_connections 4096;
+    worker_connections ${o.workerConnections ?? 4096};
 }
 
 http {
@@ -57,7 +69,9 @@ http {
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_buffer_size 16k;
             proxy_buffers 8 16k;
-            proxy_request_buffering off;
+            proxy_request_buffering off;${o.proxyTimeoutS ? `
+            proxy_read_timeout ${o.proxyTimeoutS}s;
+            proxy_send_timeout ${o.proxyTimeoutS}s;` : ''}
         }
     }
 }
@@ -80,6 +94,8 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 60s
+    # Upgraded (WebSocket) connections: idle limit once the 101 went through.
+    timeout tunnel 1h
 
 frontend bench_in
     bind 127.0.0.1:${port}
@@ -90,14 +106,14 @@ backend bench_backend
 `;
 }
 
-export async function startNginx(tmpDir: string, backendPort: number): Promise<Contender> {
+export async function startNginx(tmpDir: string, backendPort: number, o: NginxOptions = {}): Promise<Contender> {
   const bin = which('nginx');
   if (!bin) throw new NotInstalled('nginx');
-  const dir = path.join(tmpDir, 'nginx');
+  const dir = path.join(tmpDir, o.dirName ?? 'nginx');
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const conf = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(conf, nginxConfig(dir, port, backendPort));
+  fs.writeFileSync(conf, nginxConfig(dir, port, backendPort, o));
   const m = startProcess({ name: 'nginx', cmd: bin, args: ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`] });
   try {
     await waitForPort(m, port);

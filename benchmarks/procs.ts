@@ -271,4 +271,43 @@ export function which(cmd: string): string | undefined {
   return undefined;
 }
 
+/** Soft and hard RLIMIT_NOFILE of a process, from /proc/<pid>/limits. */
+export function nofileLimit(pid: number): { soft: number; hard: number } | undefined {
+  try {
+    const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'));
+    if (!m) return undefined;
+    const n = (s: string | undefined): number => (s === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(s));
+    return { soft: n(m[1]), hard: n(m[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes sure one process (by pid) may open `need` descriptors: if its soft
+ * limit is lower, raises that process's limit alone with `prlimit --pid`
+ * (the hard limit too if needed, which takes CAP_SYS_RESOURCE). Nothing
+ * system-wide changes. Returns the soft limit in force afterwards and what
+ * was done.
+ */
+export function ensureNofile(pid: number, need: number): { soft: number; raised: boolean; detail: string } {
+  const cur = nofileLimit(pid);
+  if (!cur) return { soft: 0, raised: false, detail: `no /proc/${pid}/limits` };
+  if (cur.soft >= need) return { soft: cur.soft, raised: false, detail: `limit ${cur.soft} suffices` };
+  const bin = which('prlimit');
+  if (!bin) return { soft: cur.soft, raised: false, detail: `limit ${cur.soft} < ${need} and prlimit is not installed` };
+  const set = (soft: number, hard: number): string => {
+    const r = spawnSync(bin, ['--pid', String(pid), `--nofile=${soft}:${hard}`], { encoding: 'utf8', timeout: 5000 });
+    return r.status === 0 ? '' : (r.stderr || r.error?.message || `exit ${r.status}`).trim().replace(/^prlimit: /, '');
+  };
+  let err = set(need, Math.max(need, cur.hard));
+  // Above the hard limit without the privilege: at least the soft limit up to the hard one.
+  if (err && cur.soft < cur.hard) set(cur.hard, cur.hard);
+  const after = nofileLimit(pid) ?? cur;
+  const changed = after.soft !== cur.soft || after.hard !== cur.hard ? `${cur.soft}:${cur.hard} -> ${after.soft}:${after.hard} for pid ${pid} only` : `${cur.soft}:${cur.hard}`;
+  if (after.soft >= need) return { soft: after.soft, raised: true, detail: `raised ${changed}` };
+  if (!err) err = 'no effect';
+  return { soft: after.soft, raised: after.soft > cur.soft, detail: `limit ${changed} < ${need} wanted (raising the hard limit: ${err})` };
+}
+
 export { sleep };

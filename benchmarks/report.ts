@@ -105,6 +105,48 @@ export function renderTable(title: string[], rows: TableRow[]): string {
   return out.join('\n');
 }
 
+export interface IdleRow {
+  contender: string;
+  connections?: number;
+  opened?: number;
+  openS?: number;
+  rssBeforeMiB?: number;
+  rssAfterMiB?: number;
+  kbPerConnection?: number;
+  rssAfterCloseMiB?: number;
+  backendKbPerConnection?: number;
+  probe?: string;
+  errors?: number;
+  note?: string;
+}
+
+/** The ws-idle table: proxy memory held by idle WebSockets (medians across rounds). */
+export function renderIdleTable(title: string[], rows: IdleRow[]): string {
+  const head = ['case', 'contender', 'open', 'open s', 'RSS before MiB', 'RSS after MiB', 'KiB/conn', 'after close MiB', 'backend KiB/conn', 'echo probe', 'err', 'note'];
+  const body = rows.map((r) => [
+    'ws-idle',
+    r.contender,
+    r.opened === undefined ? '-' : `${fmtInt(r.opened)}${r.connections !== undefined && r.opened !== r.connections ? `/${fmtInt(r.connections)}` : ''}`,
+    fmt(r.openS, 1),
+    fmt(r.rssBeforeMiB, 1),
+    fmt(r.rssAfterMiB, 1),
+    fmt(r.kbPerConnection, 2),
+    fmt(r.rssAfterCloseMiB, 1),
+    fmt(r.backendKbPerConnection, 2),
+    r.probe ?? '-',
+    r.errors === undefined ? '-' : String(r.errors),
+    r.note ?? '',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [...title, '', line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
 /** benchmarks/results/<YYYY-MM-DD>.json, or with the time of day when that file exists. Atomic write. */
 export function writeResults(dir: string, data: unknown, now = new Date()): string {
   fs.mkdirSync(dir, { recursive: true });

@@ -40,7 +40,8 @@ export interface SkiffInfo {
   statusPort: number;
 }
 
-export async function startSkiff(backendPort: number): Promise<Contender & { info: SkiffInfo }> {
+/** More `skiff router` flags, after the harness's own (ws-idle: --max-conns-per-backend). */
+export async function startSkiff(backendPort: number, extraArgs: string[] = []): Promise<Contender & { info: SkiffInfo }> {
   if (!process.env.SKIFF_BENCH_ROUTER_MAIN && !fs.existsSync(CLI_MAIN)) throw new RouterNotBuilt();
   if (!fs.existsSync(ROUTER_LAUNCHER)) throw new Error(`router launcher ${ROUTER_LAUNCHER} is missing`);
   const natsBin = which('nats-server');
@@ -81,6 +82,7 @@ export async function startSkiff(backendPort: number): Promise<Contender & { inf
         '--start-delay', '0',
         '--status-user', 'bench',
         '--status-password', 'bench',
+        ...extraArgs,
       ],
     });
     started.push(router);

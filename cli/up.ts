@@ -149,7 +149,8 @@ export async function main(argv: string[]): Promise<number> {
     supervised.start();
     roles.push(supervised);
   };
-  role('router', ['--port', String(routerPort), '--status-port', String(statusPort)]);
+  // Drained within the 30 s the supervisor grants before SIGKILL.
+  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25']);
 
   const routerUp = await waitForPort(routerPort, 20_000);
   if (routerUp) {

@@ -45,13 +45,40 @@ export async function main(argv: string[]): Promise<number> {
     log.info('status credentials generated', { user: options.statusUser, password: options.statusPassword });
   }
 
+  // SIGUSR1: drain (health 503, --drain-wait, stop accepting, in-flight requests
+  // finish within --drain-timeout), then exit 0. SIGTERM/SIGINT: the same
+  // without the wait (also cutting a SIGUSR1 wait short); a second SIGINT cuts
+  // what is left. SIGHUP: reopen the access log. Handlers stay installed to the
+  // end, so no late signal falls back to Node's default (exit by signal, or the
+  // inspector for SIGUSR1).
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('stopping', { signal });
-      resolve();
+    let interrupts = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (signal === 'SIGHUP') {
+        if (router.reopenAccessLog()) log.info('SIGHUP: reopening the access log');
+        else log.info('SIGHUP: no access log to reopen');
+        return;
+      }
+      if (signal === 'SIGINT' && ++interrupts > 1) {
+        log.warn('second SIGINT: cutting in-flight requests');
+        router.drainer.force();
+        return;
+      }
+      if (signal === 'SIGUSR1' && router.drainer.draining) {
+        log.info('SIGUSR1: already draining');
+        return;
+      }
+      const waitMs = signal === 'SIGUSR1' ? options.drainWaitMs : 0;
+      log.info('stopping', { signal, drain_wait_s: waitMs / 1000, drain_timeout_s: options.drainTimeoutMs / 1000 });
+      router.drain(waitMs).then(
+        () => resolve(),
+        (error: unknown) => {
+          log.error('drain failed', { error });
+          resolve();
+        },
+      );
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGHUP'] as const) process.on(signal, onSignal);
   });
   await router.stop();
   await config?.close();

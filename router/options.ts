@@ -12,7 +12,10 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
   { name: 'status-user', kind: 'string', help: 'basic-auth user for /varz and /routes', defaultText: 'generated' },
   { name: 'status-password', kind: 'string', secret: true, help: 'basic-auth password for /varz and /routes', defaultText: 'generated, logged once' },
-  { name: 'access-log', kind: 'string', help: 'file to append one line per request to' },
+  { name: 'access-log', kind: 'string', help: 'file to append one line per request to (reopened on SIGHUP)' },
+  { name: 'access-log-buffer-kb', kind: 'number', min: 16, max: 1048576, help: 'access log lines held in memory at most; beyond (disk stalled) lines are dropped and counted', defaultText: '4096' },
+  { name: 'drain-wait', kind: 'number', min: 0, max: 86400, help: 'SIGUSR1: seconds health answers 503 before the router stops accepting', defaultText: '20' },
+  { name: 'drain-timeout', kind: 'number', min: 0, max: 86400, help: 'seconds in-flight requests get to finish once the router stops accepting (SIGUSR1, SIGTERM)', defaultText: '900' },
   { name: 'lb', kind: 'string', choices: LB_ALGORITHMS, help: 'default load balancing; overrides router.lb_algorithm in the config store', defaultText: 'round-robin' },
   { name: 'start-delay', kind: 'number', min: 0, max: 3600, help: 'seconds to collect routes before listening', defaultText: '1' },
   { name: 'max-conns-per-backend', kind: 'number', min: 1, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
@@ -24,6 +27,9 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'sticky-session-cookies', kind: 'string', help: 'comma-separated cookie names that start a sticky session', defaultText: 'JSESSIONID' },
   { name: 'forwarded-headers', kind: 'string', choices: ['trust', 'sanitize'], help: 'trust: extend the client\'s X-Forwarded-For/-Proto; sanitize: replace them (edge routers)', defaultText: 'trust' },
   { name: 'max-header-kb', kind: 'number', min: 1, max: 1024, help: 'largest request head accepted (431 beyond)', defaultText: '64' },
+  // WebSockets (router/proxy/websocket.ts).
+  { name: 'ws-max-payload-mb', kind: 'number', min: 0.001, max: 1024, help: 'largest WebSocket message relayed either way (MiB); a bigger one closes the connection', defaultText: '16' },
+  { name: 'ws-idle-timeout', kind: 'number', min: 0, help: 'seconds a WebSocket may pass without a message either way before the router closes it (1001); 0: never', defaultText: '1200' },
 ];
 
 export interface RouterOptions {
@@ -36,6 +42,11 @@ export interface RouterOptions {
   statusPassword: string;
   statusCredentialsGenerated: boolean;
   accessLog: string | undefined;
+  accessLogBufferBytes: number;
+  /** SIGUSR1: health 503 this long before the listen socket closes (gorouter's drain_wait). */
+  drainWaitMs: number;
+  /** Once the listen socket is closed: longest wait for in-flight requests (gorouter's drain_timeout). */
+  drainTimeoutMs: number;
   /** Undefined unless given by flag or environment: then the config store decides. */
   lb: LbAlgorithm | undefined;
   startDelayMs: number;
@@ -46,6 +57,10 @@ export interface RouterOptions {
   staleThresholdMs: number;
   pruneIntervalMs: number;
   maxHeaderBytes: number;
+  /** Largest WebSocket message relayed, either way. */
+  wsMaxPayloadBytes: number;
+  /** WebSockets silent this long either way are closed; 0: never (Stackato's router2g: 1200 s). */
+  wsIdleTimeoutMs: number;
   sessionCookies: string[];
   sanitizeForwarded: boolean;
 }
@@ -75,6 +90,9 @@ export function parseRouterOptions(
     statusPassword: password ?? generateSecret(),
     statusCredentialsGenerated: password === undefined,
     accessLog: values['access-log'] as string | undefined,
+    accessLogBufferBytes: num('access-log-buffer-kb', 4096) * 1024,
+    drainWaitMs: num('drain-wait', 20) * 1000,
+    drainTimeoutMs: num('drain-timeout', 900) * 1000,
     lb: values.lb as LbAlgorithm | undefined,
     startDelayMs: num('start-delay', 1) * 1000,
     maxConnsPerBackend: values['max-conns-per-backend'] as number | undefined,
@@ -84,6 +102,8 @@ export function parseRouterOptions(
     staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
     pruneIntervalMs: num('prune-interval', 30) * 1000,
     maxHeaderBytes: num('max-header-kb', 64) * 1024,
+    wsMaxPayloadBytes: Math.round(num('ws-max-payload-mb', 16) * 1024 * 1024),
+    wsIdleTimeoutMs: num('ws-idle-timeout', 1200) * 1000,
     sessionCookies: parseCookieNames(str('sticky-session-cookies', DEFAULT_SESSION_COOKIES.join(','))),
     sanitizeForwarded: str('forwarded-headers', 'trust') === 'sanitize',
   };

@@ -2,17 +2,39 @@ import * as os from 'node:os';
 import type { Bus } from '../bus/connection';
 import type { ComponentConfig } from '../bus/config';
 import type { Logger } from '../bus/log';
+import { AccessLog } from './accesslog/access_log';
+import { Drainer, type DrainResult } from './drain';
+import { ComponentAnnouncer } from './mbus/component';
 import { RouteSubscriber } from './mbus/subscriber';
 import { DEFAULT_LB, DEFAULT_MAX_CONNS_PER_BACKEND, type RouterOptions } from './options';
 import { Proxy, type ProxySettings } from './proxy/proxy';
 import { UpstreamClient } from './proxy/upstream';
+import { WebSocketProxy, type WebSocketRecord, type WebSocketStats } from './proxy/websocket';
 import { Registry } from './registry/registry';
 import { parseLbAlgorithm } from './route/pool';
+import { renderRouterMetrics } from './varz/metrics';
 import { StatusServer } from './varz/status_server';
 import { RouterStats } from './varz/varz';
 
 type UwsModule = typeof import('uWebSockets.js');
 type ListenSocket = import('uWebSockets.js').us_listen_socket;
+/** uWS 20.30 has App.close() (closes every socket of the app, listen socket included); its typings lack it. */
+type UwsApp = import('uWebSockets.js').TemplatedApp & { close?(): void };
+
+/**
+ * What drain, /varz, /metrics and the access log need of the WebSocket proxy
+ * (router/proxy/websocket.ts's WebSocketProxy satisfies it): assign it to
+ * `Router.websockets`.
+ */
+export interface WebSocketControl {
+  /** WebSockets open now. */
+  readonly openCount: number;
+  /** Sends every open WebSocket a close frame (drain: 1001 Going Away). */
+  closeAll(code: number, reason: string): unknown;
+  readonly stats: WebSocketStats;
+  /** Called once per upgrade request (at close, or when refused); the router points it at the access log. */
+  onRecord: ((record: WebSocketRecord) => void) | null;
+}
 
 /** Settings the config store may change while the router runs (unless a flag fixed them). */
 const LIVE_SETTINGS = ['lb_algorithm', 'max_conns_per_backend'] as const;
@@ -30,6 +52,12 @@ export class Router {
   private readonly proxy: Proxy;
   private readonly status: StatusServer;
   private listenSocket: ListenSocket | null = null;
+  private app: UwsApp | null = null;
+  /** Set by start() when --access-log is given; the WebSocket module logs through `accessLog.websocket()`. */
+  accessLog: AccessLog | null = null;
+  private webSocketControl: WebSocketControl | null = null;
+  readonly drainer: Drainer;
+  private readonly component: ComponentAnnouncer;
   private pruneTimer: NodeJS.Timeout | null = null;
   private serving = false;
   private readonly startedAt = new Date();
@@ -62,6 +90,7 @@ export class Router {
       maxHeaderBytes: options.maxHeaderBytes,
       sessionCookies: options.sessionCookies,
       sanitizeForwarded: options.sanitizeForwarded,
+      draining: false,
     };
     this.proxy = new Proxy(this.registry, this.upstream, this.stats, this.settings, log);
     this.subscriber = new RouteSubscriber(
@@ -76,17 +105,56 @@ export class Router {
       log,
     );
     this.status = new StatusServer(
-      { isServing: () => this.serving, varz: () => this.varz(), routes: () => this.registry.snapshot(Date.now()) },
+      {
+        isServing: () => this.serving,
+        varz: () => this.varz(),
+        routes: () => this.registry.snapshot(Date.now()),
+        metrics: () => this.metrics(),
+      },
       options.statusUser,
       options.statusPassword,
+    );
+    this.drainer = new Drainer(
+      {
+        markUnhealthy: () => {
+          this.serving = false;
+        },
+        stopAccepting: () => this.stopAccepting(),
+        inFlight: () => this.stats.inFlight,
+        openWebSockets: () => this.webSocketControl?.openCount ?? 0,
+        closeWebSockets: (code, reason) => this.webSocketControl?.closeAll(code, reason),
+        closeConnections: () => this.closeConnections(),
+      },
+      log,
+    );
+    this.component = new ComponentAnnouncer(
+      bus,
+      {
+        type: 'Router',
+        index: 0,
+        uuid: this.subscriber.id,
+        host: () => `${this.statusAddress()}:${this.statusPort}`,
+        credentials: [options.statusUser, options.statusPassword],
+        startedAt: this.startedAt,
+      },
+      log,
     );
   }
 
   /** Subscribes, opens the status port, waits start-delay for routes, then listens for app traffic. */
   async start(): Promise<void> {
+    if (this.options.accessLog !== undefined) {
+      this.accessLog = await AccessLog.open({
+        path: this.options.accessLog,
+        maxBufferBytes: this.options.accessLogBufferBytes,
+        sanitizeForwarded: this.options.sanitizeForwarded,
+        log: this.log,
+      });
+    }
     this.applyStoreSettings();
     this.subscriber.start();
     this.statusPort = await this.status.listen(this.options.statusPort, this.options.statusHost);
+    this.component.start();
     this.pruneTimer = setInterval(() => this.prune(), this.options.pruneIntervalMs);
     this.pruneTimer.unref();
     if (this.options.startDelayMs > 0) await new Promise((r) => setTimeout(r, this.options.startDelayMs));
@@ -94,16 +162,67 @@ export class Router {
     this.serving = true;
   }
 
+  /**
+   * SIGUSR1 (waitMs = --drain-wait) and SIGTERM (waitMs = 0): health 503, stop
+   * accepting, let in-flight requests finish (at most --drain-timeout), 1001 to
+   * WebSockets, close what is left. Resolves when no client connection is left;
+   * stop() then releases the rest. See drain.ts.
+   */
+  drain(waitMs: number, timeoutMs = this.options.drainTimeoutMs): Promise<DrainResult> {
+    return this.drainer.drain(waitMs, timeoutMs);
+  }
+
+  /** The WebSocket proxy: drained with close code 1001, counted in /varz and /metrics, logged at close. */
+  get websockets(): WebSocketControl | null {
+    return this.webSocketControl;
+  }
+
+  set websockets(control: WebSocketControl | null) {
+    this.webSocketControl = control;
+    // Looked up at each close: the access log is opened in start(), maybe after this.
+    if (control !== null) control.onRecord = (record) => this.accessLog?.websocket(record);
+  }
+
+  /** SIGHUP: the access log file is reopened by its path (logrotate). */
+  reopenAccessLog(): boolean {
+    if (this.accessLog === null) return false;
+    this.accessLog.reopen();
+    return true;
+  }
+
+  /** Closes everything at once (after a drain there is nothing left to cut). */
   async stop(): Promise<void> {
     this.serving = false;
     if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    this.stopAccepting();
+    this.closeConnections();
+    this.component.stop();
+    this.subscriber.stop();
+    this.upstream.shutdown();
+    await this.status.close();
+    await this.accessLog?.close();
+  }
+
+  private stopAccepting(): void {
+    this.serving = false;
+    this.settings.draining = true;
     if (this.listenSocket !== null) {
       loadUws().us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;
     }
-    this.subscriber.stop();
-    this.upstream.shutdown();
-    await this.status.close();
+  }
+
+  /** Every client connection of the app port: idle keep-alive ones, and whatever a drain timeout left. */
+  private closeConnections(): void {
+    const app = this.app;
+    this.app = null;
+    app?.close?.();
+  }
+
+  /** The address announced for the status port: --status-host when it names one, else this machine's. */
+  private statusAddress(): string {
+    const host = this.options.statusHost;
+    return host === '0.0.0.0' || host === '::' || host === '' ? localAddress() : host;
   }
 
   /** Removes stale endpoints, unless the bus is down: then nobody could have refreshed them. */
@@ -120,7 +239,7 @@ export class Router {
     return {
       type: 'Router',
       uuid: this.subscriber.id,
-      host: `${localAddress()}:${this.statusPort}`,
+      host: `${this.statusAddress()}:${this.statusPort}`,
       start: this.startedAt.toISOString(),
       uptime_seconds: Math.round(process.uptime()),
       num_cores: os.cpus().length,
@@ -157,13 +276,90 @@ export class Router {
       nats_connected: this.bus.isConnected(),
       lb_algorithm: this.settings.lbAlgorithm,
       max_conns_per_backend: this.settings.maxConnsPerBackend,
+      in_flight_requests: s.inFlight,
+      draining: this.drainer.draining,
+      top10_app_requests: s.topApps(10).map((a) => ({ application_id: a.appId, requests: a.requests })),
+      websockets: this.webSocketControl === null ? null : this.webSocketControl.stats.varz(),
+      access_log:
+        this.accessLog === null
+          ? null
+          : { lines: this.accessLog.linesWritten, dropped: this.accessLog.linesDropped, write_errors: this.accessLog.writeErrors },
     };
+  }
+
+  /** /metrics: the /varz figures in Prometheus text format. */
+  metrics(): string {
+    const s = this.stats;
+    const mem = process.memoryUsage();
+    const ws = this.webSocketControl?.stats ?? null;
+    const accessLog = this.accessLog;
+    return renderRouterMetrics({
+      requests: s.requests,
+      inFlight: s.inFlight,
+      responses: { '2xx': s.responses2xx, '3xx': s.responses3xx, '4xx': s.responses4xx, '5xx': s.responses5xx, other: s.responsesOther },
+      badRequests: s.badRequests,
+      badGateways: s.badGateways,
+      clientAborts: s.clientAborts,
+      retries: s.retries,
+      connectionLimitRejections: s.connectionLimitRejections,
+      latency: {
+        quantiles: [0.5, 0.75, 0.9, 0.95, 0.99].map((q): [number, number] => [q, s.latency.percentile(q * 100) / 1000]),
+        sum: s.latency.sumMs / 1000,
+        count: s.latency.count,
+      },
+      topApps: s.topApps(10),
+      routes: this.registry.routeCount,
+      endpoints: this.registry.endpointCount,
+      registerMessages: s.registerMessages,
+      unregisterMessages: s.unregisterMessages,
+      rejectedMessages: this.subscriber.rejections.total,
+      slowConsumerEvents: s.slowConsumerEvents,
+      msSinceLastRegistryUpdate: this.registry.lastUpdateAt === 0 ? null : Date.now() - this.registry.lastUpdateAt,
+      upstreamConnections: this.upstream.openConnections,
+      natsConnected: this.bus.isConnected(),
+      draining: this.drainer.draining,
+      websockets:
+        ws === null
+          ? null
+          : {
+              open: ws.open,
+              total: ws.total,
+              bytesIn: ws.bytesIn,
+              bytesOut: ws.bytesOut,
+              upgradesFailed: ws.upgradesFailed,
+              idleTimeouts: ws.idleTimeouts,
+              overflowCloses: ws.overflowCloses,
+            },
+      accessLog:
+        accessLog === null ? null : { lines: accessLog.linesWritten, dropped: accessLog.linesDropped, writeErrors: accessLog.writeErrors },
+      startTimeSeconds: this.startedAt.getTime() / 1000,
+      residentMemoryBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+    });
   }
 
   private listen(): Promise<number> {
     const uws = loadUws();
     const app = uws.App();
-    app.any('/*', this.proxy.handle);
+    this.app = app;
+    this.proxy.accessLog = this.accessLog;
+    app.any('/*', this.accessLog === null ? this.proxy.handle : this.accessLog.wrap(this.proxy.handle));
+    // --- WebSockets (router/proxy/websocket.ts) ---
+    const websockets = new WebSocketProxy(
+      this.registry,
+      this.settings,
+      this.stats,
+      {
+        maxPayloadBytes: this.options.wsMaxPayloadBytes,
+        idleTimeoutMs: this.options.wsIdleTimeoutMs,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        handshakeTimeoutMs: this.options.backendTimeoutMs,
+      },
+      this.log,
+    );
+    this.websockets = websockets;
+    app.ws('/*', websockets.behavior());
+    // --- end WebSockets ---
     return new Promise((resolve, reject) => {
       app.listen(this.options.host, this.options.port, (token) => {
         if (!token) {

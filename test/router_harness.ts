@@ -13,6 +13,9 @@ import { eventually, freePort, isAlive, type NatsServer, type TeardownHost } fro
 const ROOT = join(__dirname, '..');
 const STATUS_USER = 'test';
 const STATUS_PASSWORD = 'test-secret';
+/** The Authorization header for the status port of a router started with the harness's credentials. */
+export const STATUS_AUTH = `Basic ${Buffer.from(`${STATUS_USER}:${STATUS_PASSWORD}`).toString('base64')}`;
+export const STATUS_CREDENTIALS: readonly [string, string] = [STATUS_USER, STATUS_PASSWORD];
 
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -41,6 +44,10 @@ export interface RouterProcess {
   rss(): number;
   /** SIGTERM, SIGKILL after 3 s; resolves with the exit code. Idempotent. */
   stop(): Promise<number | null>;
+  /** Sends a signal to the router process (by pid). */
+  signal(signal: NodeJS.Signals): void;
+  /** Settles when the process has exited, with its exit code (null when a signal ended it) and the signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface StartRouterOptions {
@@ -77,7 +84,10 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exitStatus = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const exited = exitStatus.then((s) => s.code);
   let stopped: Promise<number | null> | undefined;
   const router: RouterProcess = {
     port,
@@ -86,6 +96,10 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
     log: () => output,
     varz: () => statusJson(statusPort, '/varz'),
     routes: () => statusJson(statusPort, '/routes'),
+    signal: (signal) => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+    },
+    exited: exitStatus,
     rss: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024,
     stop: () => {
       stopped ??= (async () => {

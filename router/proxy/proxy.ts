@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../bus/log';
+import type { AccessLog, AccessLogEntry } from '../accesslog/access_log';
 import { normalizeHost } from '../registry/lookup';
 import type { Registry } from '../registry/registry';
 import type { Backend } from '../route/backend';
@@ -34,6 +35,8 @@ export interface ProxySettings {
   sessionCookies: readonly string[];
   /** Replace the client's X-Forwarded-For/-Proto instead of extending/keeping them (edge routers). */
   sanitizeForwarded: boolean;
+  /** Set when the router drains (listen socket closed): responses say `Connection: close`. */
+  draining: boolean;
 }
 
 const scan = new RequestHeadScan();
@@ -84,6 +87,8 @@ export class Proxy {
   readonly handle = (res: HttpResponse, req: HttpRequest): void => this.onRequest(res, req);
   private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
   readonly failures: FailureLog;
+  /** Set by the router when --access-log is given; null costs the request path nothing. */
+  accessLog: AccessLog | null = null;
 
   constructor(
     readonly registry: Registry,
@@ -198,6 +203,8 @@ export class Proxy {
     startMs: number,
     detail?: string,
   ): void {
+    // Before the error is written: afterwards `res` may no longer be read.
+    if (this.accessLog !== null) this.accessLog.rejected(res, kind, hostHeader, isHead, startMs, detail);
     const status = writeRouterError(res, kind, hostHeader, isHead, detail);
     if (status !== 503) this.stats.badRequests++;
     this.record(status, startMs);
@@ -245,6 +252,8 @@ class Exchange implements UpstreamHandler {
   private replayLost = false;
   private clientPaused = false;
   private bytesIn = 0;
+  /** Only with --access-log: what the log line needs of the request, read while it was valid. */
+  private readonly logEntry: AccessLogEntry | null;
 
   // Response.
   private status = 0;
@@ -281,6 +290,7 @@ class Exchange implements UpstreamHandler {
     this.idempotent = isIdempotent(method);
     this.isHead = method === 'HEAD';
     this.bodyDone = !hasBody;
+    this.logEntry = proxy.accessLog === null ? null : proxy.accessLog.begin(res, hostHeader, head);
     res.onAborted(() => this.clientAborted());
     if (hasBody) res.onData((chunk, isLast) => this.clientData(chunk, isLast));
   }
@@ -378,6 +388,7 @@ class Exchange implements UpstreamHandler {
 
   upstreamHead(conn: UpstreamConnection, status: number, reason: string, headers: string[]): void {
     if (conn !== this.conn) return;
+    if (this.logEntry !== null) this.logEntry.appHeadMs = performance.now();
     this.status = status;
     this.reason = reason;
     this.headers = headers;
@@ -448,6 +459,8 @@ class Exchange implements UpstreamHandler {
     this.headers = null;
     this.responded = true;
     res.writeStatus(statusLine(this.status, this.reason));
+    // Draining: the client must not send another request on this connection.
+    if (this.proxy.settings.draining) res.writeHeader('Connection', 'close');
     let contentLength: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
       const lower = headers[i].toLowerCase();
@@ -618,6 +631,19 @@ class Exchange implements UpstreamHandler {
 
   // Log.
   private finish(): void {
-    this.proxy.record(this.status, this.startMs);
+    const proxy = this.proxy;
+    proxy.record(this.status, this.startMs);
+    proxy.stats.countApp(this.endpoint.appId);
+    if (this.logEntry !== null)
+      proxy.accessLog!.finish(
+        this.logEntry,
+        this.startMs,
+        this.status,
+        this.bytesIn,
+        this.bytesOut,
+        this.endpoint,
+        !this.responded && this.status >= 500, // a 502/504 the router wrote itself
+        this.isHead,
+      );
   }
 }

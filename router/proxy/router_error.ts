@@ -112,6 +112,13 @@ export function routerErrorCode(kind: RouterErrorKind): string | undefined {
   return SPECS[kind].routerError;
 }
 
+/** Body bytes writeRouterError sends for this error (for the access log). */
+export function routerErrorBodyBytes(kind: RouterErrorKind, host: string, headOnly: boolean, detail?: string): number {
+  const spec = SPECS[kind];
+  if (spec.abortsConnection || (headOnly && !spec.closesConnection)) return 0;
+  return Buffer.byteLength(`${spec.statusLine}: ${detail ?? spec.message(host)}\n`);
+}
+
 /**
  * Writes the router's own error response. The caller corks when outside the
  * uWS request handler. `detail` (for BadRequest) replaces the generic text.

@@ -1,12 +1,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PROMETHEUS_CONTENT_TYPE } from './metrics';
 
 export interface StatusSources {
   /** False while draining: /health answers 503 so load balancers stop sending. */
   isServing(): boolean;
   varz(): object;
   routes(): object;
+  /** The /varz figures in Prometheus text format. */
+  metrics(): string;
 }
 
 /**
@@ -58,6 +61,11 @@ export class StatusServer {
         if (!this.authorized(req.headers.authorization))
           return send(res, 401, 'text/plain', 'unauthorized\n', { 'WWW-Authenticate': 'Basic realm="skiff-router"' });
         return send(res, 200, 'application/json', JSON.stringify(path === '/varz' ? this.sources.varz() : this.sources.routes()) + '\n');
+      case '/metrics':
+        // Behind the same basic auth as /varz: Prometheus scrapes with `basic_auth` in its scrape config.
+        if (!this.authorized(req.headers.authorization))
+          return send(res, 401, 'text/plain', 'unauthorized\n', { 'WWW-Authenticate': 'Basic realm="skiff-router"' });
+        return send(res, 200, PROMETHEUS_CONTENT_TYPE, this.sources.metrics());
       default:
         return send(res, 404, 'text/plain', 'not found\n');
     }

@@ -1,5 +1,13 @@
 import { LatencyHistogram } from './latency';
 
+/** Distinct app ids counted one by one; beyond, requests go to `otherAppRequests` (bounded memory). */
+const MAX_COUNTED_APPS = 10_000;
+
+export interface AppRequestCount {
+  appId: string;
+  requests: number;
+}
+
 /** The router's counters; plain fields so the request path only increments. */
 export class RouterStats {
   requests = 0;
@@ -22,6 +30,36 @@ export class RouterStats {
   unregisterMessages = 0;
   slowConsumerEvents = 0;
   readonly latency = new LatencyHistogram();
+  /** Requests that reached an app instance, per app id (a holder per app: one lookup per request). */
+  private readonly appRequests = new Map<string, { n: number }>();
+  /** Requests of apps beyond MAX_COUNTED_APPS. */
+  otherAppRequests = 0;
+
+  countApp(appId: string): void {
+    if (appId === '') return;
+    const counter = this.appRequests.get(appId);
+    if (counter !== undefined) counter.n++;
+    else if (this.appRequests.size < MAX_COUNTED_APPS) this.appRequests.set(appId, { n: 1 });
+    else this.otherAppRequests++;
+  }
+
+  /** The apps with the most requests since start, most first. */
+  topApps(limit = 10): AppRequestCount[] {
+    const top: AppRequestCount[] = [];
+    for (const [appId, counter] of this.appRequests) {
+      if (top.length === limit && counter.n <= top[limit - 1].requests) continue;
+      let i = top.length;
+      while (i > 0 && top[i - 1].requests < counter.n) i--;
+      top.splice(i, 0, { appId, requests: counter.n });
+      if (top.length > limit) top.pop();
+    }
+    return top;
+  }
+
+  /** Requests accepted but not yet answered (every request is counted once in a response class when done). */
+  get inFlight(): number {
+    return this.requests - (this.responses2xx + this.responses3xx + this.responses4xx + this.responses5xx + this.responsesOther);
+  }
 
   countResponse(status: number): void {
     if (status >= 200 && status < 300) this.responses2xx++;

@@ -1,0 +1,1143 @@
+// WebSocket proxying: an upgrade request is routed like any request, the
+// router opens its own WebSocket to the chosen endpoint (the `ws` package as
+// client), and only once the app said 101 is the client upgraded (uWS
+// res.upgrade). From then on messages are relayed both ways.
+//
+// Choices forced by uWebSockets.js 20.30 (see /work/shared/uws-notes.md):
+// - A uWS WebSocket cannot stop reading (no pause/resume for WebSockets; the
+//   HttpResponse's pause is gone after the upgrade). A client that sends
+//   faster than its app reads therefore cannot be slowed down: the router
+//   keeps relaying until the app's socket holds `overflowLimit` bytes, then
+//   closes the client with 1013 (Try Again Later). Memory stays bounded; the
+//   other direction (app -> client) has real backpressure: the app's socket is
+//   paused while the client's buffered amount is above 1 MiB and resumed from
+//   uWS's drain handler.
+// - uWS's own idleTimeout is capped (and its resolution is 4 s): it is switched
+//   off and one shared sweep timer closes tunnels idle for --ws-idle-timeout.
+// - maxBackpressure must be 0: with a limit, uWS silently DROPS messages sent
+//   past it (send() returns 2), which a relay must never do.
+// - uWS answers client pings itself and its JS API cannot send a pong. So:
+//   client pings are answered by the router (not forwarded); the app's pings
+//   are forwarded to the client and the client's pongs back to the app (the
+//   router's `ws` client does not auto-answer), so an app's heartbeat sees the
+//   real client; the app's pongs are dropped.
+// - Messages are relayed whole (fragments reassembled on either side), and
+//   each hop negotiates its own extensions: permessage-deflate is off on both
+//   hops, so no Sec-WebSocket-Extensions reach either end.
+
+import { randomFillSync, randomUUID } from 'node:crypto';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import * as net from 'node:net';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket as UwsWebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import WebSocket from 'ws';
+import type { Logger } from '../../bus/log';
+import { normalizeHost } from '../registry/lookup';
+import type { Registry } from '../registry/registry';
+import type { Backend } from '../route/backend';
+import { Endpoint, OVERLOADED, type EndpointPool, type PickLimits } from '../route/pool';
+import type { RouterStats } from '../varz/varz';
+import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
+import type { ProxySettings } from './proxy';
+import { appendForwardedFor, parseAppInstance, RequestHeadScan } from './request_head';
+import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus, writeRouterError } from './router_error';
+import { stickyInstance, vcapCookieFor, VCAP_ID } from './sticky';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** The app's socket is paused while the client has more than this waiting to be sent to it. */
+export const CLIENT_HIGH_WATER = 1 * MiB;
+/** ... and resumed once uWS drained the client below this. */
+export const CLIENT_LOW_WATER = 256 * KiB;
+/** A refusal from the app (non-101) is passed on with its body up to this size. */
+const REFUSAL_BODY_LIMIT = 64 * KiB;
+
+export interface WebSocketOptions {
+  /** Largest message relayed either way; a bigger one closes the connection. */
+  maxPayloadBytes: number;
+  /** Tunnels without a message (or ping/pong) either way for this long are closed; 0: never. */
+  idleTimeoutMs: number;
+  /** Longest wait for the TCP connection to an app (then the next endpoint is tried). */
+  connectTimeoutMs: number;
+  /** Longest wait for the app's answer to the upgrade once connected (then 504). */
+  handshakeTimeoutMs: number;
+  /**
+   * Bytes the app's socket may hold unsent before its client is closed with
+   * 1013 (uWS cannot stop reading a client). Default max(2 x maxPayload, 8 MiB).
+   */
+  overflowLimitBytes?: number;
+}
+
+/** Counters for /varz and /metrics; plain fields, bumped on the relay path. */
+export class WebSocketStats {
+  /** Tunnels open now. */
+  open = 0;
+  /** Tunnels ever opened (101 sent to the client). */
+  total = 0;
+  /** Message payload bytes relayed client -> app. */
+  bytesIn = 0;
+  /** Message payload bytes relayed app -> client. */
+  bytesOut = 0;
+  /** Upgrade requests answered with anything but 101 (router errors, app refusals, clients gone). */
+  upgradesFailed = 0;
+  /** Tunnels closed by --ws-idle-timeout. */
+  idleTimeouts = 0;
+  /** Tunnels closed because the app did not read what its client sent (1013). */
+  overflowCloses = 0;
+
+  varz(): Record<string, number> {
+    return {
+      open: this.open,
+      total: this.total,
+      bytes_in: this.bytesIn,
+      bytes_out: this.bytesOut,
+      upgrades_failed: this.upgradesFailed,
+      idle_timeouts: this.idleTimeouts,
+      overflow_closes: this.overflowCloses,
+    };
+  }
+}
+
+/**
+ * One upgrade request, delivered once to `onRecord`: at the close of a tunnel
+ * (status 101), or when the upgrade was answered otherwise (closeCode null).
+ * For the access log (router/accesslog: `AccessLog.websocket`).
+ */
+export interface WebSocketRecord {
+  /** Epoch ms the upgrade request arrived. */
+  startedAt: number;
+  method: 'GET';
+  /** Host header as the client sent it. */
+  host: string;
+  /** Path and query as the client sent them. */
+  path: string;
+  /** 101 for a tunnel; otherwise what the client got (499: it left first). */
+  status: number;
+  remoteAddress: string;
+  userAgent: string;
+  referer: string;
+  /** X-Forwarded-For and X-Forwarded-Proto as sent (or as they would have been sent) to the app. */
+  forwardedFor: string;
+  forwardedProto: string;
+  /** X-Vcap-Request-Id sent to the app ('' when no endpoint was chosen). */
+  requestId: string;
+  /** `host:port` of the endpoint ('' when none was chosen). */
+  backend: string;
+  appId: string;
+  instanceIndex: string;
+  instanceId: string;
+  /** Message payload bytes client -> app. */
+  bytesFromClient: number;
+  /** Message payload bytes app -> client (for a refused upgrade: the body of the refusal). */
+  bytesToClient: number;
+  /** From the upgrade request to the close (or to the refusal). */
+  durationMs: number;
+  /** Close code as the closing side sent it (1005: none, 1006: connection lost); null when no tunnel opened. */
+  closeCode: number | null;
+  closeReason: string;
+  closedBy: 'client' | 'app' | 'router' | null;
+  /** X-Cf-Routererror of a refusal the router made itself. */
+  routerError: string | undefined;
+}
+
+const enum Phase {
+  /** Routed; an attempt to the app is under way. */
+  Connecting,
+  /** Upgraded: relaying. */
+  Open,
+  /** Over (refused, failed, aborted or closed). */
+  Done,
+}
+
+const enum Failure {
+  /** No TCP connection (refused, unreachable, connect timeout): the app saw nothing. Retry, cool down. */
+  Connect,
+  /** Connected, closed before any response: retry (an upgrade is a GET). */
+  ClosedBeforeResponse,
+  /** Connected, no response within the handshake timeout: 504. */
+  Timeout,
+  /** The app answered, but not with a valid upgrade: 502. */
+  Invalid,
+}
+
+const kTunnel = Symbol('tunnel');
+type AppSocket = WebSocket & { [kTunnel]?: Tunnel };
+/**
+ * uWS.js copies the own properties of the user data given to res.upgrade onto
+ * the WebSocket object (getUserData() returns the socket itself), so the
+ * user data is `{ tunnel }` and the tunnel is read straight off the socket.
+ */
+interface TunnelRef {
+  tunnel: Tunnel;
+}
+type ClientSocket = UwsWebSocket<TunnelRef>;
+function tunnelOf(ws: ClientSocket): Tunnel {
+  return (ws as ClientSocket & TunnelRef).tunnel;
+}
+
+/** Client headers `ws` makes itself, or that are per hop; the subprotocol list is sent separately. */
+const NOT_FORWARDED = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'cookie']);
+
+/** Headers of the app's 101 never copied to the client: uWS writes its own, or they are per hop. */
+function isOwn101Header(lower: string): boolean {
+  return (
+    isHopByHop(lower) ||
+    lower === 'sec-websocket-accept' ||
+    lower === 'sec-websocket-protocol' ||
+    lower === 'sec-websocket-extensions' ||
+    lower === 'content-length' ||
+    lower === 'date' ||
+    lower === 'uwebsockets'
+  );
+}
+
+/** Headers of a refusal never copied to the client: per hop, or written by uWS. */
+function isOwnRefusalHeader(lower: string): boolean {
+  return isHopByHop(lower) || lower === 'content-length' || lower === 'date' || lower === 'uwebsockets';
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The subprotocols a client asked for (duplicates dropped), or undefined when the header is malformed. */
+export function parseSubprotocols(header: string): string[] | undefined {
+  if (header.trim() === '') return [];
+  const out: string[] = [];
+  for (const raw of header.split(',')) {
+    const p = raw.trim();
+    if (!TOKEN.test(p)) return undefined;
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * The close to send the other side for a close received from one side:
+ * undefined code means a close frame without a code (1005 received), `null`
+ * means no close frame at all (1006: the connection was lost).
+ */
+export function relayedClose(code: number): number | undefined | null {
+  if (code === 1006) return null;
+  if (code === 1005 || code === 0) return undefined;
+  return code;
+}
+
+/** Register messages come from the bus, not users, but must never break a header. */
+function headerSafe(value: string): string {
+  return value.replace(/[\x00-\x1f\x7f]/g, '');
+}
+
+function statusLine(status: number, reason: string | undefined): string {
+  return `${status} ${reason || STATUS_CODES[status] || 'Unknown'}`;
+}
+
+/**
+ * Masks for frames to apps. `ws` copies a client message into the outgoing
+ * frame while masking it, so the uWS ArrayBuffer can be handed to send()
+ * directly (one copy instead of two) -- unless the mask is all zero bytes,
+ * in which case `ws` would keep a reference to the buffer uWS is about to
+ * reuse. These masks are never zero.
+ */
+const maskPool = Buffer.alloc(8 * KiB);
+let maskAt = maskPool.length;
+function generateMask(mask: Buffer): void {
+  if (maskAt + 4 > maskPool.length) {
+    randomFillSync(maskPool);
+    maskAt = 0;
+  }
+  mask[0] = maskPool[maskAt++];
+  mask[1] = maskPool[maskAt++];
+  mask[2] = maskPool[maskAt++];
+  mask[3] = maskPool[maskAt++];
+  if ((mask[0] | mask[1] | mask[2] | mask[3]) === 0) mask[0] = 1;
+}
+
+/** What is known of an upgrade request once it was read; kept for the record. */
+class UpgradeRequest {
+  readonly startedAt = Date.now();
+  userAgent = '';
+  referer = '';
+  forwardedFor = '';
+  forwardedProto = 'http';
+
+  constructor(
+    readonly host: string,
+    readonly target: string,
+    readonly remoteAddress: string,
+  ) {}
+}
+
+/**
+ * One proxied WebSocket, from routing to close (the client socket's
+ * `tunnel`). The fields only the upgrade needs are dropped once the tunnel is
+ * open, so an idle tunnel holds little.
+ */
+class Tunnel {
+  phase = Phase.Connecting;
+  client: ClientSocket | null = null;
+  app: AppSocket | null = null;
+  endpoint: Endpoint | null = null;
+  /** The backend whose inFlight this tunnel holds (released once). */
+  holding: Backend | null = null;
+  appPaused = false;
+  /** Idle sweeps since the last message or ping/pong either way. */
+  idleTicks = 0;
+  bytesFromClient = 0;
+  bytesToClient = 0;
+  requestId = '';
+  status = 0;
+  closeCode: number | null = null;
+  closeReason = '';
+  closedBy: WebSocketRecord['closedBy'] = null;
+  routerError: string | undefined;
+
+  // Upgrade phase only (see settle()).
+  res: HttpResponse | null;
+  context: us_socket_context_t | null;
+  key: string;
+  /** The subprotocols the client asked for. */
+  protocols: string[];
+  /** Headers for the app, names lowercased. */
+  headers: Record<string, string | string[]> | null;
+  pool: EndpointPool | null;
+  tried: Backend[] | null = null;
+  attempts = 0;
+  connected = false;
+  responded = false;
+  timer: NodeJS.Timeout | null = null;
+  /** The subprotocol the app chose ('' for none). */
+  protocol = '';
+  /** End-to-end headers of the app's 101, as name/value pairs. */
+  upgradeHeaders: string[] | null = null;
+
+  constructor(
+    readonly proxy: WebSocketProxy,
+    readonly request: UpgradeRequest,
+    res: HttpResponse,
+    context: us_socket_context_t,
+    key: string,
+    protocols: string[],
+    headers: Record<string, string | string[]>,
+    pool: EndpointPool,
+    /** X-Cf-App-Instance named the endpoint: no other instance may serve it. */
+    readonly pinned: boolean,
+  ) {
+    this.res = res;
+    this.context = context;
+    this.key = key;
+    this.protocols = protocols;
+    this.headers = headers;
+    this.pool = pool;
+  }
+
+  /** Forgets everything only the upgrade needed. */
+  settle(): void {
+    this.res = null;
+    this.context = null;
+    this.key = '';
+    this.protocols = NONE;
+    this.headers = null;
+    this.pool = null;
+    this.tried = null;
+    this.upgradeHeaders = null;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+}
+const NONE: string[] = [];
+const BINARY = { binary: true };
+const TEXT = { binary: false };
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/**
+ * The WebSocket half of the router: `behavior()` goes to `app.ws('/*', ...)`.
+ * `openCount`, `closeAll` and `stats` are what drain and /varz use (router.ts's
+ * WebSocketControl); `onRecord` feeds the access log.
+ */
+export class WebSocketProxy {
+  readonly stats = new WebSocketStats();
+  /** Called once per upgrade request: at its close, or when it was refused. */
+  onRecord: ((record: WebSocketRecord) => void) | null = null;
+
+  private readonly scan = new RequestHeadScan();
+  private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
+  /** Open tunnels (for the idle sweep and closeAll). */
+  private readonly tunnels = new Set<Tunnel>();
+  /** Tunnels still waiting for their app. */
+  private readonly connecting = new Set<Tunnel>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly sweepIntervalMs: number;
+  private readonly idleTicksToClose: number;
+  private readonly overflowLimit: number;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly settings: ProxySettings,
+    private readonly routerStats: RouterStats,
+    private readonly options: WebSocketOptions,
+    private readonly log: Logger,
+  ) {
+    const idle = options.idleTimeoutMs;
+    // One timer for all tunnels; a tunnel closes between idle and idle + one interval.
+    this.sweepIntervalMs = idle > 0 ? Math.min(15_000, Math.max(250, Math.floor(idle / 4))) : 0;
+    this.idleTicksToClose = idle > 0 ? Math.ceil(idle / this.sweepIntervalMs) : 0;
+    this.overflowLimit = options.overflowLimitBytes ?? Math.max(2 * options.maxPayloadBytes, 8 * MiB);
+  }
+
+  /** The uWS behaviour for `app.ws('/*', ...)`. */
+  behavior(): WebSocketBehavior<TunnelRef> {
+    return {
+      maxPayloadLength: this.options.maxPayloadBytes,
+      // Off: uWS caps it below what --ws-idle-timeout allows; the sweep does it.
+      idleTimeout: 0,
+      // 0 = no limit. With a limit uWS drops messages; the relay pauses the app instead.
+      maxBackpressure: 0,
+      closeOnBackpressureLimit: 0,
+      sendPingsAutomatically: false,
+      upgrade: (res, req, context) => this.onUpgrade(res, req, context),
+      open: (ws) => this.onClientOpen(ws),
+      message: (ws, message, isBinary) => this.onClientMessage(ws, message, isBinary),
+      drain: (ws) => this.onClientDrain(ws),
+      close: (ws, code, message) => this.onClientClose(ws, code, message),
+      // uWS has answered it already; it only shows the client is alive.
+      ping: (ws) => {
+        tunnelOf(ws).idleTicks = 0;
+      },
+      pong: (ws, message) => this.onClientPong(ws, message),
+    };
+  }
+
+  /** Tunnels open now. */
+  get openCount(): number {
+    return this.tunnels.size;
+  }
+
+  /**
+   * Closes every open tunnel with `code` and `reason` (client and app both get
+   * them) and refuses the upgrades still waiting for an app with 503.
+   * Returns how many it closed.
+   */
+  closeAll(code = 1001, reason = 'router shutting down'): number {
+    let n = 0;
+    for (const t of [...this.connecting]) {
+      this.abandonAttempt(t);
+      this.refuse(t, 503, undefined, `503 Service Unavailable: ${reason}\n`, null, true);
+      n++;
+    }
+    for (const t of [...this.tunnels]) {
+      t.closedBy = 'router';
+      this.closeTunnel(t, code, reason);
+      n++;
+    }
+    return n;
+  }
+
+  /** Stops the idle sweep (it restarts with the next tunnel). */
+  stop(): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Upgrade: route exactly like an HTTP request, then connect to the app.
+
+  private onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    this.routerStats.requests++;
+    // Set once routed; until then the handler answers synchronously.
+    let tunnel: Tunnel | null = null;
+    res.onAborted(() => {
+      if (tunnel !== null) this.onClientAborted(tunnel);
+    });
+
+    // Everything of `req` must be read now.
+    const scan = this.scan;
+    scan.reset();
+    req.forEach(scan.visit);
+    const path = req.getUrl();
+    const query = req.getQuery();
+    const request = new UpgradeRequest(
+      scan.host,
+      query === undefined || query === '' ? path : `${path}?${query}`,
+      Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
+    );
+    const sanitize = this.settings.sanitizeForwarded;
+    request.forwardedFor = sanitize ? request.remoteAddress : appendForwardedFor(scan.forwardedFor, request.remoteAddress);
+    if (!sanitize && scan.forwardedProto !== '') request.forwardedProto = scan.forwardedProto;
+
+    // Headers for the app: the client's end-to-end ones, Host unchanged.
+    let key = '';
+    let protocolHeader = '';
+    const listed = scan.connection === '' ? null : connectionListedHeaders(scan.connection);
+    const headers: Record<string, string | string[]> = {};
+    for (let i = 0; i < scan.count; i++) {
+      const name = scan.names[i];
+      const value = scan.values[i];
+      if (NOT_FORWARDED.has(name)) {
+        if (name === 'sec-websocket-key') key = value;
+        else if (name === 'sec-websocket-protocol') protocolHeader = protocolHeader === '' ? value : `${protocolHeader}, ${value}`;
+        continue;
+      }
+      if (listed !== null && listed.includes(name)) continue;
+      if (name === 'user-agent') request.userAgent = value;
+      else if (name === 'referer') request.referer = value;
+      const existing = headers[name];
+      if (existing === undefined) headers[name] = value;
+      else if (typeof existing === 'string') headers[name] = [existing, value];
+      else existing.push(value);
+    }
+    if (scan.cookie !== '') headers.cookie = scan.cookie;
+
+    if (this.settings.draining) return this.refuseNow(res, request, 503, `503 Service Unavailable: the router is shutting down.\n`);
+    if (scan.headBytes + request.target.length > this.settings.maxHeaderBytes) return this.failNow(res, request, RouterErrorKind.HeadersTooLarge);
+    // An upgrade request has no body; one that announces a body cannot be trusted.
+    if (scan.transferEncoding !== '' || (scan.contentLength !== '' && scan.contentLength !== '0')) {
+      return this.failNow(res, request, RouterErrorKind.BadRequest);
+    }
+    const protocols = parseSubprotocols(protocolHeader);
+    if (protocols === undefined) return this.failNow(res, request, RouterErrorKind.BadRequest);
+    const host = normalizeHost(request.host);
+    if (host === '') return this.failNow(res, request, RouterErrorKind.EmptyHost);
+
+    // Look up.
+    const pool = this.registry.lookup(host, path);
+    if (pool === undefined) return this.failNow(res, request, RouterErrorKind.UnknownRoute);
+    if (pool.endpoints.length === 0) return this.failNow(res, request, RouterErrorKind.NoEndpoints);
+
+    // Pick: the pinned instance, the sticky one, or one from the balancer.
+    let endpoint: Endpoint | typeof OVERLOADED | undefined;
+    let pinned = false;
+    if (scan.appInstance !== '') {
+      const pin = parseAppInstance(scan.appInstance);
+      if (pin === undefined) return this.failNow(res, request, RouterErrorKind.InvalidAppInstanceHeader);
+      endpoint = pool.findInstance(pin.appId, pin.index);
+      if (endpoint === undefined) return this.failNow(res, request, RouterErrorKind.UnknownInstance);
+      pinned = true;
+    } else {
+      endpoint = this.stickyEndpoint(pool, scan.cookie) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
+    }
+    if (endpoint === OVERLOADED) {
+      this.routerStats.connectionLimitRejections++;
+      return this.failNow(res, request, RouterErrorKind.ConnectionLimit);
+    }
+    if (endpoint === undefined) return this.failNow(res, request, RouterErrorKind.NoEndpoints);
+
+    // The router's own headers; X-CF-* follow the endpoint of each attempt.
+    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(', ');
+    headers['x-forwarded-for'] = request.forwardedFor;
+    headers['x-forwarded-proto'] = request.forwardedProto;
+    headers['x-request-start'] = scan.requestStart === '' ? String(request.startedAt) : scan.requestStart;
+    const t = new Tunnel(this, request, res, context, key, protocols, headers, pool, pinned);
+    t.requestId = randomUUID();
+    headers['x-vcap-request-id'] = t.requestId;
+    tunnel = t;
+    this.connecting.add(t);
+    this.attempt(t, endpoint);
+  }
+
+  /** The instance a sticky session points at, while it is registered and can take the connection. */
+  private stickyEndpoint(pool: EndpointPool, cookie: string): Endpoint | undefined {
+    if (cookie === '') return undefined;
+    const instance = stickyInstance(cookie, this.settings.sessionCookies);
+    if (instance === undefined) return undefined;
+    const endpoint = pool.findInstanceId(instance);
+    if (endpoint === undefined) return undefined;
+    const limits = this.pickLimits();
+    const backend = endpoint.backend;
+    if (backend.inFlight >= limits.maxConnsPerBackend || backend.isCoolingDown(limits.now, limits.coolDownMs)) return undefined;
+    return endpoint;
+  }
+
+  private pickLimits(): PickLimits {
+    const limits = this.limits;
+    limits.now = Date.now();
+    limits.coolDownMs = this.settings.coolDownMs;
+    limits.maxConnsPerBackend = this.settings.maxConnsPerBackend;
+    return limits;
+  }
+
+  /** A router error answered inside the upgrade handler (no cork needed). */
+  private failNow(res: HttpResponse, request: UpgradeRequest, kind: RouterErrorKind): void {
+    const status = writeRouterError(res, kind, request.host, false);
+    if (status !== 503) this.routerStats.badRequests++;
+    this.refused(request, status, routerErrorBodyBytes(kind, request.host, false), routerErrorCode(kind));
+  }
+
+  private refuseNow(res: HttpResponse, request: UpgradeRequest, status: number, body: string): void {
+    res.writeStatus(statusLine(status, undefined));
+    res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.end(body, true);
+    this.refused(request, status, Buffer.byteLength(body), undefined);
+  }
+
+  /** Counts and records an upgrade refused before any endpoint was chosen. */
+  private refused(request: UpgradeRequest, status: number, bodyBytes: number, routerError: string | undefined): void {
+    this.routerStats.countResponse(status);
+    this.stats.upgradesFailed++;
+    if (this.onRecord === null) return;
+    this.deliver({
+      startedAt: request.startedAt,
+      method: 'GET',
+      host: request.host,
+      path: request.target,
+      status,
+      remoteAddress: request.remoteAddress,
+      userAgent: request.userAgent,
+      referer: request.referer,
+      forwardedFor: request.forwardedFor,
+      forwardedProto: request.forwardedProto,
+      requestId: '',
+      backend: '',
+      appId: '',
+      instanceIndex: '',
+      instanceId: '',
+      bytesFromClient: 0,
+      bytesToClient: bodyBytes,
+      durationMs: Date.now() - request.startedAt,
+      closeCode: null,
+      closeReason: '',
+      closedBy: null,
+      routerError,
+    });
+  }
+
+  private attempt(t: Tunnel, endpoint: Endpoint): void {
+    t.endpoint = endpoint;
+    t.attempts++;
+    t.connected = false;
+    t.responded = false;
+    t.upgradeHeaders = null;
+    t.protocol = '';
+    const backend = endpoint.backend;
+    if (t.tried !== null && !t.tried.includes(backend)) t.tried.push(backend);
+    // A WebSocket holds its backend for its whole life, as in gorouter: least-connection
+    // sees it, and --max-conns-per-backend counts it.
+    backend.inFlight++;
+    t.holding = backend;
+
+    const headers = t.headers!;
+    setOrDelete(headers, 'x-cf-applicationid', endpoint.appId);
+    setOrDelete(headers, 'x-cf-instanceindex', endpoint.instanceIndex);
+    setOrDelete(headers, 'x-cf-instanceid', endpoint.instanceId);
+
+    let app: AppSocket;
+    try {
+      // The subprotocols go as a plain header, not as `ws`'s protocols: `ws` fails an
+      // app that picks none, which browsers (and so this relay) accept.
+      app = new WebSocket(`ws://${backend.key}/`, NONE, {
+        headers: headers as Record<string, string>,
+        perMessageDeflate: false,
+        autoPong: false,
+        followRedirects: false,
+        maxPayload: this.options.maxPayloadBytes,
+        generateMask,
+        createConnection: ((opts: { host: string; port: number }) => {
+          const socket = net.connect(opts.port, opts.host);
+          socket.once('connect', () => this.onAppConnected(t, app));
+          return socket;
+        }) as unknown as typeof net.createConnection,
+        finishRequest: (request: ClientRequest) => {
+          // `ws` normalises the path through URL; the app gets it exactly as the client sent it.
+          request.path = t.request.target;
+          request.end();
+        },
+      });
+    } catch (error) {
+      // A header value Node refuses to send: the request itself is bad.
+      this.releaseBackend(t);
+      this.log.debug('websocket upgrade not forwardable', { host: t.request.host, reason: (error as Error).message });
+      this.routerStats.badRequests++;
+      this.refuse(t, 400, undefined, '400 Bad Request: the upgrade request cannot be forwarded.\n', null, true);
+      return;
+    }
+    app[kTunnel] = t;
+    t.app = app;
+    app.on('upgrade', onAppUpgrade);
+    app.on('open', onAppOpen);
+    app.on('unexpected-response', onAppUnexpectedResponse);
+    app.on('error', onAppError);
+    app.on('close', onAppClose);
+    app.on('message', onAppMessage);
+    app.on('ping', onAppPing);
+    t.timer = setTimeout(() => this.attemptFailed(t, app, Failure.Connect, 'connect timeout'), this.options.connectTimeoutMs);
+  }
+
+  onAppConnected(t: Tunnel, app: AppSocket): void {
+    if (t.app !== app || t.phase !== Phase.Connecting) return;
+    t.connected = true;
+    if (t.timer !== null) clearTimeout(t.timer);
+    t.timer = setTimeout(() => this.attemptFailed(t, app, Failure.Timeout, 'no upgrade response in time'), this.options.handshakeTimeoutMs);
+  }
+
+  /** The app's 101 arrived (before `ws` checks it): keep its subprotocol and headers for the client. */
+  onAppUpgrade(t: Tunnel, app: AppSocket, response: IncomingMessage): void {
+    t.responded = true;
+    const protocol = response.headers['sec-websocket-protocol'];
+    if (protocol !== undefined) {
+      if (!t.protocols.includes(protocol)) {
+        this.attemptFailed(t, app, Failure.Invalid, `app chose subprotocol ${JSON.stringify(protocol)}, not asked for`);
+        return;
+      }
+      t.protocol = protocol;
+      // `ws` was not given the list (see attempt()) and would refuse any subprotocol.
+      delete response.headers['sec-websocket-protocol'];
+    }
+    const raw = response.rawHeaders;
+    let listed: string[] | null = null;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].toLowerCase() !== 'connection') continue;
+      const names = connectionListedHeaders(raw[i + 1]);
+      listed = listed === null ? names : listed.concat(names);
+    }
+    const out: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const lower = raw[i].toLowerCase();
+      if (isOwn101Header(lower) || (listed !== null && listed.includes(lower))) continue;
+      out.push(raw[i], raw[i + 1]);
+    }
+    t.upgradeHeaders = out;
+  }
+
+  /** The app accepted: upgrade the client, in one cork with the app's headers. */
+  onAppOpen(t: Tunnel, app: AppSocket): void {
+    const res = t.res;
+    if (t.phase !== Phase.Connecting || res === null || t.app !== app) {
+      app.terminate();
+      return;
+    }
+    this.connecting.delete(t);
+    const headers = t.upgradeHeaders ?? NONE;
+    const stickyCookie = this.stickyCookie(t, headers);
+    const key = t.key;
+    const context = t.context!;
+    t.settle();
+    t.status = 101;
+    res.cork(() => {
+      res.writeStatus('101 Switching Protocols');
+      for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
+      if (stickyCookie !== undefined) res.writeHeader('Set-Cookie', stickyCookie);
+      // Runs onClientOpen synchronously.
+      res.upgrade<TunnelRef>({ tunnel: t }, key, t.protocol, '', context);
+    });
+    if (t.client === null) {
+      // Not seen with this uWS build (open runs inside upgrade); never leave an app hanging.
+      this.log.warn('websocket upgrade did not open', { host: t.request.host });
+      t.phase = Phase.Done;
+      this.releaseBackend(t);
+      this.detachApp(t);
+      app.terminate();
+      this.routerStats.countResponse(502);
+    }
+  }
+
+  /** __VCAP_ID__ for a session cookie the app set in its 101, as for HTTP responses. */
+  private stickyCookie(t: Tunnel, headers: string[]): string | undefined {
+    const endpoint = t.endpoint!;
+    if (endpoint.instanceId === '' || t.pool === null) return undefined;
+    let cookie: string | undefined;
+    for (let i = 0; i < headers.length; i += 2) {
+      if (headers[i].toLowerCase() !== 'set-cookie') continue;
+      if (headers[i + 1].startsWith(VCAP_ID + '=')) return undefined; // the app set it itself
+      cookie ??= vcapCookieFor(headers[i + 1], this.settings.sessionCookies, endpoint.instanceId, t.pool.contextPath);
+    }
+    return cookie;
+  }
+
+  private onClientOpen(ws: ClientSocket): void {
+    const t = tunnelOf(ws);
+    t.client = ws;
+    t.phase = Phase.Open;
+    this.tunnels.add(t);
+    this.stats.open++;
+    this.stats.total++;
+    this.routerStats.countResponse(101);
+    this.routerStats.countApp(t.endpoint!.appId);
+    if (this.sweepTimer === null && this.sweepIntervalMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweep(), this.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** The app answered the upgrade with something else: the client gets that answer. */
+  onAppUnexpectedResponse(t: Tunnel, app: AppSocket, response: IncomingMessage): void {
+    t.responded = true;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= REFUSAL_BODY_LIMIT) chunks.push(chunk);
+    });
+    response.on('error', () => {});
+    response.on('close', () => {
+      if (!ended) this.attemptFailed(t, app, Failure.Invalid, 'refusal cut short');
+    });
+    // The handshake timer keeps running: a refusal whose body never ends becomes a 504.
+    response.on('end', () => {
+      ended = true;
+      if (t.app !== app || t.phase !== Phase.Connecting) return;
+      this.abandonAttempt(t);
+      const status = response.statusCode ?? 502;
+      const tooBig = size > REFUSAL_BODY_LIMIT;
+      const raw = response.rawHeaders;
+      const headers: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        const lower = raw[i].toLowerCase();
+        if (isOwnRefusalHeader(lower)) continue;
+        // A body too big to hold is dropped, and with it the headers describing it.
+        if (tooBig && (lower === 'content-type' || lower === 'content-encoding')) continue;
+        headers.push(raw[i], raw[i + 1]);
+      }
+      if (tooBig) this.log.info('websocket refusal body dropped', { host: t.request.host, status, bytes: size });
+      this.refuse(t, status, response.statusMessage, tooBig ? EMPTY_BUFFER : Buffer.concat(chunks), headers, false);
+    });
+  }
+
+  /** A failed attempt: retry on another endpoint while that is safe, else answer the client. */
+  attemptFailed(t: Tunnel, app: AppSocket, failure: Failure, detail: string): void {
+    if (t.app !== app || t.phase !== Phase.Connecting) return;
+    const endpoint = t.endpoint!;
+    this.abandonAttempt(t);
+    if (failure === Failure.Connect) endpoint.backend.failedAt = Date.now();
+    if ((failure === Failure.Connect || failure === Failure.ClosedBeforeResponse) && !t.pinned) {
+      const next = this.nextEndpoint(t, endpoint.backend);
+      if (next !== undefined) {
+        this.routerStats.retries++;
+        this.attempt(t, next);
+        return;
+      }
+    }
+    this.log.warn('websocket upgrade failed', { backend: endpoint.backend.key, host: t.request.host, attempts: t.attempts, reason: detail });
+    this.routerStats.badGateways++;
+    const kind = failure === Failure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
+    const res = t.res;
+    t.routerError = routerErrorCode(kind);
+    this.finishUpgrade(t, routerErrorStatus(kind), routerErrorBodyBytes(kind, t.request.host, false));
+    if (res !== null) res.cork(() => writeRouterError(res, kind, t.request.host, false));
+  }
+
+  private nextEndpoint(t: Tunnel, failed: Backend): Endpoint | undefined {
+    if (t.attempts >= this.settings.maxAttempts || t.pool === null) return undefined;
+    t.tried ??= [failed];
+    const pool = t.pool;
+    const picked = pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), t.tried);
+    return picked instanceof Endpoint ? picked : undefined;
+  }
+
+  /** Drops the current attempt's app socket (if any) and its hold on the backend. */
+  private abandonAttempt(t: Tunnel): void {
+    this.releaseBackend(t);
+    const app = t.app;
+    this.detachApp(t);
+    if (app !== null) app.terminate();
+  }
+
+  /** Late events of the app socket find no tunnel from now on ('error' keeps its listener: nothing throws). */
+  private detachApp(t: Tunnel): void {
+    const app = t.app;
+    if (app === null) return;
+    t.app = null;
+    if (t.timer !== null) {
+      clearTimeout(t.timer);
+      t.timer = null;
+    }
+    app[kTunnel] = undefined;
+  }
+
+  private releaseBackend(t: Tunnel): void {
+    if (t.holding !== null) {
+      t.holding.inFlight--;
+      t.holding = null;
+    }
+  }
+
+  /**
+   * Answers the client's upgrade with an HTTP response: the app's refusal
+   * (with its headers), or the router's own (`headers` null: plain text).
+   */
+  private refuse(
+    t: Tunnel,
+    status: number,
+    reason: string | undefined,
+    body: string | Buffer,
+    headers: string[] | null,
+    closeConnection: boolean,
+  ): void {
+    const res = t.res;
+    this.finishUpgrade(t, status, typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+    if (res === null) return;
+    res.cork(() => {
+      res.writeStatus(statusLine(status, reason));
+      if (headers === null) res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
+      else for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
+      res.end(body, closeConnection);
+    });
+  }
+
+  /** The upgrade is over without a tunnel: count it and deliver its record. */
+  private finishUpgrade(t: Tunnel, status: number, bodyBytes: number): void {
+    this.connecting.delete(t);
+    t.phase = Phase.Done;
+    t.status = status;
+    t.bytesToClient = bodyBytes;
+    t.settle();
+    this.routerStats.countResponse(status);
+    if (t.endpoint !== null) this.routerStats.countApp(t.endpoint.appId);
+    this.stats.upgradesFailed++;
+    this.deliver(this.record(t));
+  }
+
+  private onClientAborted(t: Tunnel): void {
+    if (t.phase !== Phase.Connecting) return;
+    this.abandonAttempt(t);
+    t.res = null;
+    this.routerStats.clientAborts++;
+    this.finishUpgrade(t, 499, 0);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Relay.
+
+  private onClientMessage(ws: ClientSocket, message: ArrayBuffer, isBinary: boolean): void {
+    const t = tunnelOf(ws);
+    t.idleTicks = 0;
+    const n = message.byteLength;
+    t.bytesFromClient += n;
+    this.stats.bytesIn += n;
+    const app = t.app;
+    if (app === null || app.readyState !== WebSocket.OPEN) return;
+    // `ws` copies the bytes into the masked frame before send() returns (see generateMask).
+    app.send(message, isBinary ? BINARY : TEXT);
+    if (app.bufferedAmount > this.overflowLimit) {
+      // uWS cannot stop reading this client, and its app is not reading: cut the tunnel.
+      this.stats.overflowCloses++;
+      this.log.warn('websocket closed: the app does not read what its client sends', {
+        host: t.request.host,
+        backend: t.endpoint!.backend.key,
+        buffered: app.bufferedAmount,
+      });
+      t.closedBy = 'router';
+      this.detachApp(t);
+      app.terminate();
+      this.closeTunnel(t, 1013, 'app not reading');
+    }
+  }
+
+  onAppMessage(t: Tunnel, app: AppSocket, data: Buffer, isBinary: boolean): void {
+    t.idleTicks = 0;
+    const n = data.length;
+    t.bytesToClient += n;
+    this.stats.bytesOut += n;
+    const client = t.client;
+    if (client === null) return;
+    // 0: it waits in uWS's buffer (2, dropped, cannot happen: maxBackpressure is 0).
+    if (client.send(data, isBinary) === 0 && !t.appPaused && client.getBufferedAmount() > CLIENT_HIGH_WATER) {
+      t.appPaused = true;
+      app.pause();
+    }
+  }
+
+  private onClientDrain(ws: ClientSocket): void {
+    const t = tunnelOf(ws);
+    if (t.appPaused && ws.getBufferedAmount() < CLIENT_LOW_WATER) {
+      t.appPaused = false;
+      t.app?.resume();
+    }
+  }
+
+  onAppPing(t: Tunnel, data: Buffer): void {
+    t.idleTicks = 0;
+    t.client?.ping(data);
+  }
+
+  private onClientPong(ws: ClientSocket, message: ArrayBuffer): void {
+    const t = tunnelOf(ws);
+    t.idleTicks = 0;
+    const app = t.app;
+    if (app !== null && app.readyState === WebSocket.OPEN) app.pong(Buffer.copyBytesFrom(new Uint8Array(message)));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Close, both ways. Every close of an open tunnel ends in onClientClose.
+
+  /** Closes the client with `code` (its close handler then closes the app the same way). */
+  private closeTunnel(t: Tunnel, code: number, reason: string): void {
+    const client = t.client;
+    if (client === null) return;
+    if (t.closeCode === null) {
+      t.closeCode = code;
+      t.closeReason = reason;
+    }
+    client.end(code, reason);
+  }
+
+  private onClientClose(ws: ClientSocket, code: number, message: ArrayBuffer): void {
+    const t = tunnelOf(ws);
+    t.client = null;
+    let reason: Buffer | string = message.byteLength === 0 ? EMPTY_BUFFER : Buffer.copyBytesFrom(new Uint8Array(message));
+    if (t.closeCode === null) {
+      t.closedBy = 'client';
+      t.closeCode = code === 0 ? 1005 : code;
+      t.closeReason = reason.toString();
+    } else {
+      reason = t.closeReason;
+    }
+    const app = t.app;
+    if (app !== null) {
+      this.detachApp(t);
+      closeApp(app, t.closeCode, reason);
+    }
+    if (t.phase !== Phase.Open) return;
+    t.phase = Phase.Done;
+    this.tunnels.delete(t);
+    this.stats.open--;
+    this.releaseBackend(t);
+    this.deliver(this.record(t));
+    if (this.tunnels.size === 0) this.stop();
+  }
+
+  onAppClose(t: Tunnel, app: AppSocket, code: number, reason: Buffer): void {
+    if (t.phase === Phase.Connecting) {
+      // Closed during the handshake without an 'error' first: treat as a reset.
+      this.attemptFailed(t, app, t.connected ? Failure.ClosedBeforeResponse : Failure.Connect, 'closed before the upgrade');
+      return;
+    }
+    this.detachApp(t);
+    const client = t.client;
+    if (client === null) return;
+    if (t.closeCode === null) {
+      t.closedBy = 'app';
+      t.closeCode = code;
+      t.closeReason = reason.toString();
+    }
+    const relayed = relayedClose(code);
+    if (relayed === null) client.close();
+    else if (relayed === undefined) client.end();
+    else client.end(relayed, reason);
+  }
+
+  onAppError(t: Tunnel, app: AppSocket, error: Error & { code?: string }): void {
+    if (t.phase !== Phase.Connecting) {
+      this.log.debug('websocket app error', { backend: t.endpoint?.backend.key, reason: error.message });
+      return; // 'close' follows
+    }
+    if (t.responded) this.attemptFailed(t, app, Failure.Invalid, error.message);
+    else if (!t.connected) this.attemptFailed(t, app, Failure.Connect, error.code ?? error.message);
+    else this.attemptFailed(t, app, Failure.ClosedBeforeResponse, error.code ?? error.message);
+  }
+
+  private sweep(): void {
+    const limit = this.idleTicksToClose;
+    for (const t of this.tunnels) {
+      if (++t.idleTicks <= limit) continue;
+      this.stats.idleTimeouts++;
+      t.closedBy = 'router';
+      this.closeTunnel(t, 1001, 'idle timeout');
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Records.
+
+  private record(t: Tunnel): WebSocketRecord {
+    const r = t.request;
+    const e = t.endpoint;
+    return {
+      startedAt: r.startedAt,
+      method: 'GET',
+      host: r.host,
+      path: r.target,
+      status: t.status,
+      remoteAddress: r.remoteAddress,
+      userAgent: r.userAgent,
+      referer: r.referer,
+      forwardedFor: r.forwardedFor,
+      forwardedProto: r.forwardedProto,
+      requestId: t.requestId,
+      backend: e === null ? '' : e.backend.key,
+      appId: e === null ? '' : e.appId,
+      instanceIndex: e === null ? '' : e.instanceIndex,
+      instanceId: e === null ? '' : e.instanceId,
+      bytesFromClient: t.bytesFromClient,
+      bytesToClient: t.bytesToClient,
+      durationMs: Date.now() - r.startedAt,
+      closeCode: t.status === 101 ? t.closeCode : null,
+      closeReason: t.closeReason,
+      closedBy: t.status === 101 ? t.closedBy : null,
+      routerError: t.routerError,
+    };
+  }
+
+  private deliver(record: WebSocketRecord): void {
+    const onRecord = this.onRecord;
+    if (onRecord === null) return;
+    try {
+      onRecord(record);
+    } catch (error) {
+      this.log.error('websocket record callback failed', { reason: (error as Error).message });
+    }
+  }
+}
+
+function setOrDelete(headers: Record<string, string | string[]>, name: string, value: string): void {
+  if (value === '') delete headers[name];
+  else headers[name] = headerSafe(value);
+}
+
+/** Passes a client's close on to the app: same code and reason, as far as `ws` may send them. */
+function closeApp(app: WebSocket, code: number, reason: Buffer | string): void {
+  if (app.readyState === WebSocket.CONNECTING) {
+    app.terminate();
+    return;
+  }
+  if (app.readyState !== WebSocket.OPEN) return;
+  const relayed = relayedClose(code);
+  if (relayed === null) {
+    app.terminate();
+    return;
+  }
+  if (relayed === undefined) {
+    app.close();
+    return;
+  }
+  try {
+    app.close(relayed, reason);
+  } catch {
+    // A code `ws` may not send (1004, 1015, ...): close without one.
+    app.close();
+  }
+}
+
+// Listeners shared by every app socket (`this` is the socket): no closures per tunnel.
+
+function onAppUpgrade(this: AppSocket, response: IncomingMessage): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.onAppUpgrade(t, this, response);
+}
+function onAppOpen(this: AppSocket): void {
+  const t = this[kTunnel];
+  if (t === undefined) this.terminate();
+  else t.proxy.onAppOpen(t, this);
+}
+function onAppUnexpectedResponse(this: AppSocket, request: ClientRequest, response: IncomingMessage): void {
+  const t = this[kTunnel];
+  if (t === undefined || t.app !== this || t.phase !== Phase.Connecting) request.destroy();
+  else t.proxy.onAppUnexpectedResponse(t, this, response);
+}
+function onAppError(this: AppSocket, error: Error): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.onAppError(t, this, error);
+}
+function onAppClose(this: AppSocket, code: number, reason: Buffer): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.onAppClose(t, this, code, reason);
+}
+function onAppMessage(this: AppSocket, data: Buffer, isBinary: boolean): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.onAppMessage(t, this, data, isBinary);
+}
+function onAppPing(this: AppSocket, data: Buffer): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.onAppPing(t, data);
+}
