@@ -425,6 +425,60 @@ t.test('close codes and reasons pass both ways', async (t) => {
   t.equal((await withTimeout(conn.closed, 5000, 'app close')).code, 1006, 'the client dropping the connection drops the app\'s');
 });
 
+t.test('an app that sends a burst and closes: a slow client gets every byte, then the close', async (t) => {
+  // After uWS's end(), a client has a few seconds to take what still waits in uWS's buffer,
+  // then uWS drops the socket (the client sees part of the data and 1006). The client here
+  // reads nothing until the app's close handshake is over (the router has handled the
+  // app's close by then) and for 6 s in all; bursts a little larger than the kernel's
+  // socket buffers sit in uWS meanwhile. The kernel's share is not known in advance, so
+  // a range of sizes runs at once.
+  const CHUNK = 64 * KiB;
+  const app = await wsApp(t, {
+    onConnection: ({ ws, req }) =>
+      ws.on('message', () => {
+        const total = Number(req.url!.slice(1));
+        for (let sent = 0, i = 0; sent < total; sent += CHUNK, i++) ws.send(Buffer.alloc(CHUNK, i & 0xff));
+        ws.close(4000, 'that was all');
+      }),
+  });
+  const host = uniqueHost('burst');
+  await register(router, { port: app.port, uris: [host] });
+  const totals: number[] = [];
+  for (let total = 1 * MiB; total <= 8 * MiB; total += 256 * KiB) totals.push(total);
+  let closedWhileUnread = 0;
+  const results = await Promise.all(
+    totals.map(async (total) => {
+      const c = await openClient(t, router, host, `/${total}`);
+      const conn = app.connections.find((a) => a.req.url === `/${total}`)!;
+      let received = 0;
+      let intact = true;
+      let index = 0;
+      c.ws.on('message', (data: Buffer) => {
+        if (data.length !== CHUNK || data[0] !== (index & 0xff) || data[CHUNK - 1] !== (index & 0xff)) intact = false;
+        index++;
+        received += data.length;
+      });
+      c.ws.pause();
+      c.ws.send('go');
+      // The app's close completes unless the router paused the app (more than 1 MiB waiting in uWS).
+      if (await Promise.race([conn.closed.then(() => true), sleep(1500).then(() => false)])) closedWhileUnread++;
+      // uWS gives a closed socket a few seconds (4 s timer ticks) to flush, then drops it.
+      await sleep(4500);
+      c.ws.resume();
+      const closed = await withTimeout(c.closed, 10_000, 'close after the burst');
+      return { total, received, intact, closed };
+    }),
+  );
+  t.ok(closedWhileUnread > 0, `the app's close reached the router before the client read anything (${closedWhileUnread} connections)`);
+  for (const r of results) {
+    t.same(
+      { received: r.received, intact: r.intact, closed: r.closed },
+      { received: r.total, intact: true, closed: { code: 4000, reason: 'that was all' } },
+      `${(r.total / MiB).toFixed(2)} MiB burst: every byte, in order, then the app's close`,
+    );
+  }
+});
+
 t.test('pings: the app\'s pings reach the client and its pongs come back', async (t) => {
   const app = await wsApp(t);
   const host = uniqueHost('ping');
@@ -446,17 +500,32 @@ t.test('the app refuses the upgrade: the client gets its answer', async (t) => {
     t,
     (_req, res) => res.end('never'),
     (server) =>
-      server.on('upgrade', (_req, socket) =>
-        socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Why: no sockets for you\r\nContent-Length: 12\r\n\r\nnot allowed\n'),
-      ),
+      server.on('upgrade', (req, socket) => {
+        socket.on('error', () => {}); // the router drops an oversized refusal unread: a reset
+        if (req.url === '/chunked') {
+          socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="x"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nlogin\r\n6\r\n first\r\n0\r\n\r\n');
+        } else if (req.url === '/big') {
+          socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: ${100 * KiB}\r\n\r\n${'x'.repeat(100 * KiB)}`);
+        } else {
+          socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+          socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Why: no sockets for you\r\nContent-Length: 12\r\n\r\nnot allowed\n');
+        }
+      }),
   );
   const host = uniqueHost('refuse');
   await register(router, { port: refusing.port, uris: [host] });
   const r = await upgradeRequest(router, host);
-  t.equal(r.status, 403, 'the app\'s status');
+  t.equal(r.status, 403, 'the app\'s status (after an interim 100)');
   t.equal(r.body.toString(), 'not allowed\n', 'the app\'s body');
   t.equal(r.headers['x-why'], 'no sockets for you', 'the app\'s headers');
   t.equal(r.headers['x-cf-routererror'], undefined, 'not a router error');
+  const chunked = await upgradeRequest(router, host, {}, '/chunked');
+  t.equal(chunked.status, 401, 'a chunked refusal');
+  t.equal(chunked.body.toString(), 'login first', '... with its body');
+  t.equal(chunked.headers['www-authenticate'], 'Basic realm="x"');
+  const big = await upgradeRequest(router, host, {}, '/big');
+  t.equal(big.status, 400, 'a refusal with a body over 64 KiB keeps its status');
+  t.equal(big.body.length, 0, '... and loses its body');
 
   // A plain HTTP app answers the upgrade request as a normal GET.
   const plain = await startBackend(t, (_req, res) => res.end('plain http'));
@@ -503,6 +572,38 @@ t.test('nothing listening: retried on a live endpoint; 502 when none is left', a
   t.equal(r.status, 502, 'no live endpoint: 502');
   t.equal(r.headers['x-cf-routererror'], 'endpoint_failure');
   t.equal(((await router.varz()).retries as number) - before2, 2, 'three attempts in all');
+});
+
+t.test('an app that never answers: 504 after --backend-timeout; an invalid 101: 502', async (t) => {
+  const silent = net.createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const held: net.Socket[] = [];
+  silent.on('connection', (s) => held.push(s));
+  t.teardown(() => {
+    held.forEach((s) => s.destroy());
+    silent.close();
+  });
+  const host = uniqueHost('silent');
+  await register(router, { port: (silent.address() as net.AddressInfo).port, uris: [host] });
+  const started = Date.now();
+  const r = await upgradeRequest(router, host);
+  t.equal(r.status, 504, '504');
+  t.equal(r.headers['x-cf-routererror'], 'endpoint_failure');
+  t.ok(Date.now() - started >= 900, 'after the backend timeout (1 s)');
+
+  const liar = await startBackend(
+    t,
+    (_req, res) => res.end('never'),
+    (server) =>
+      server.on('upgrade', (_req, socket) =>
+        socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: wrong\r\n\r\n'),
+      ),
+  );
+  const host2 = uniqueHost('liar');
+  await register(router, { port: liar.port, uris: [host2] });
+  const bad = await upgradeRequest(router, host2);
+  t.equal(bad.status, 502, 'a 101 with the wrong accept key: 502');
+  t.equal(bad.headers['x-cf-routererror'], 'endpoint_failure');
 });
 
 t.test('unregistering the endpoint leaves its open WebSocket alone', async (t) => {
@@ -684,7 +785,8 @@ t.test('memory per idle proxied WebSocket (2,000 connections)', async (t) => {
   const after = memRouter.rss();
   const perConnection = (after - before) / N;
   t.comment(`router RSS ${(before / 1e6).toFixed(1)} MB -> ${(after / 1e6).toFixed(1)} MB for ${N} idle WebSockets: ${(perConnection / 1024).toFixed(1)} KiB each`);
-  t.ok(perConnection < 20 * KiB, `under 20 KiB per idle WebSocket (${(perConnection / 1024).toFixed(1)} KiB)`);
+  // Target 10 KB; measured 9-13 KiB at 2,000 and ~8 KiB at 8,000 (V8's heap growth is spread over more).
+  t.ok(perConnection < 16 * KiB, `under 16 KiB per idle WebSocket (${(perConnection / 1024).toFixed(1)} KiB)`);
 });
 
 t.test('SIGTERM: open WebSockets get 1001 at both ends, the router exits 0', async (t) => {

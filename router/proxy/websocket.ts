@@ -1,32 +1,46 @@
-// WebSocket proxying: an upgrade request is routed like any request, the
-// router opens its own WebSocket to the chosen endpoint (the `ws` package as
-// client), and only once the app said 101 is the client upgraded (uWS
-// res.upgrade). From then on messages are relayed both ways.
+// WebSocket proxying. An upgrade request is routed like any request; the
+// router sends its own upgrade request to the chosen endpoint, and only once
+// the app answered 101 is the client upgraded (uWS res.upgrade). From then on
+// messages are relayed both ways: uWebSockets.js on the client side, the `ws`
+// package's framing on the app side.
+//
+// The upgrade towards the app is written by hand on a plain `net` socket (one
+// prebuilt request head, the 101 checked here) and the socket then handed to
+// `ws` the way its own server does (`new WebSocket(null)` + `setSocket`, as a
+// client). The `ws` client's HTTP machinery leaves ~10 KiB of garbage per
+// handshake, which showed up as RSS of idle tunnels (about half of it).
 //
 // Choices forced by uWebSockets.js 20.30 (see /work/shared/uws-notes.md):
 // - A uWS WebSocket cannot stop reading (no pause/resume for WebSockets; the
 //   HttpResponse's pause is gone after the upgrade). A client that sends
 //   faster than its app reads therefore cannot be slowed down: the router
 //   keeps relaying until the app's socket holds `overflowLimit` bytes, then
-//   closes the client with 1013 (Try Again Later). Memory stays bounded; the
+//   closes the client with 1013 (Try Again Later). Memory stays bounded. The
 //   other direction (app -> client) has real backpressure: the app's socket is
 //   paused while the client's buffered amount is above 1 MiB and resumed from
 //   uWS's drain handler.
-// - uWS's own idleTimeout is capped (and its resolution is 4 s): it is switched
-//   off and one shared sweep timer closes tunnels idle for --ws-idle-timeout.
+// - uWS's own idleTimeout is capped (and its resolution is 4 s): it is off,
+//   and one shared sweep timer closes tunnels idle for --ws-idle-timeout.
 // - maxBackpressure must be 0: with a limit, uWS silently DROPS messages sent
 //   past it (send() returns 2), which a relay must never do.
 // - uWS answers client pings itself and its JS API cannot send a pong. So:
 //   client pings are answered by the router (not forwarded); the app's pings
 //   are forwarded to the client and the client's pongs back to the app (the
-//   router's `ws` client does not auto-answer), so an app's heartbeat sees the
-//   real client; the app's pongs are dropped.
-// - Messages are relayed whole (fragments reassembled on either side), and
-//   each hop negotiates its own extensions: permessage-deflate is off on both
-//   hops, so no Sec-WebSocket-Extensions reach either end.
+//   app-side socket does not answer pings itself), so an app's heartbeat sees
+//   the real client; the app's pongs are dropped.
+// - uWS.js copies the user data's own properties onto the WebSocket object:
+//   the user data is `{ tunnel }`.
+// - After ws.end(), uWS gives the client a few seconds (4 s timer ticks) to
+//   take what still waits in its buffer, then drops the socket: a slow client
+//   lost the tail of what the app sent and saw 1006. When the app closes, the
+//   client's close therefore waits until uWS's buffer is empty (drain handler).
+// - A message over --ws-max-payload-mb from a client makes uWS drop the
+//   connection without a close frame (the client sees 1006).
+// Messages are relayed whole (fragments reassembled on either side), and each
+// hop negotiates its own extensions: permessage-deflate is off on both hops,
+// so no Sec-WebSocket-Extensions reach either end.
 
-import { randomFillSync, randomUUID } from 'node:crypto';
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import * as net from 'node:net';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket as UwsWebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -52,6 +66,9 @@ export const CLIENT_HIGH_WATER = 1 * MiB;
 export const CLIENT_LOW_WATER = 256 * KiB;
 /** A refusal from the app (non-101) is passed on with its body up to this size. */
 const REFUSAL_BODY_LIMIT = 64 * KiB;
+/** Largest response head accepted from an app. */
+const RESPONSE_HEAD_LIMIT = 80 * KiB;
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 export interface WebSocketOptions {
   /** Largest message relayed either way; a bigger one closes the connection. */
@@ -141,6 +158,116 @@ export interface WebSocketRecord {
   routerError: string | undefined;
 }
 
+// ---------------------------------------------------------------------------
+// Pure helpers (unit-tested in websocket.test.ts).
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The subprotocols a client asked for (duplicates dropped), or undefined when the header is malformed. */
+export function parseSubprotocols(header: string): string[] | undefined {
+  if (header.trim() === '') return [];
+  const out: string[] = [];
+  for (const raw of header.split(',')) {
+    const p = raw.trim();
+    if (!TOKEN.test(p)) return undefined;
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * The close to send one side for a close received from the other: a code,
+ * `undefined` for a close frame without a code (1005 received), or `null`
+ * for no close frame at all (1006: the connection was lost).
+ */
+export function relayedClose(code: number): number | undefined | null {
+  if (code === 1006) return null;
+  if (code === 1005 || code === 0) return undefined;
+  return code;
+}
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  /** Names and values alternating, as the app sent them. */
+  headers: string[];
+}
+
+/** An HTTP/1.x response head (status line and header lines, without the blank line); undefined when malformed. */
+export function parseResponseHead(text: string): ResponseHead | undefined {
+  const lines = text.split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0]);
+  if (m === null) return undefined;
+  const headers: string[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) return undefined;
+    headers.push(name, line.slice(colon + 1).trim());
+  }
+  return { status: Number(m[1]), reason: m[2] ?? '', headers };
+}
+
+/** The value of header `lowerName` (all of them joined by ', '), or undefined. */
+export function headerValue(headers: readonly string[], lowerName: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i].toLowerCase() === lowerName) value = value === undefined ? headers[i + 1] : `${value}, ${headers[i + 1]}`;
+  }
+  return value;
+}
+
+/**
+ * A chunked body from its raw bytes: the body once complete, null while more
+ * is needed, undefined when the framing is invalid.
+ */
+export function decodeChunked(raw: Buffer): Buffer | null | undefined {
+  const parts: Buffer[] = [];
+  let pos = 0;
+  for (;;) {
+    const lineEnd = raw.indexOf('\r\n', pos, 'latin1');
+    if (lineEnd === -1) return raw.length - pos > 1024 ? undefined : null;
+    const sizeText = raw.toString('latin1', pos, lineEnd).split(';')[0].trim();
+    if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) return undefined;
+    const size = parseInt(sizeText, 16);
+    pos = lineEnd + 2;
+    if (size === 0) {
+      // Trailers, up to the empty line.
+      for (;;) {
+        const end = raw.indexOf('\r\n', pos, 'latin1');
+        if (end === -1) return null;
+        if (end === pos) return Buffer.concat(parts);
+        pos = end + 2;
+      }
+    }
+    if (raw.length < pos + size + 2) return null;
+    if (raw[pos + size] !== 13 || raw[pos + size + 1] !== 10) return undefined;
+    parts.push(raw.subarray(pos, pos + size));
+    pos += size + 2;
+  }
+}
+
+/** Why an app's 101 is not acceptable, or undefined when it is. */
+export function checkUpgradeResponse(headers: readonly string[], key: string, offered: readonly string[]): string | undefined {
+  if (headerValue(headers, 'upgrade')?.toLowerCase() !== 'websocket') return 'no Upgrade: websocket';
+  const connection = headerValue(headers, 'connection') ?? '';
+  if (!connection.split(',').some((token) => token.trim().toLowerCase() === 'upgrade')) return 'no Connection: upgrade';
+  if (headerValue(headers, 'sec-websocket-accept') !== acceptKey(key)) return 'wrong Sec-WebSocket-Accept';
+  if (headerValue(headers, 'sec-websocket-extensions') !== undefined) return 'an extension nobody offered';
+  const protocol = headerValue(headers, 'sec-websocket-protocol');
+  if (protocol !== undefined && !offered.includes(protocol)) return `subprotocol ${JSON.stringify(protocol)} was not offered`;
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------
+
 const enum Phase {
   /** Routed; an attempt to the app is under way. */
   Connecting,
@@ -153,21 +280,42 @@ const enum Phase {
 const enum Failure {
   /** No TCP connection (refused, unreachable, connect timeout): the app saw nothing. Retry, cool down. */
   Connect,
-  /** Connected, closed before any response: retry (an upgrade is a GET). */
+  /** Connected, closed before any response byte: retry (an upgrade is a GET). */
   ClosedBeforeResponse,
-  /** Connected, no response within the handshake timeout: 504. */
+  /** Connected, no (complete) response within the handshake timeout: 504. */
   Timeout,
-  /** The app answered, but not with a valid upgrade: 502. */
+  /** The app answered, but not with something the router can pass on: 502. */
   Invalid,
 }
 
+const enum Body {
+  None,
+  Length,
+  Chunked,
+  UntilClose,
+}
+
 const kTunnel = Symbol('tunnel');
+/** The app side: first a plain socket for the handshake, then a `ws` WebSocket over it. */
+type HandshakeSocket = net.Socket & { [kTunnel]?: Tunnel };
 type AppSocket = WebSocket & { [kTunnel]?: Tunnel };
-/**
- * uWS.js copies the own properties of the user data given to res.upgrade onto
- * the WebSocket object (getUserData() returns the socket itself), so the
- * user data is `{ tunnel }` and the tunnel is read straight off the socket.
- */
+/** `ws` internals used to run its client framing over a socket upgraded here. */
+type WsInternals = {
+  _isServer: boolean;
+  setSocket(
+    socket: net.Socket,
+    head: Buffer,
+    options: {
+      allowSynchronousEvents: boolean;
+      generateMask: (mask: Buffer) => void;
+      maxBufferedChunks: number;
+      maxFragments: number;
+      maxPayload: number;
+      skipUTF8Validation: boolean;
+    },
+  ): void;
+};
+
 interface TunnelRef {
   tunnel: Tunnel;
 }
@@ -176,7 +324,7 @@ function tunnelOf(ws: ClientSocket): Tunnel {
   return (ws as ClientSocket & TunnelRef).tunnel;
 }
 
-/** Client headers `ws` makes itself, or that are per hop; the subprotocol list is sent separately. */
+/** Client headers not sent on: made per hop (key, version, extensions) or by the router (protocol list, cookie). */
 const NOT_FORWARDED = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'cookie']);
 
 /** Headers of the app's 101 never copied to the client: uWS writes its own, or they are per hop. */
@@ -197,34 +345,17 @@ function isOwnRefusalHeader(lower: string): boolean {
   return isHopByHop(lower) || lower === 'content-length' || lower === 'date' || lower === 'uwebsockets';
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
-/** The subprotocols a client asked for (duplicates dropped), or undefined when the header is malformed. */
-export function parseSubprotocols(header: string): string[] | undefined {
-  if (header.trim() === '') return [];
+/** End-to-end headers of a response: not hop-by-hop, not named by its Connection header, not `own`. */
+function endToEnd(headers: readonly string[], own: (lower: string) => boolean): string[] {
+  const connection = headerValue(headers, 'connection');
+  const listed = connection === undefined ? null : connectionListedHeaders(connection);
   const out: string[] = [];
-  for (const raw of header.split(',')) {
-    const p = raw.trim();
-    if (!TOKEN.test(p)) return undefined;
-    if (!out.includes(p)) out.push(p);
+  for (let i = 0; i < headers.length; i += 2) {
+    const lower = headers[i].toLowerCase();
+    if (own(lower) || (listed !== null && listed.includes(lower))) continue;
+    out.push(headers[i], headers[i + 1]);
   }
   return out;
-}
-
-/**
- * The close to send the other side for a close received from one side:
- * undefined code means a close frame without a code (1005 received), `null`
- * means no close frame at all (1006: the connection was lost).
- */
-export function relayedClose(code: number): number | undefined | null {
-  if (code === 1006) return null;
-  if (code === 1005 || code === 0) return undefined;
-  return code;
-}
-
-/** Register messages come from the bus, not users, but must never break a header. */
-function headerSafe(value: string): string {
-  return value.replace(/[\x00-\x1f\x7f]/g, '');
 }
 
 function statusLine(status: number, reason: string | undefined): string {
@@ -280,6 +411,8 @@ class Tunnel {
   /** The backend whose inFlight this tunnel holds (released once). */
   holding: Backend | null = null;
   appPaused = false;
+  /** The app closed while the client still had data waiting in uWS: close once it is sent. */
+  endWhenDrained = false;
   /** Idle sweeps since the last message or ping/pong either way. */
   idleTicks = 0;
   bytesFromClient = 0;
@@ -294,39 +427,44 @@ class Tunnel {
   // Upgrade phase only (see settle()).
   res: HttpResponse | null;
   context: us_socket_context_t | null;
-  key: string;
+  /** The client's Sec-WebSocket-Key. */
+  clientKey: string;
   /** The subprotocols the client asked for. */
   protocols: string[];
-  /** Headers for the app, names lowercased. */
-  headers: Record<string, string | string[]> | null;
+  /** The request head for the app, up to the per-endpoint and per-attempt lines. */
+  head: string;
   pool: EndpointPool | null;
   tried: Backend[] | null = null;
   attempts = 0;
+  /** The socket of the current attempt, until it is handed to `ws`. */
+  socket: HandshakeSocket | null = null;
+  /** The Sec-WebSocket-Key of the current attempt. */
+  appKey = '';
   connected = false;
-  responded = false;
+  /** Response bytes of the current attempt so far (head, then a refusal's body). */
+  received: Buffer | null = null;
+  response: ResponseHead | null = null;
+  body = Body.None;
+  bodyLength = 0;
   timer: NodeJS.Timeout | null = null;
-  /** The subprotocol the app chose ('' for none). */
-  protocol = '';
-  /** End-to-end headers of the app's 101, as name/value pairs. */
-  upgradeHeaders: string[] | null = null;
 
   constructor(
     readonly proxy: WebSocketProxy,
     readonly request: UpgradeRequest,
     res: HttpResponse,
     context: us_socket_context_t,
-    key: string,
+    clientKey: string,
     protocols: string[],
-    headers: Record<string, string | string[]>,
+    head: string,
     pool: EndpointPool,
     /** X-Cf-App-Instance named the endpoint: no other instance may serve it. */
     readonly pinned: boolean,
   ) {
     this.res = res;
     this.context = context;
-    this.key = key;
+    this.clientKey = clientKey;
     this.protocols = protocols;
-    this.headers = headers;
+    this.head = head;
     this.pool = pool;
   }
 
@@ -334,12 +472,14 @@ class Tunnel {
   settle(): void {
     this.res = null;
     this.context = null;
-    this.key = '';
+    this.clientKey = '';
     this.protocols = NONE;
-    this.headers = null;
+    this.head = '';
     this.pool = null;
     this.tried = null;
-    this.upgradeHeaders = null;
+    this.appKey = '';
+    this.received = null;
+    this.response = null;
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -466,30 +606,26 @@ export class WebSocketProxy {
     request.forwardedFor = sanitize ? request.remoteAddress : appendForwardedFor(scan.forwardedFor, request.remoteAddress);
     if (!sanitize && scan.forwardedProto !== '') request.forwardedProto = scan.forwardedProto;
 
-    // Headers for the app: the client's end-to-end ones, Host unchanged.
-    let key = '';
+    // The client's end-to-end headers, as lines for the app; Host unchanged.
+    let clientKey = '';
     let protocolHeader = '';
+    let lines = '';
     const listed = scan.connection === '' ? null : connectionListedHeaders(scan.connection);
-    const headers: Record<string, string | string[]> = {};
     for (let i = 0; i < scan.count; i++) {
       const name = scan.names[i];
       const value = scan.values[i];
       if (NOT_FORWARDED.has(name)) {
-        if (name === 'sec-websocket-key') key = value;
+        if (name === 'sec-websocket-key') clientKey = value;
         else if (name === 'sec-websocket-protocol') protocolHeader = protocolHeader === '' ? value : `${protocolHeader}, ${value}`;
         continue;
       }
       if (listed !== null && listed.includes(name)) continue;
       if (name === 'user-agent') request.userAgent = value;
       else if (name === 'referer') request.referer = value;
-      const existing = headers[name];
-      if (existing === undefined) headers[name] = value;
-      else if (typeof existing === 'string') headers[name] = [existing, value];
-      else existing.push(value);
+      lines += name + ': ' + value + '\r\n';
     }
-    if (scan.cookie !== '') headers.cookie = scan.cookie;
 
-    if (this.settings.draining) return this.refuseNow(res, request, 503, `503 Service Unavailable: the router is shutting down.\n`);
+    if (this.settings.draining) return this.refuseNow(res, request, 503, '503 Service Unavailable: the router is shutting down.\n');
     if (scan.headBytes + request.target.length > this.settings.maxHeaderBytes) return this.failNow(res, request, RouterErrorKind.HeadersTooLarge);
     // An upgrade request has no body; one that announces a body cannot be trusted.
     if (scan.transferEncoding !== '' || (scan.contentLength !== '' && scan.contentLength !== '0')) {
@@ -523,14 +659,20 @@ export class WebSocketProxy {
     }
     if (endpoint === undefined) return this.failNow(res, request, RouterErrorKind.NoEndpoints);
 
-    // The router's own headers; X-CF-* follow the endpoint of each attempt.
-    if (protocols.length > 0) headers['sec-websocket-protocol'] = protocols.join(', ');
-    headers['x-forwarded-for'] = request.forwardedFor;
-    headers['x-forwarded-proto'] = request.forwardedProto;
-    headers['x-request-start'] = scan.requestStart === '' ? String(request.startedAt) : scan.requestStart;
-    const t = new Tunnel(this, request, res, context, key, protocols, headers, pool, pinned);
-    t.requestId = randomUUID();
-    headers['x-vcap-request-id'] = t.requestId;
+    // The head for the app; X-CF-* and the key follow on each attempt.
+    const requestId = randomUUID();
+    const head =
+      `GET ${request.target} HTTP/1.1\r\n` +
+      lines +
+      (scan.cookie === '' ? '' : `cookie: ${scan.cookie}\r\n`) +
+      (protocols.length === 0 ? '' : `sec-websocket-protocol: ${protocols.join(', ')}\r\n`) +
+      `x-forwarded-for: ${request.forwardedFor}\r\n` +
+      `x-forwarded-proto: ${request.forwardedProto}\r\n` +
+      `x-request-start: ${scan.requestStart === '' ? request.startedAt : scan.requestStart}\r\n` +
+      `x-vcap-request-id: ${requestId}\r\n` +
+      'connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n';
+    const t = new Tunnel(this, request, res, context, clientKey, protocols, head, pool, pinned);
+    t.requestId = requestId;
     tunnel = t;
     this.connecting.add(t);
     this.attempt(t, endpoint);
@@ -602,114 +744,158 @@ export class WebSocketProxy {
     });
   }
 
+  // ---------------------------------------------------------------------------
+  // The handshake with the app, on a plain socket.
+
   private attempt(t: Tunnel, endpoint: Endpoint): void {
     t.endpoint = endpoint;
     t.attempts++;
     t.connected = false;
-    t.responded = false;
-    t.upgradeHeaders = null;
-    t.protocol = '';
+    t.received = null;
+    t.response = null;
     const backend = endpoint.backend;
     if (t.tried !== null && !t.tried.includes(backend)) t.tried.push(backend);
     // A WebSocket holds its backend for its whole life, as in gorouter: least-connection
     // sees it, and --max-conns-per-backend counts it.
     backend.inFlight++;
     t.holding = backend;
+    t.appKey = randomBytes(16).toString('base64');
+    const socket: HandshakeSocket = net.connect(backend.port, backend.host);
+    socket[kTunnel] = t;
+    t.socket = socket;
+    socket.once('connect', onHandshakeConnect);
+    socket.on('data', onHandshakeData);
+    socket.on('error', onHandshakeError);
+    socket.on('close', onHandshakeClose);
+    t.timer = setTimeout(() => {
+      if (t.socket === socket) this.attemptFailed(t, Failure.Connect, 'connect timeout');
+    }, this.options.connectTimeoutMs);
+  }
 
-    const headers = t.headers!;
-    setOrDelete(headers, 'x-cf-applicationid', endpoint.appId);
-    setOrDelete(headers, 'x-cf-instanceindex', endpoint.instanceIndex);
-    setOrDelete(headers, 'x-cf-instanceid', endpoint.instanceId);
+  handshakeConnected(t: Tunnel, socket: HandshakeSocket): void {
+    t.connected = true;
+    if (t.timer !== null) clearTimeout(t.timer);
+    t.timer = setTimeout(() => {
+      if (t.socket === socket) this.attemptFailed(t, Failure.Timeout, 'no upgrade response in time');
+    }, this.options.handshakeTimeoutMs);
+    socket.setNoDelay(true);
+    socket.write(`${t.head}${t.endpoint!.headerLines}sec-websocket-key: ${t.appKey}\r\n\r\n`);
+  }
 
-    let app: AppSocket;
-    try {
-      // The subprotocols go as a plain header, not as `ws`'s protocols: `ws` fails an
-      // app that picks none, which browsers (and so this relay) accept.
-      app = new WebSocket(`ws://${backend.key}/`, NONE, {
-        headers: headers as Record<string, string>,
-        perMessageDeflate: false,
-        autoPong: false,
-        followRedirects: false,
-        maxPayload: this.options.maxPayloadBytes,
-        generateMask,
-        createConnection: ((opts: { host: string; port: number }) => {
-          const socket = net.connect(opts.port, opts.host);
-          socket.once('connect', () => this.onAppConnected(t, app));
-          return socket;
-        }) as unknown as typeof net.createConnection,
-        finishRequest: (request: ClientRequest) => {
-          // `ws` normalises the path through URL; the app gets it exactly as the client sent it.
-          request.path = t.request.target;
-          request.end();
-        },
-      });
-    } catch (error) {
-      // A header value Node refuses to send: the request itself is bad.
-      this.releaseBackend(t);
-      this.log.debug('websocket upgrade not forwardable', { host: t.request.host, reason: (error as Error).message });
-      this.routerStats.badRequests++;
-      this.refuse(t, 400, undefined, '400 Bad Request: the upgrade request cannot be forwarded.\n', null, true);
-      return;
+  handshakeData(t: Tunnel, socket: HandshakeSocket, chunk: Buffer): void {
+    let buffered = t.received === null ? chunk : Buffer.concat([t.received, chunk]);
+    // Response heads: interim 1xx ones are skipped.
+    while (t.response === null) {
+      const end = buffered.indexOf('\r\n\r\n', 0, 'latin1');
+      if (end === -1) {
+        if (buffered.length > RESPONSE_HEAD_LIMIT) return this.attemptFailed(t, Failure.Invalid, 'response head too large');
+        t.received = buffered;
+        return;
+      }
+      const response = parseResponseHead(buffered.toString('latin1', 0, end));
+      if (response === undefined) return this.attemptFailed(t, Failure.Invalid, 'malformed response head');
+      buffered = buffered.subarray(end + 4);
+      if (response.status === 101) {
+        const problem = checkUpgradeResponse(response.headers, t.appKey, t.protocols);
+        if (problem !== undefined) return this.attemptFailed(t, Failure.Invalid, problem);
+        return this.appAccepted(t, socket, response, buffered);
+      }
+      if (response.status >= 100 && response.status < 200) continue;
+      t.response = response;
+      const transferEncoding = headerValue(response.headers, 'transfer-encoding');
+      const contentLength = headerValue(response.headers, 'content-length');
+      if (response.status === 204 || response.status === 304) t.body = Body.None;
+      else if (transferEncoding !== undefined) t.body = /(^|,)\s*chunked\s*$/i.test(transferEncoding) ? Body.Chunked : Body.UntilClose;
+      else if (contentLength !== undefined && /^\d{1,15}$/.test(contentLength)) {
+        t.body = Body.Length;
+        t.bodyLength = Number(contentLength);
+      } else t.body = Body.UntilClose;
     }
+    t.received = buffered;
+    this.refusalBody(t, false);
+  }
+
+  /** Reads an app's refusal up to its end (or REFUSAL_BODY_LIMIT), then answers the client with it. */
+  private refusalBody(t: Tunnel, closed: boolean): void {
+    const raw = t.received ?? EMPTY_BUFFER;
+    // Chunk framing may add a little to the limit.
+    const overLimit = raw.length > REFUSAL_BODY_LIMIT + 4 * KiB;
+    /** The body; null: more to come; undefined: too big to hold. */
+    let body: Buffer | null | undefined;
+    switch (t.body) {
+      case Body.None:
+        body = EMPTY_BUFFER;
+        break;
+      case Body.Length:
+        body = t.bodyLength > REFUSAL_BODY_LIMIT ? undefined : raw.length >= t.bodyLength ? raw.subarray(0, t.bodyLength) : null;
+        break;
+      case Body.Chunked: {
+        const decoded = decodeChunked(raw);
+        if (decoded === undefined) return this.attemptFailed(t, Failure.Invalid, 'bad chunked body');
+        body = decoded === null && overLimit ? undefined : decoded;
+        break;
+      }
+      case Body.UntilClose:
+        body = overLimit ? undefined : closed ? raw : null;
+        break;
+    }
+    if (body === null) {
+      if (closed) this.attemptFailed(t, Failure.Invalid, 'refusal cut short');
+      return; // more to come
+    }
+    const tooBig = body === undefined || body.length > REFUSAL_BODY_LIMIT;
+    const response = t.response!;
+    this.abandonAttempt(t);
+    const headers = endToEnd(
+      response.headers,
+      // A body too big to hold is dropped, and with it the headers describing it.
+      tooBig ? (lower) => isOwnRefusalHeader(lower) || lower === 'content-type' || lower === 'content-encoding' : isOwnRefusalHeader,
+    );
+    if (tooBig) this.log.info('websocket refusal body dropped', { host: t.request.host, status: response.status });
+    this.refuse(t, response.status, response.reason, tooBig ? EMPTY_BUFFER : body!, headers, false);
+  }
+
+  handshakeClosed(t: Tunnel, error: (Error & { code?: string }) | undefined): void {
+    const detail = error === undefined ? 'connection closed' : (error.code ?? error.message);
+    if (!t.connected) this.attemptFailed(t, Failure.Connect, detail);
+    else if (t.response !== null) this.refusalBody(t, true);
+    else if (t.received === null) this.attemptFailed(t, Failure.ClosedBeforeResponse, detail);
+    else this.attemptFailed(t, Failure.Invalid, `${detail} in the response head`);
+  }
+
+  /** The app accepted: its socket goes to `ws` (client framing), the client is upgraded. */
+  private appAccepted(t: Tunnel, socket: HandshakeSocket, response: ResponseHead, rest: Buffer): void {
+    const res = t.res!;
+    this.connecting.delete(t);
+    socket.removeListener('data', onHandshakeData);
+    socket.removeListener('error', onHandshakeError);
+    socket.removeListener('close', onHandshakeClose);
+    socket[kTunnel] = undefined;
+    t.socket = null;
+    // Paused so that `ws` sees `rest` (frames that came with the 101) once resumed below.
+    socket.pause();
+    const app: AppSocket = new WebSocket(null as unknown as string, undefined, { autoPong: false });
+    const internals = app as unknown as WsInternals;
+    internals._isServer = false;
     app[kTunnel] = t;
     t.app = app;
-    app.on('upgrade', onAppUpgrade);
-    app.on('open', onAppOpen);
-    app.on('unexpected-response', onAppUnexpectedResponse);
     app.on('error', onAppError);
     app.on('close', onAppClose);
     app.on('message', onAppMessage);
     app.on('ping', onAppPing);
-    t.timer = setTimeout(() => this.attemptFailed(t, app, Failure.Connect, 'connect timeout'), this.options.connectTimeoutMs);
-  }
+    internals.setSocket(socket, rest, {
+      allowSynchronousEvents: true,
+      generateMask,
+      maxBufferedChunks: 256 * 1024,
+      maxFragments: 16 * 1024,
+      maxPayload: this.options.maxPayloadBytes,
+      skipUTF8Validation: false,
+    });
 
-  onAppConnected(t: Tunnel, app: AppSocket): void {
-    if (t.app !== app || t.phase !== Phase.Connecting) return;
-    t.connected = true;
-    if (t.timer !== null) clearTimeout(t.timer);
-    t.timer = setTimeout(() => this.attemptFailed(t, app, Failure.Timeout, 'no upgrade response in time'), this.options.handshakeTimeoutMs);
-  }
-
-  /** The app's 101 arrived (before `ws` checks it): keep its subprotocol and headers for the client. */
-  onAppUpgrade(t: Tunnel, app: AppSocket, response: IncomingMessage): void {
-    t.responded = true;
-    const protocol = response.headers['sec-websocket-protocol'];
-    if (protocol !== undefined) {
-      if (!t.protocols.includes(protocol)) {
-        this.attemptFailed(t, app, Failure.Invalid, `app chose subprotocol ${JSON.stringify(protocol)}, not asked for`);
-        return;
-      }
-      t.protocol = protocol;
-      // `ws` was not given the list (see attempt()) and would refuse any subprotocol.
-      delete response.headers['sec-websocket-protocol'];
-    }
-    const raw = response.rawHeaders;
-    let listed: string[] | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i].toLowerCase() !== 'connection') continue;
-      const names = connectionListedHeaders(raw[i + 1]);
-      listed = listed === null ? names : listed.concat(names);
-    }
-    const out: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const lower = raw[i].toLowerCase();
-      if (isOwn101Header(lower) || (listed !== null && listed.includes(lower))) continue;
-      out.push(raw[i], raw[i + 1]);
-    }
-    t.upgradeHeaders = out;
-  }
-
-  /** The app accepted: upgrade the client, in one cork with the app's headers. */
-  onAppOpen(t: Tunnel, app: AppSocket): void {
-    const res = t.res;
-    if (t.phase !== Phase.Connecting || res === null || t.app !== app) {
-      app.terminate();
-      return;
-    }
-    this.connecting.delete(t);
-    const headers = t.upgradeHeaders ?? NONE;
+    const headers = endToEnd(response.headers, isOwn101Header);
     const stickyCookie = this.stickyCookie(t, headers);
-    const key = t.key;
+    const protocol = headerValue(response.headers, 'sec-websocket-protocol') ?? '';
+    const key = t.clientKey;
     const context = t.context!;
     t.settle();
     t.status = 101;
@@ -718,7 +904,7 @@ export class WebSocketProxy {
       for (let i = 0; i < headers.length; i += 2) res.writeHeader(headers[i], headers[i + 1]);
       if (stickyCookie !== undefined) res.writeHeader('Set-Cookie', stickyCookie);
       // Runs onClientOpen synchronously.
-      res.upgrade<TunnelRef>({ tunnel: t }, key, t.protocol, '', context);
+      res.upgrade<TunnelRef>({ tunnel: t }, key, protocol, '', context);
     });
     if (t.client === null) {
       // Not seen with this uWS build (open runs inside upgrade); never leave an app hanging.
@@ -728,7 +914,9 @@ export class WebSocketProxy {
       this.detachApp(t);
       app.terminate();
       this.routerStats.countResponse(502);
+      return;
     }
+    socket.resume();
   }
 
   /** __VCAP_ID__ for a session cookie the app set in its 101, as for HTTP responses. */
@@ -759,44 +947,9 @@ export class WebSocketProxy {
     }
   }
 
-  /** The app answered the upgrade with something else: the client gets that answer. */
-  onAppUnexpectedResponse(t: Tunnel, app: AppSocket, response: IncomingMessage): void {
-    t.responded = true;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let ended = false;
-    response.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= REFUSAL_BODY_LIMIT) chunks.push(chunk);
-    });
-    response.on('error', () => {});
-    response.on('close', () => {
-      if (!ended) this.attemptFailed(t, app, Failure.Invalid, 'refusal cut short');
-    });
-    // The handshake timer keeps running: a refusal whose body never ends becomes a 504.
-    response.on('end', () => {
-      ended = true;
-      if (t.app !== app || t.phase !== Phase.Connecting) return;
-      this.abandonAttempt(t);
-      const status = response.statusCode ?? 502;
-      const tooBig = size > REFUSAL_BODY_LIMIT;
-      const raw = response.rawHeaders;
-      const headers: string[] = [];
-      for (let i = 0; i < raw.length; i += 2) {
-        const lower = raw[i].toLowerCase();
-        if (isOwnRefusalHeader(lower)) continue;
-        // A body too big to hold is dropped, and with it the headers describing it.
-        if (tooBig && (lower === 'content-type' || lower === 'content-encoding')) continue;
-        headers.push(raw[i], raw[i + 1]);
-      }
-      if (tooBig) this.log.info('websocket refusal body dropped', { host: t.request.host, status, bytes: size });
-      this.refuse(t, status, response.statusMessage, tooBig ? EMPTY_BUFFER : Buffer.concat(chunks), headers, false);
-    });
-  }
-
   /** A failed attempt: retry on another endpoint while that is safe, else answer the client. */
-  attemptFailed(t: Tunnel, app: AppSocket, failure: Failure, detail: string): void {
-    if (t.app !== app || t.phase !== Phase.Connecting) return;
+  private attemptFailed(t: Tunnel, failure: Failure, detail: string): void {
+    if (t.phase !== Phase.Connecting) return;
     const endpoint = t.endpoint!;
     this.abandonAttempt(t);
     if (failure === Failure.Connect) endpoint.backend.failedAt = Date.now();
@@ -825,12 +978,19 @@ export class WebSocketProxy {
     return picked instanceof Endpoint ? picked : undefined;
   }
 
-  /** Drops the current attempt's app socket (if any) and its hold on the backend. */
+  /** Drops the current attempt's socket and its hold on the backend. */
   private abandonAttempt(t: Tunnel): void {
     this.releaseBackend(t);
-    const app = t.app;
-    this.detachApp(t);
-    if (app !== null) app.terminate();
+    if (t.timer !== null) {
+      clearTimeout(t.timer);
+      t.timer = null;
+    }
+    const socket = t.socket;
+    if (socket !== null) {
+      t.socket = null;
+      socket[kTunnel] = undefined;
+      socket.destroy();
+    }
   }
 
   /** Late events of the app socket find no tunnel from now on ('error' keeps its listener: nothing throws). */
@@ -838,10 +998,6 @@ export class WebSocketProxy {
     const app = t.app;
     if (app === null) return;
     t.app = null;
-    if (t.timer !== null) {
-      clearTimeout(t.timer);
-      t.timer = null;
-    }
     app[kTunnel] = undefined;
   }
 
@@ -895,7 +1051,6 @@ export class WebSocketProxy {
     this.routerStats.clientAborts++;
     this.finishUpgrade(t, 499, 0);
   }
-
   // ---------------------------------------------------------------------------
   // Relay.
 
@@ -940,6 +1095,10 @@ export class WebSocketProxy {
 
   private onClientDrain(ws: ClientSocket): void {
     const t = tunnelOf(ws);
+    if (t.endWhenDrained) {
+      if (ws.getBufferedAmount() === 0) this.endClient(t, ws);
+      return;
+    }
     if (t.appPaused && ws.getBufferedAmount() < CLIENT_LOW_WATER) {
       t.appPaused = false;
       t.app?.resume();
@@ -997,12 +1156,7 @@ export class WebSocketProxy {
     if (this.tunnels.size === 0) this.stop();
   }
 
-  onAppClose(t: Tunnel, app: AppSocket, code: number, reason: Buffer): void {
-    if (t.phase === Phase.Connecting) {
-      // Closed during the handshake without an 'error' first: treat as a reset.
-      this.attemptFailed(t, app, t.connected ? Failure.ClosedBeforeResponse : Failure.Connect, 'closed before the upgrade');
-      return;
-    }
+  onAppClose(t: Tunnel, code: number, reason: Buffer): void {
     this.detachApp(t);
     const client = t.client;
     if (client === null) return;
@@ -1011,20 +1165,23 @@ export class WebSocketProxy {
       t.closeCode = code;
       t.closeReason = reason.toString();
     }
-    const relayed = relayedClose(code);
-    if (relayed === null) client.close();
-    else if (relayed === undefined) client.end();
-    else client.end(relayed, reason);
+    // uWS's end() drops whatever still waits in its buffer: what the app sent goes out first.
+    if (client.getBufferedAmount() > 0) t.endWhenDrained = true;
+    else this.endClient(t, client);
   }
 
-  onAppError(t: Tunnel, app: AppSocket, error: Error & { code?: string }): void {
-    if (t.phase !== Phase.Connecting) {
-      this.log.debug('websocket app error', { backend: t.endpoint?.backend.key, reason: error.message });
-      return; // 'close' follows
-    }
-    if (t.responded) this.attemptFailed(t, app, Failure.Invalid, error.message);
-    else if (!t.connected) this.attemptFailed(t, app, Failure.Connect, error.code ?? error.message);
-    else this.attemptFailed(t, app, Failure.ClosedBeforeResponse, error.code ?? error.message);
+  /** Closes the client the way the app closed (t.closeCode, t.closeReason). */
+  private endClient(t: Tunnel, client: ClientSocket): void {
+    t.endWhenDrained = false;
+    const relayed = relayedClose(t.closeCode!);
+    if (relayed === null) client.close();
+    else if (relayed === undefined) client.end();
+    else client.end(relayed, t.closeReason);
+  }
+
+  onAppError(t: Tunnel, error: Error): void {
+    // 'close' follows.
+    this.log.debug('websocket app error', { backend: t.endpoint?.backend.key, reason: error.message });
   }
 
   private sweep(): void {
@@ -1080,17 +1237,8 @@ export class WebSocketProxy {
   }
 }
 
-function setOrDelete(headers: Record<string, string | string[]>, name: string, value: string): void {
-  if (value === '') delete headers[name];
-  else headers[name] = headerSafe(value);
-}
-
 /** Passes a client's close on to the app: same code and reason, as far as `ws` may send them. */
 function closeApp(app: WebSocket, code: number, reason: Buffer | string): void {
-  if (app.readyState === WebSocket.CONNECTING) {
-    app.terminate();
-    return;
-  }
   if (app.readyState !== WebSocket.OPEN) return;
   const relayed = relayedClose(code);
   if (relayed === null) {
@@ -1111,27 +1259,29 @@ function closeApp(app: WebSocket, code: number, reason: Buffer | string): void {
 
 // Listeners shared by every app socket (`this` is the socket): no closures per tunnel.
 
-function onAppUpgrade(this: AppSocket, response: IncomingMessage): void {
+function onHandshakeConnect(this: HandshakeSocket): void {
   const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppUpgrade(t, this, response);
+  if (t !== undefined) t.proxy.handshakeConnected(t, this);
 }
-function onAppOpen(this: AppSocket): void {
+function onHandshakeData(this: HandshakeSocket, chunk: Buffer): void {
   const t = this[kTunnel];
-  if (t === undefined) this.terminate();
-  else t.proxy.onAppOpen(t, this);
+  if (t !== undefined) t.proxy.handshakeData(t, this, chunk);
 }
-function onAppUnexpectedResponse(this: AppSocket, request: ClientRequest, response: IncomingMessage): void {
+function onHandshakeError(this: HandshakeSocket, error: Error): void {
   const t = this[kTunnel];
-  if (t === undefined || t.app !== this || t.phase !== Phase.Connecting) request.destroy();
-  else t.proxy.onAppUnexpectedResponse(t, this, response);
+  if (t !== undefined) t.proxy.handshakeClosed(t, error);
+}
+function onHandshakeClose(this: HandshakeSocket): void {
+  const t = this[kTunnel];
+  if (t !== undefined) t.proxy.handshakeClosed(t, undefined);
 }
 function onAppError(this: AppSocket, error: Error): void {
   const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppError(t, this, error);
+  if (t !== undefined) t.proxy.onAppError(t, error);
 }
 function onAppClose(this: AppSocket, code: number, reason: Buffer): void {
   const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppClose(t, this, code, reason);
+  if (t !== undefined) t.proxy.onAppClose(t, code, reason);
 }
 function onAppMessage(this: AppSocket, data: Buffer, isBinary: boolean): void {
   const t = this[kTunnel];
