@@ -3,23 +3,22 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../bus/log';
 import type { AccessLog, AccessLogEntry } from '../accesslog/access_log';
-import { normalizeHost } from '../registry/lookup';
 import type { Registry } from '../registry/registry';
 import type { Backend } from '../route/backend';
-import { Endpoint, OVERLOADED, type EndpointPool, type LbAlgorithm, type PickLimits } from '../route/pool';
+import { Endpoint, type EndpointPool, type LbAlgorithm } from '../route/pool';
 import type { RouterStats } from '../varz/varz';
 import {
   appendForwardedFor,
   BodyFraming,
   canonicalMethod,
   isIdempotent,
-  parseAppInstance,
   RequestHeadScan,
   requestBodyFraming,
 } from './request_head';
+import { EndpointChooser } from './endpoint_choice';
 import { FailureLog } from './failure_log';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
-import { stickyInstance, vcapCookieFor, VCAP_ID } from './sticky';
+import { vcapCookieFor, VCAP_ID } from './sticky';
 import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
 import { UpstreamFailure, type UpstreamClient, type UpstreamConnection, type UpstreamHandler } from './upstream';
 
@@ -85,7 +84,7 @@ function clientAddress(res: HttpResponse): string {
 export class Proxy {
   /** The uWS handler, bound once. */
   readonly handle = (res: HttpResponse, req: HttpRequest): void => this.onRequest(res, req);
-  private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
+  readonly chooser: EndpointChooser;
   readonly failures: FailureLog;
   /** Set by the router when --access-log is given; null costs the request path nothing. */
   accessLog: AccessLog | null = null;
@@ -97,6 +96,7 @@ export class Proxy {
     readonly settings: ProxySettings,
     readonly log: Logger,
   ) {
+    this.chooser = new EndpointChooser(registry, settings, stats);
     this.failures = new FailureLog(log);
   }
 
@@ -125,29 +125,10 @@ export class Proxy {
       // this handler; nothing of such a request may start towards an app.
       return this.reject(res, RouterErrorKind.PayloadTooLarge, hostHeader, isHead, startMs);
     }
-    const host = normalizeHost(hostHeader);
-    if (host === '') return this.reject(res, RouterErrorKind.EmptyHost, hostHeader, isHead, startMs);
-
-    // Look up.
-    const pool = this.registry.lookup(host, path);
-    if (pool === undefined) return this.reject(res, RouterErrorKind.UnknownRoute, hostHeader, isHead, startMs);
-    if (pool.endpoints.length === 0) return this.reject(res, RouterErrorKind.NoEndpoints, hostHeader, isHead, startMs);
-
-    // Pick an endpoint: the pinned instance, or one from the balancer.
-    let endpoint: Endpoint | typeof OVERLOADED | undefined;
-    if (scan.appInstance !== '') {
-      const pin = parseAppInstance(scan.appInstance);
-      if (pin === undefined) return this.reject(res, RouterErrorKind.InvalidAppInstanceHeader, hostHeader, isHead, startMs);
-      endpoint = pool.findInstance(pin.appId, pin.index);
-      if (endpoint === undefined) return this.reject(res, RouterErrorKind.UnknownInstance, hostHeader, isHead, startMs);
-    } else {
-      endpoint = this.stickyEndpoint(pool) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
-    }
-    if (endpoint === OVERLOADED) {
-      this.stats.connectionLimitRejections++;
-      return this.reject(res, RouterErrorKind.ConnectionLimit, hostHeader, isHead, startMs);
-    }
-    if (endpoint === undefined) return this.reject(res, RouterErrorKind.NoEndpoints, hostHeader, isHead, startMs);
+    // Look up, and pick an endpoint: the pinned instance, the sticky one, or the balancer's.
+    const chosen = this.chooser.choose(hostHeader, path, scan.appInstance, scan.cookie);
+    if (!(chosen instanceof Endpoint)) return this.reject(res, chosen, hostHeader, isHead, startMs);
+    const pool = this.chooser.pool!;
 
     // Forward.
     const sanitize = this.settings.sanitizeForwarded;
@@ -166,32 +147,7 @@ export class Proxy {
           : '';
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
     const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs);
-    exchange.attempt(endpoint, true);
-  }
-
-  /**
-   * The instance a sticky session points at, while it is registered and can
-   * take the request; otherwise undefined, and the balancer picks another.
-   */
-  private stickyEndpoint(pool: EndpointPool): Endpoint | undefined {
-    if (scan.cookie === '') return undefined;
-    const instance = stickyInstance(scan.cookie, this.settings.sessionCookies);
-    if (instance === undefined) return undefined;
-    const endpoint = pool.findInstanceId(instance);
-    if (endpoint === undefined) return undefined;
-    const backend = endpoint.backend;
-    const limits = this.pickLimits();
-    if (backend.inFlight >= limits.maxConnsPerBackend || backend.isCoolingDown(limits.now, limits.coolDownMs)) return undefined;
-    return endpoint;
-  }
-
-  /** Refreshed before each pick rather than allocated: settings may change live. */
-  pickLimits(): PickLimits {
-    const limits = this.limits;
-    limits.now = Date.now();
-    limits.coolDownMs = this.settings.coolDownMs;
-    limits.maxConnsPerBackend = this.settings.maxConnsPerBackend;
-    return limits;
+    exchange.attempt(chosen, true);
   }
 
   /** Answers a request the router turns away itself (inside the uWS handler: no cork needed). */
@@ -597,8 +553,8 @@ class Exchange implements UpstreamHandler {
     } else {
       if (this.attempts >= this.proxy.settings.maxAttempts) return false;
       this.tried ??= [this.endpoint.backend];
-      const picked = this.pool.pick(this.pool.algorithm ?? this.proxy.settings.lbAlgorithm, this.proxy.pickLimits(), this.tried);
-      if (!(picked instanceof Endpoint)) return false;
+      const picked = this.proxy.chooser.retry(this.pool, this.tried);
+      if (picked === undefined) return false;
       next = picked;
     }
     if (this.replay !== null) {

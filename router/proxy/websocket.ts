@@ -46,16 +46,16 @@ import * as net from 'node:net';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket as UwsWebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import WebSocket from 'ws';
 import type { Logger } from '../../bus/log';
-import { normalizeHost } from '../registry/lookup';
 import type { Registry } from '../registry/registry';
 import type { Backend } from '../route/backend';
-import { Endpoint, OVERLOADED, type EndpointPool, type PickLimits } from '../route/pool';
+import { Endpoint, type EndpointPool } from '../route/pool';
 import type { RouterStats } from '../varz/varz';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
 import type { ProxySettings } from './proxy';
-import { appendForwardedFor, parseAppInstance, RequestHeadScan } from './request_head';
+import { appendForwardedFor, RequestHeadScan } from './request_head';
+import { EndpointChooser } from './endpoint_choice';
 import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus, writeRouterError } from './router_error';
-import { stickyInstance, vcapCookieFor, VCAP_ID } from './sticky';
+import { vcapCookieFor, VCAP_ID } from './sticky';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -502,7 +502,7 @@ export class WebSocketProxy {
   onRecord: ((record: WebSocketRecord) => void) | null = null;
 
   private readonly scan = new RequestHeadScan();
-  private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
+  private readonly chooser: EndpointChooser;
   /** Open tunnels (for the idle sweep and closeAll). */
   private readonly tunnels = new Set<Tunnel>();
   /** Tunnels still waiting for their app. */
@@ -513,12 +513,13 @@ export class WebSocketProxy {
   private readonly overflowLimit: number;
 
   constructor(
-    private readonly registry: Registry,
+    registry: Registry,
     private readonly settings: ProxySettings,
     private readonly routerStats: RouterStats,
     private readonly options: WebSocketOptions,
     private readonly log: Logger,
   ) {
+    this.chooser = new EndpointChooser(registry, settings, routerStats);
     const idle = options.idleTimeoutMs;
     // One timer for all tunnels; a tunnel closes between idle and idle + one interval.
     this.sweepIntervalMs = idle > 0 ? Math.min(15_000, Math.max(250, Math.floor(idle / 4))) : 0;
@@ -633,31 +634,12 @@ export class WebSocketProxy {
     }
     const protocols = parseSubprotocols(protocolHeader);
     if (protocols === undefined) return this.failNow(res, request, RouterErrorKind.BadRequest);
-    const host = normalizeHost(request.host);
-    if (host === '') return this.failNow(res, request, RouterErrorKind.EmptyHost);
-
-    // Look up.
-    const pool = this.registry.lookup(host, path);
-    if (pool === undefined) return this.failNow(res, request, RouterErrorKind.UnknownRoute);
-    if (pool.endpoints.length === 0) return this.failNow(res, request, RouterErrorKind.NoEndpoints);
-
-    // Pick: the pinned instance, the sticky one, or one from the balancer.
-    let endpoint: Endpoint | typeof OVERLOADED | undefined;
-    let pinned = false;
-    if (scan.appInstance !== '') {
-      const pin = parseAppInstance(scan.appInstance);
-      if (pin === undefined) return this.failNow(res, request, RouterErrorKind.InvalidAppInstanceHeader);
-      endpoint = pool.findInstance(pin.appId, pin.index);
-      if (endpoint === undefined) return this.failNow(res, request, RouterErrorKind.UnknownInstance);
-      pinned = true;
-    } else {
-      endpoint = this.stickyEndpoint(pool, scan.cookie) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
-    }
-    if (endpoint === OVERLOADED) {
-      this.routerStats.connectionLimitRejections++;
-      return this.failNow(res, request, RouterErrorKind.ConnectionLimit);
-    }
-    if (endpoint === undefined) return this.failNow(res, request, RouterErrorKind.NoEndpoints);
+    // Look up, and pick: the pinned instance, the sticky one, or the balancer's.
+    const chosen = this.chooser.choose(request.host, path, scan.appInstance, scan.cookie);
+    if (!(chosen instanceof Endpoint)) return this.failNow(res, request, chosen);
+    const pool = this.chooser.pool!;
+    const endpoint = chosen;
+    const pinned = scan.appInstance !== '';
 
     // The head for the app; X-CF-* and the key follow on each attempt.
     const requestId = randomUUID();
@@ -676,27 +658,6 @@ export class WebSocketProxy {
     tunnel = t;
     this.connecting.add(t);
     this.attempt(t, endpoint);
-  }
-
-  /** The instance a sticky session points at, while it is registered and can take the connection. */
-  private stickyEndpoint(pool: EndpointPool, cookie: string): Endpoint | undefined {
-    if (cookie === '') return undefined;
-    const instance = stickyInstance(cookie, this.settings.sessionCookies);
-    if (instance === undefined) return undefined;
-    const endpoint = pool.findInstanceId(instance);
-    if (endpoint === undefined) return undefined;
-    const limits = this.pickLimits();
-    const backend = endpoint.backend;
-    if (backend.inFlight >= limits.maxConnsPerBackend || backend.isCoolingDown(limits.now, limits.coolDownMs)) return undefined;
-    return endpoint;
-  }
-
-  private pickLimits(): PickLimits {
-    const limits = this.limits;
-    limits.now = Date.now();
-    limits.coolDownMs = this.settings.coolDownMs;
-    limits.maxConnsPerBackend = this.settings.maxConnsPerBackend;
-    return limits;
   }
 
   /** A router error answered inside the upgrade handler (no cork needed). */
@@ -974,8 +935,7 @@ export class WebSocketProxy {
     if (t.attempts >= this.settings.maxAttempts || t.pool === null) return undefined;
     t.tried ??= [failed];
     const pool = t.pool;
-    const picked = pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), t.tried);
-    return picked instanceof Endpoint ? picked : undefined;
+    return this.chooser.retry(pool, t.tried);
   }
 
   /** Drops the current attempt's socket and its hold on the backend. */
