@@ -91,7 +91,9 @@ const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
     status: 431,
     routerError: undefined,
     message: () => 'Request header fields too large.',
-    closesConnection: true,
+    // The head was read whole, so the connection is still in step; closing
+    // right after would race the client's last writes into a reset that
+    // can swallow this answer.
   },
   [RouterErrorKind.PayloadTooLarge]: {
     statusLine: '413 Payload Too Large',
