@@ -46,7 +46,8 @@ t.test('a full sticky instance falls back; all full is a connection-limit refusa
   t.equal((chooser.choose('a.localhost', '/', '', 'JSESSIONID=x; __VCAP_ID__=i-1') as Endpoint).instanceId, 'i-0', 'sticky instance full: another one');
   pool.endpoints[0].backend.inFlight = 2;
   t.equal(chooser.choose('a.localhost', '/', '', ''), RouterErrorKind.ConnectionLimit);
-  t.equal(stats.connectionLimitRejections, 1);
+  t.equal(chooser.choose('a.localhost', '/', 'app:1', ''), RouterErrorKind.ConnectionLimit, 'a pinned instance has the limit too');
+  t.equal(stats.connectionLimitRejections, 2);
   for (const e of pool.endpoints) e.backend.inFlight = 0;
   t.not(chooser.retry(pool, [first.backend])?.backend, first.backend, 'a retry never returns a tried backend');
 });

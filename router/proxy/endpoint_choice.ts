@@ -48,6 +48,8 @@ export class EndpointChooser {
       if (pin === undefined) return RouterErrorKind.InvalidAppInstanceHeader;
       endpoint = pool.findInstance(pin.appId, pin.index);
       if (endpoint === undefined) return RouterErrorKind.UnknownInstance;
+      // A pinned instance has the same limit as any other; there is no other to fall back to.
+      if (endpoint.backend.inFlight >= this.settings.maxConnsPerBackend) endpoint = OVERLOADED;
     } else {
       endpoint = this.sticky(pool, cookieHeader) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
     }

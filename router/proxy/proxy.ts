@@ -43,6 +43,9 @@ const scan = new RequestHeadScan();
 const REPLAY_LIMIT = 64 * 1024;
 const CRLF = Buffer.from('\r\n');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+/** uWebSockets.js hands over request bodies in reads of up to 512 KiB. */
+const UPLOAD_SCRATCH_BYTES = 512 * 1024;
+let uploadScratch = Buffer.allocUnsafe(UPLOAD_SCRATCH_BYTES);
 
 const enum ResponseBody {
   /** HEAD, 204, 304: head only. */
@@ -244,6 +247,8 @@ class Exchange implements UpstreamHandler {
     private readonly startMs: number,
   ) {
     this.idempotent = isIdempotent(method);
+    // Only an idempotent request is ever sent twice once its body has gone out.
+    this.replayLost = !this.idempotent;
     this.isHead = method === 'HEAD';
     this.bodyDone = !hasBody;
     this.logEntry = proxy.accessLog === null ? null : proxy.accessLog.begin(res, hostHeader, head);
@@ -291,6 +296,11 @@ class Exchange implements UpstreamHandler {
     if (this.done || this.aborted) return; // the response is over: the rest of the body is discarded
     const length = data.byteLength;
     this.bytesIn += length;
+    const conn = this.conn;
+    if (length > 0 && conn !== null && this.headSent && this.replayLost && conn.socket.writableLength === 0) {
+      this.writeThroughScratch(conn, data, isLast);
+      return;
+    }
     let out: Buffer | null = null;
     if (length > 0) {
       // uWS reuses the memory behind `data` once this callback returns.
@@ -302,7 +312,6 @@ class Exchange implements UpstreamHandler {
       if (this.chunkedBody) out = out === null ? LAST_CHUNK : Buffer.concat([out, LAST_CHUNK]);
     }
     if (out === null) return;
-    const conn = this.conn;
     if (conn !== null && this.headSent) {
       this.keepForReplay(out);
       if (!conn.write(out)) this.pauseClient();
@@ -310,6 +319,32 @@ class Exchange implements UpstreamHandler {
       (this.pendingBody ??= []).push(out);
       this.pauseClient();
     }
+  }
+
+  /**
+   * The common case of a streaming upload: the app's socket has nothing
+   * queued, and nothing must be kept for a retry. The chunk goes through one
+   * shared buffer instead of a fresh copy each time (a 1 GiB upload would
+   * otherwise leave a GiB of garbage for the GC to catch up with). If a write
+   * does not complete at once, the socket keeps that buffer, and the next
+   * upload chunk gets a new one.
+   */
+  private writeThroughScratch(conn: UpstreamConnection, data: ArrayBuffer, isLast: boolean): void {
+    const length = data.byteLength;
+    if (uploadScratch.length < length) uploadScratch = Buffer.allocUnsafe(Math.max(length, UPLOAD_SCRATCH_BYTES));
+    const chunk = uploadScratch.subarray(0, length);
+    chunk.set(new Uint8Array(data));
+    let drained: boolean;
+    if (this.chunkedBody) {
+      conn.write(length.toString(16) + '\r\n');
+      conn.write(chunk);
+      drained = conn.write(isLast ? '\r\n0\r\n\r\n' : '\r\n');
+    } else {
+      drained = conn.write(chunk);
+    }
+    if (conn.socket.writableLength > 0) uploadScratch = Buffer.allocUnsafe(UPLOAD_SCRATCH_BYTES);
+    if (isLast) this.bodyDone = true;
+    if (!drained) this.pauseClient();
   }
 
   upstreamDrain(conn: UpstreamConnection): void {
