@@ -1,6 +1,6 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Logger } from '../../bus/log';
-import { canonicalMethod } from '../proxy/request_head';
+import { canonicalMethod, clientAddress, forwardedFor, forwardedProto } from '../proxy/request_head';
 import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus } from '../proxy/router_error';
 import type { WebSocketRecord } from '../proxy/websocket';
 import type { Endpoint } from '../route/pool';
@@ -110,14 +110,14 @@ export class AccessLog {
    * handler): request line and headers are read back from the head forwarded
    * to the app, so the log shows exactly what the app was sent.
    */
-  begin(res: HttpResponse, host: string, head: string): AccessLogEntry {
+  begin(clientAddress: string, host: string, head: string): AccessLogEntry {
     const lineEnd = head.indexOf('\r\n');
     return new AccessLogEntry(
       host,
       lineEnd === -1 ? head : head.slice(0, lineEnd),
       headValue(head, '\r\nreferer: '),
       headValue(head, '\r\nuser-agent: '),
-      remoteAddress(res),
+      clientAddress,
       headValue(head, '\r\nx-forwarded-for: '),
       headValue(head, '\r\nx-forwarded-proto: '),
       headValue(head, '\r\nx-vcap-request-id: '),
@@ -199,7 +199,7 @@ export class AccessLog {
    * WebSocket upgrade handler): call it before the handler returns.
    */
   requestFields(res: HttpResponse, req: HttpRequest | null, host: string): RequestFields {
-    const clientAddress = remoteAddress(res);
+    const client = clientAddress(res);
     if (req === null) {
       return {
         host,
@@ -207,25 +207,23 @@ export class AccessLog {
         requestLine: '',
         referer: '',
         userAgent: '',
-        clientAddress,
-        forwardedFor: clientAddress,
+        clientAddress: client,
+        forwardedFor: client,
         forwardedProto: 'http',
       };
     }
     const query = req.getQuery();
     const url = query === undefined || query === '' ? req.getUrl() : `${req.getUrl()}?${query}`;
     const sanitize = this.options.sanitizeForwarded;
-    const forwardedFor = req.getHeader('x-forwarded-for');
-    const forwardedProto = req.getHeader('x-forwarded-proto');
     return {
       host,
       startedAt: Date.now(),
       requestLine: `${canonicalMethod(req.getMethod())} ${url} HTTP/1.1`,
       referer: req.getHeader('referer'),
       userAgent: req.getHeader('user-agent'),
-      clientAddress,
-      forwardedFor: sanitize || forwardedFor === '' ? clientAddress : `${forwardedFor}, ${clientAddress}`,
-      forwardedProto: sanitize || forwardedProto === '' ? 'http' : forwardedProto,
+      clientAddress: client,
+      forwardedFor: forwardedFor(req.getHeader('x-forwarded-for'), client, sanitize),
+      forwardedProto: forwardedProto(req.getHeader('x-forwarded-proto'), sanitize),
     };
   }
 
@@ -271,10 +269,6 @@ export class AccessLog {
   close(timeoutMs?: number): Promise<void> {
     return this.writer.close(timeoutMs);
   }
-}
-
-function remoteAddress(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
 }
 
 /** The value of a header line in a request head the router built (lower-case names, one space). */

@@ -8,7 +8,9 @@ import type { Backend } from '../route/backend';
 import { Endpoint, type EndpointPool, type LbAlgorithm } from '../route/pool';
 import type { RouterStats } from '../varz/varz';
 import {
-  appendForwardedFor,
+  clientAddress,
+  forwardedFor,
+  forwardedProto,
   BodyFraming,
   canonicalMethod,
   isIdempotent,
@@ -75,10 +77,6 @@ function statusLine(status: number, reason: string): string {
   return `${status} ${reason}`;
 }
 
-function clientAddress(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
-}
-
 /**
  * The router's request path. onRequest reads top to bottom: accept, look up,
  * pick an endpoint, forward; the Exchange then streams the response back and
@@ -135,11 +133,12 @@ export class Proxy {
 
     // Forward.
     const sanitize = this.settings.sanitizeForwarded;
+    const client = clientAddress(res);
     const head =
       `${method} ${query === undefined ? path : `${path}?${query}`} HTTP/1.1\r\n` +
       scan.headerLines() +
-      `x-forwarded-for: ${sanitize ? clientAddress(res) : appendForwardedFor(scan.forwardedFor, clientAddress(res))}\r\n` +
-      `x-forwarded-proto: ${sanitize || scan.forwardedProto === '' ? 'http' : scan.forwardedProto}\r\n` +
+      `x-forwarded-for: ${forwardedFor(scan.forwardedFor, client, sanitize)}\r\n` +
+      `x-forwarded-proto: ${forwardedProto(scan.forwardedProto, sanitize)}\r\n` +
       `x-request-start: ${scan.requestStart === '' ? Date.now() : scan.requestStart}\r\n` +
       `x-vcap-request-id: ${randomUUID()}\r\n`;
     const bodyHeader =
@@ -149,7 +148,8 @@ export class Proxy {
           ? 'transfer-encoding: chunked\r\n'
           : '';
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
-    const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs);
+    const logEntry = this.accessLog === null ? null : this.accessLog.begin(client, hostHeader, head);
+    const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs, logEntry);
     exchange.attempt(chosen, true);
   }
 
@@ -211,8 +211,6 @@ class Exchange implements UpstreamHandler {
   private replayLost = false;
   private clientPaused = false;
   private bytesIn = 0;
-  /** Only with --access-log: what the log line needs of the request, read while it was valid. */
-  private readonly logEntry: AccessLogEntry | null;
 
   // Response.
   private status = 0;
@@ -245,13 +243,14 @@ class Exchange implements UpstreamHandler {
     private readonly hasBody: boolean,
     private readonly chunkedBody: boolean,
     private readonly startMs: number,
+    /** Only with --access-log: what the log line needs of the request, read while it was valid. */
+    private readonly logEntry: AccessLogEntry | null,
   ) {
     this.idempotent = isIdempotent(method);
     // Only an idempotent request is ever sent twice once its body has gone out.
     this.replayLost = !this.idempotent;
     this.isHead = method === 'HEAD';
     this.bodyDone = !hasBody;
-    this.logEntry = proxy.accessLog === null ? null : proxy.accessLog.begin(res, hostHeader, head);
     res.onAborted(() => this.clientAborted());
     if (hasBody) res.onData((chunk, isLast) => this.clientData(chunk, isLast));
   }

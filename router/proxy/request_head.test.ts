@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
-  appendForwardedFor,
+  forwardedFor,
+  forwardedProto,
   BodyFraming,
   canonicalMethod,
   isIdempotent,
@@ -68,8 +69,12 @@ t.test('X-Cf-App-Instance must be <app-id>:<index>', async (t) => {
 });
 
 t.test('small helpers', async (t) => {
-  t.equal(appendForwardedFor('', '127.0.0.1'), '127.0.0.1');
-  t.equal(appendForwardedFor('1.2.3.4', '127.0.0.1'), '1.2.3.4, 127.0.0.1');
+  t.equal(forwardedFor('', '127.0.0.1', false), '127.0.0.1');
+  t.equal(forwardedFor('1.2.3.4', '127.0.0.1', false), '1.2.3.4, 127.0.0.1');
+  t.equal(forwardedFor('1.2.3.4', '127.0.0.1', true), '127.0.0.1', 'sanitize replaces');
+  t.equal(forwardedProto('https', false), 'https');
+  t.equal(forwardedProto('https', true), 'http');
+  t.equal(forwardedProto('', false), 'http');
   t.equal(canonicalMethod('get'), 'GET');
   t.equal(canonicalMethod('purge'), 'PURGE');
   t.ok(isIdempotent('PUT'));

@@ -52,7 +52,7 @@ import { Endpoint, type EndpointPool } from '../route/pool';
 import type { RouterStats } from '../varz/varz';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
 import type { ProxySettings } from './proxy';
-import { appendForwardedFor, RequestHeadScan } from './request_head';
+import { clientAddress, forwardedFor, forwardedProto, RequestHeadScan } from './request_head';
 import { EndpointChooser } from './endpoint_choice';
 import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus, writeRouterError } from './router_error';
 import { vcapCookieFor, VCAP_ID } from './sticky';
@@ -601,11 +601,11 @@ export class WebSocketProxy {
     const request = new UpgradeRequest(
       scan.host,
       query === undefined || query === '' ? path : `${path}?${query}`,
-      Buffer.from(res.getRemoteAddressAsText()).toString('latin1'),
+      clientAddress(res),
     );
     const sanitize = this.settings.sanitizeForwarded;
-    request.forwardedFor = sanitize ? request.remoteAddress : appendForwardedFor(scan.forwardedFor, request.remoteAddress);
-    if (!sanitize && scan.forwardedProto !== '') request.forwardedProto = scan.forwardedProto;
+    request.forwardedFor = forwardedFor(scan.forwardedFor, request.remoteAddress, sanitize);
+    request.forwardedProto = forwardedProto(scan.forwardedProto, sanitize);
 
     // The client's end-to-end headers, as lines for the app; Host unchanged.
     let clientKey = '';
