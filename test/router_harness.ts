@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
+import type { RouterRegister } from '../bus/messages';
 import { eventually, freePort, isAlive, type NatsServer, type TeardownHost } from './harness';
 
 const ROOT = join(__dirname, '..');
@@ -146,17 +147,8 @@ export async function busClient(t: TeardownHost, nats: NatsServer): Promise<Nats
   return nc;
 }
 
-export interface Registration {
-  host?: string;
-  port: number;
-  uris: string[];
-  app?: string;
-  private_instance_id?: string;
-  private_instance_index?: string;
-  stale_threshold_in_seconds?: number;
-  options?: { loadbalancing?: string };
-  [extra: string]: unknown;
-}
+/** A router.register message as tests send it: `host` defaults to 127.0.0.1; extra fields go out as given. */
+export type Registration = Omit<RouterRegister, 'host'> & { host?: string; [extra: string]: unknown };
 
 export async function publish(nc: NatsConnection, subject: string, message: object | string): Promise<void> {
   nc.publish(subject, new TextEncoder().encode(typeof message === 'string' ? message : JSON.stringify(message)));
