@@ -173,7 +173,7 @@ export class AccessLog {
    * Proxy.reject: a request the router answers itself (404, 400, 503, 431, ...),
    * called before the error is written, while `res` and the request are valid.
    */
-  rejected(res: HttpResponse, kind: RouterErrorKind, host: string, isHead: boolean, startMs: number, detail?: string): void {
+  rejected(res: HttpResponse, kind: RouterErrorKind, host: string, isHead: boolean, startMs: number): void {
     const fields = this.requestFields(res, this.req, host);
     const seconds = (performance.now() - startMs) / 1000;
     this.writer.write(
@@ -181,7 +181,7 @@ export class AccessLog {
         ...fields,
         status: routerErrorStatus(kind),
         bytesReceived: 0,
-        bytesSent: routerErrorBodyBytes(kind, host, isHead, detail),
+        bytesSent: routerErrorBodyBytes(kind, host, isHead),
         backendAddress: '',
         vcapRequestId: '',
         responseTimeSeconds: seconds,

@@ -15,6 +15,7 @@ export class FailureLog {
 
   constructor(
     private readonly log: Logger,
+    private readonly message = 'backend request failed',
     private readonly intervalMs = 5000,
   ) {}
 
@@ -29,7 +30,7 @@ export class FailureLog {
       entry.suppressed++;
       return;
     }
-    this.log.warn('backend request failed', {
+    this.log.warn(this.message, {
       backend,
       host,
       attempts,

@@ -119,7 +119,7 @@ export class Proxy {
 
     const framing = requestBodyFraming(scan);
     if (framing === BodyFraming.Invalid) {
-      return this.reject(res, RouterErrorKind.BadRequest, hostHeader, isHead, startMs, 'Invalid Content-Length or Transfer-Encoding.');
+      return this.reject(res, RouterErrorKind.BadRequest, hostHeader, isHead, startMs);
     }
     if (framing === BodyFraming.Length && scan.contentLength.length > 9) {
       // uWebSockets.js 20.30 cannot read 10-digit lengths and drops the connection after
@@ -160,11 +160,10 @@ export class Proxy {
     hostHeader: string,
     isHead: boolean,
     startMs: number,
-    detail?: string,
   ): void {
     // Before the error is written: afterwards `res` may no longer be read.
-    if (this.accessLog !== null) this.accessLog.rejected(res, kind, hostHeader, isHead, startMs, detail);
-    const status = writeRouterError(res, kind, hostHeader, isHead, detail);
+    if (this.accessLog !== null) this.accessLog.rejected(res, kind, hostHeader, isHead, startMs);
+    const status = writeRouterError(res, kind, hostHeader, isHead);
     if (status !== 503) this.stats.badRequests++;
     this.record(status, startMs);
   }

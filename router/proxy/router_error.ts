@@ -115,22 +115,21 @@ export function routerErrorCode(kind: RouterErrorKind): string | undefined {
 }
 
 /** Body bytes writeRouterError sends for this error (for the access log). */
-export function routerErrorBodyBytes(kind: RouterErrorKind, host: string, headOnly: boolean, detail?: string): number {
+export function routerErrorBodyBytes(kind: RouterErrorKind, host: string, headOnly: boolean): number {
   const spec = SPECS[kind];
   if (spec.abortsConnection || (headOnly && !spec.closesConnection)) return 0;
-  return Buffer.byteLength(`${spec.statusLine}: ${detail ?? spec.message(host)}\n`);
+  return Buffer.byteLength(`${spec.statusLine}: ${spec.message(host)}\n`);
 }
 
 /**
  * Writes the router's own error response. The caller corks when outside the
- * uWS request handler. `detail` (for BadRequest) replaces the generic text.
+ * uWS request handler.
  */
 export function writeRouterError(
   res: HttpResponse,
   kind: RouterErrorKind,
   host: string,
   headOnly: boolean,
-  detail?: string,
 ): number {
   const spec = SPECS[kind];
   if (spec.abortsConnection) {
@@ -141,7 +140,7 @@ export function writeRouterError(
   if (spec.routerError !== undefined) res.writeHeader('X-Cf-Routererror', spec.routerError);
   if (kind === RouterErrorKind.UnknownRoute) res.writeHeader('Cache-Control', 'public,max-age=2');
   res.writeHeader('Content-Type', 'text/plain; charset=utf-8');
-  const body = `${spec.statusLine}: ${detail ?? spec.message(host)}\n`;
+  const body = `${spec.statusLine}: ${spec.message(host)}\n`;
   if (spec.closesConnection) {
     // The connection ends with this response, so a body after a HEAD cannot be misread.
     res.end(body, true);

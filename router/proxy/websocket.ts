@@ -54,6 +54,7 @@ import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
 import type { ProxySettings } from './proxy';
 import { clientAddress, forwardedFor, forwardedProto, RequestHeadScan } from './request_head';
 import { EndpointChooser } from './endpoint_choice';
+import { FailureLog } from './failure_log';
 import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus, writeRouterError } from './router_error';
 import { vcapCookieFor, VCAP_ID } from './sticky';
 
@@ -503,6 +504,7 @@ export class WebSocketProxy {
 
   private readonly scan = new RequestHeadScan();
   private readonly chooser: EndpointChooser;
+  private readonly failures: FailureLog;
   /** Open tunnels (for the idle sweep and closeAll). */
   private readonly tunnels = new Set<Tunnel>();
   /** Tunnels still waiting for their app. */
@@ -520,6 +522,7 @@ export class WebSocketProxy {
     private readonly log: Logger,
   ) {
     this.chooser = new EndpointChooser(registry, settings, routerStats);
+    this.failures = new FailureLog(log, 'websocket upgrade failed');
     const idle = options.idleTimeoutMs;
     // One timer for all tunnels; a tunnel closes between idle and idle + one interval.
     this.sweepIntervalMs = idle > 0 ? Math.min(15_000, Math.max(250, Math.floor(idle / 4))) : 0;
@@ -922,7 +925,7 @@ export class WebSocketProxy {
         return;
       }
     }
-    this.log.warn('websocket upgrade failed', { backend: endpoint.backend.key, host: t.request.host, attempts: t.attempts, reason: detail });
+    this.failures.failed(endpoint.backend.key, t.request.host, t.attempts, detail);
     this.routerStats.badGateways++;
     const kind = failure === Failure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
     const res = t.res;
