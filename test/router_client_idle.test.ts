@@ -26,7 +26,10 @@ function rawExchange(port: number, request: string): Promise<{ socket: net.Socke
 
 t.test('the app port', async (t) => {
   const nats = await startNats(t);
-  const router = await startRouter(t, nats);
+  // Heads are kept under one loopback segment (64 KiB): uWebSockets.js 20.30
+  // drops a head over ~4 KB that arrives split across reads (README, known
+  // limits), so only single-segment heads give a deterministic answer.
+  const router = await startRouter(t, nats, { args: ['--max-header-kb', '32'] });
   const nc = await busClient(t, nats);
   // Node's own 16 KB head limit would answer 431 before the router's is tested.
   const backend = await startBackend(t, (_req, res) => res.end('ok'), undefined, { maxHeaderSize: 256 * 1024 });
@@ -61,17 +64,17 @@ t.test('the app port', async (t) => {
     t.equal(answered, 6, 'every request answered');
   });
 
-  t.test('a request head over --max-header-kb (64) is refused and never forwarded', async (t) => {
+  t.test('a request head over --max-header-kb (32 here) is refused and never forwarded', async (t) => {
     const before = backend.requests.length;
-    const big = 'x'.repeat(70 * 1024);
+    const big = 'x'.repeat(40 * 1024);
     const { socket, firstReply } = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${big}\r\n\r\n`);
     t.teardown(() => socket.destroy());
     const reply = await firstReply;
     t.match(reply, /^HTTP\/1\.1 431 /, '431 Request Header Fields Too Large');
     t.equal(backend.requests.length, before, 'the app saw nothing');
-    const fits = 'y'.repeat(40 * 1024);
+    const fits = 'y'.repeat(24 * 1024);
     const ok = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${fits}\r\n\r\n`);
     t.teardown(() => ok.socket.destroy());
-    t.match(await ok.firstReply, /^HTTP\/1\.1 200 /, 'a 40 KB header is accepted');
+    t.match(await ok.firstReply, /^HTTP\/1\.1 200 /, 'a 24 KB header is accepted');
   });
 });
