@@ -56,7 +56,7 @@ export class RequestHeadScan {
   host = '';
   hostSeen = false;
   contentLength = '';
-  conflictingLengths = false;
+  repeatedLength = false;
   transferEncoding = '';
   connection = '';
   forwardedFor = '';
@@ -88,7 +88,8 @@ export class RequestHeadScan {
         this.count++;
         return;
       case HeaderRole.ContentLength:
-        if (this.contentLength !== '' && this.contentLength !== value.trim()) this.conflictingLengths = true;
+        // Repeated even with equal values: RFC 9112 lets a server merge them, but a proxy that forwards one framing among several is what smuggling relies on.
+        if (this.contentLength !== '') this.repeatedLength = true;
         this.contentLength = value.trim();
         return;
       case HeaderRole.TransferEncoding:
@@ -127,7 +128,7 @@ export class RequestHeadScan {
     this.host = '';
     this.hostSeen = false;
     this.contentLength = '';
-    this.conflictingLengths = false;
+    this.repeatedLength = false;
     this.transferEncoding = '';
     this.connection = '';
     this.forwardedFor = '';
@@ -168,7 +169,7 @@ export function requestBodyFraming(scan: RequestHeadScan): BodyFraming {
     return scan.transferEncoding.trim().toLowerCase() === 'chunked' ? BodyFraming.Chunked : BodyFraming.Invalid;
   }
   if (scan.contentLength === '') return BodyFraming.None;
-  if (scan.conflictingLengths || !/^\d{1,15}$/.test(scan.contentLength)) return BodyFraming.Invalid;
+  if (scan.repeatedLength || !/^\d{1,15}$/.test(scan.contentLength)) return BodyFraming.Invalid;
   return BodyFraming.Length;
 }
 

@@ -23,11 +23,20 @@ interface RouterErrorSpec {
   /** The connection ends with this response (no keep-alive). */
   closesConnection?: boolean;
   /**
-   * The connection is cut at once, unanswered: its framing cannot be trusted
-   * (RFC 9112 6.3), and uWebSockets.js keeps parsing the rest of a read as
-   * further requests even after end(body, true); only close() stops it.
+   * The connection is cut at once, unanswered (uWebSockets.js drops it after
+   * the handler whatever the answer).
    */
   abortsConnection?: boolean;
+  /**
+   * The request's framing cannot be trusted (RFC 9112 6.3), so the connection
+   * must end with this answer. uWebSockets.js 20.30 goes on parsing the rest
+   * of a read as further requests even after end(body, true), and close()
+   * discards an answer written in the same handler. The answer therefore
+   * waits until the read is parsed: if more bytes followed the request in it,
+   * uWS has already closed the connection unanswered (a response was owed),
+   * and nothing after the request was ever read as a request.
+   */
+  answersAfterRead?: boolean;
 }
 
 const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
@@ -84,7 +93,8 @@ const SPECS: Record<RouterErrorKind, RouterErrorSpec> = {
     status: 400,
     routerError: undefined,
     message: () => 'Bad Request.',
-    abortsConnection: true,
+    closesConnection: true,
+    answersAfterRead: true,
   },
   [RouterErrorKind.HeadersTooLarge]: {
     statusLine: '431 Request Header Fields Too Large',
@@ -136,6 +146,15 @@ export function writeRouterError(
     res.close();
     return spec.status;
   }
+  if (spec.answersAfterRead) {
+    new AnswerAfterRead(res, kind, host);
+    return spec.status;
+  }
+  writeError(res, kind, spec, host, headOnly);
+  return spec.status;
+}
+
+function writeError(res: HttpResponse, kind: RouterErrorKind, spec: RouterErrorSpec, host: string, headOnly: boolean): void {
   res.writeStatus(spec.statusLine);
   if (spec.routerError !== undefined) res.writeHeader('X-Cf-Routererror', spec.routerError);
   if (kind === RouterErrorKind.UnknownRoute) res.writeHeader('Cache-Control', 'public,max-age=2');
@@ -150,5 +169,25 @@ export function writeRouterError(
   } else {
     res.end(body);
   }
-  return spec.status;
+}
+
+/** A rare path (malformed requests), so it may allocate. */
+class AnswerAfterRead {
+  private aborted = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly kind: RouterErrorKind,
+    private readonly host: string,
+  ) {
+    res.onAborted(() => {
+      this.aborted = true;
+    });
+    setImmediate(() => this.answer());
+  }
+
+  private answer(): void {
+    if (this.aborted) return;
+    this.res.cork(() => writeError(this.res, this.kind, SPECS[this.kind], this.host, false));
+  }
 }
