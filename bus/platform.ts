@@ -1,0 +1,49 @@
+// Names and formats shared by the controller, stager, DEA, health manager and
+// CLI beyond the CF messages of protocol.md. One place, so that no role
+// spells a bucket or a subject by hand.
+
+/** JetStream object stores. */
+export const ObjectStores = {
+  /** Uploaded app packages (zip or tar.gz as the user sent them); object name: bitsObjectName(). */
+  bits: 'skiff_bits',
+  /** Staged droplets (see DROPLET_LAYOUT); object name: the droplet's sha1, hex. */
+  droplets: 'skiff_droplets',
+} as const;
+
+export function bitsObjectName(appId: string, sha256: string): string {
+  return `${appId}.${sha256}`;
+}
+
+/**
+ * A droplet is a gzipped tar with:
+ *   droplet.json  {"runtime","framework","start_command"} (DropletInfo)
+ *   app/          the staged app (dependencies installed), the start
+ *                 command's working directory
+ * The DEA unpacks it into the instance directory and runs
+ * `/bin/sh -c <start_command>` in `app/`.
+ */
+export const DROPLET_INFO_FILE = 'droplet.json';
+export const DROPLET_APP_DIR = 'app';
+
+export interface DropletInfo {
+  runtime: string;
+  framework: string;
+  start_command: string;
+}
+
+/**
+ * Staging log lines, published by the stager while it works on a job, so
+ * that the controller can stream them to `skiff push`. Payload: raw text
+ * (one or more lines). The stager's reply still carries the whole log.
+ */
+export function stagingLogSubject(appId: string): string {
+  return `staging.${appId}.log`;
+}
+
+/** Runtimes a DEA can offer (dea.advertise `runtimes`). */
+export const RUNTIMES = ['node', 'python', 'static'] as const;
+
+/** The `<queue>` of `vcap.stager.<queue>` that stagers serve and controllers use by default. */
+export const DEFAULT_STAGER_QUEUE = 'default';
+/** Queue group stagers join on that subject, so that one stager takes each job. */
+export const STAGER_QUEUE_GROUP = 'stagers';
