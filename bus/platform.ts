@@ -47,3 +47,30 @@ export const RUNTIMES = ['node', 'python', 'static'] as const;
 export const DEFAULT_STAGER_QUEUE = 'default';
 /** Queue group stagers join on that subject, so that one stager takes each job. */
 export const STAGER_QUEUE_GROUP = 'stagers';
+
+/**
+ * Files of an instance, served by the DEA that runs (or ran) it, for the
+ * controller's `/apps/:name/instances/:index/files/*path`, `skiff files` and
+ * `skiff logs`. Request: FilesRequest; reply: FilesReply. Replies stay under
+ * NATS's 1 MB payload limit: a file is read in slices of at most
+ * FILES_MAX_SLICE bytes (ask again from `offset + length`).
+ */
+export function deaFilesSubject(deaId: string): string {
+  return `dea.${deaId}.files`;
+}
+export const FILES_MAX_SLICE = 512 * 1024;
+
+export interface FilesRequest {
+  droplet: string;
+  instance: string;
+  /** Relative to the instance directory ("" or "/" is its root); never escapes it. */
+  path: string;
+  /** For files: where to start; negative counts from the end (tail). Default 0. */
+  offset?: number;
+  /** For files: at most this many bytes (capped at FILES_MAX_SLICE). */
+  length?: number;
+}
+export type FilesReply =
+  | { type: 'directory'; path: string; entries: Array<{ name: string; type: 'file' | 'directory'; size: number }> }
+  | { type: 'file'; path: string; size: number; offset: number; data_base64: string }
+  | { error: string; code: 'not_found' | 'bad_path' | 'unknown_instance' };
