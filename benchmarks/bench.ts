@@ -28,7 +28,8 @@ const USAGE = `usage: node dist/benchmarks/bench.js [flags]
   --cases LIST        small,64k,upload,ws-echo,ws-idle (default small,64k,upload,ws-echo)
   --scale             add ws-idle (N idle WebSockets through skiff, and nginx if selected)
   --idle-connections N  WebSockets held open by ws-idle (default 10000)
-  --contenders LIST   direct,skiff,nginx,haproxy (default all; direct is always run)
+  --contenders LIST   direct,skiff,skiff-t2,nginx,haproxy (default all; direct is always run;
+                      skiff-t2 is the router with --threads 2)
   --loader NAME       HTTP cases: autocannon (default) or wrk
   --wrk-threads N     wrk threads (default 2)
   --ws-threads N      ws-echo load generator threads (default: 1 per 4 cores, at least 1, at most 4)
@@ -191,6 +192,7 @@ async function startContender(name: ContenderName, backendPort: number, tmpDir: 
   switch (name) {
     case 'direct': return directContender(backendPort);
     case 'skiff': return startSkiff(backendPort);
+    case 'skiff-t2': return { ...(await startSkiff(backendPort, ['--threads', '2'])), name: 'skiff-t2' };
     case 'nginx': return startNginx(tmpDir, backendPort);
     case 'haproxy': return startHaproxy(tmpDir, backendPort);
   }
