@@ -161,6 +161,7 @@ export class Dea {
     this.logger.info('DEA ready', {
       id: this.id, index: this.settings.index, dir: this.settings.baseDir, memory_mb: this.maxMemoryMb,
       ports: `${this.settings.portRange.first}-${this.settings.portRange.last}`, run_as: this.runAs ? this.settings.user : undefined,
+      watchdog_pid: this.watchdog.pid,
     });
   }
 
