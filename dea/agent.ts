@@ -10,7 +10,7 @@ import type { ComponentConfig } from '../bus/config';
 import type { Bus, BusMessage, Subscription } from '../bus/connection';
 import type { Logger } from '../bus/log';
 import type {
-  DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister,
+  DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
 } from '../bus/messages';
 import { deaFilesSubject, RUNTIMES, type FilesReply, type FilesRequest } from '../bus/platform';
 import { Subjects } from '../bus/subjects';
@@ -143,6 +143,14 @@ export class Dea {
     this.listen(Subjects.healthmanagerStart, () => this.heartbeat());
     this.listen(deaFilesSubject(this.id), (msg) => this.onFiles(msg));
 
+    // Routers already up answer with their register interval (and get our routes at once).
+    this.bus.request(Subjects.routerGreet, {}, 2000).then(
+      (reply) => {
+        const start = validateRouterStart(reply);
+        if (start.ok && !this.stopping) this.applyRouterStart(start.value);
+      },
+      () => {},
+    );
     this.bus.publish(Subjects.deaStart, { id: this.id, ip: this.settings.host, version: SKIFF_VERSION });
     this.advertise(false);
     this.heartbeat();
@@ -471,7 +479,10 @@ export class Dea {
 
   private onRouterStart(msg: BusMessage): void {
     const start = this.parse(msg, validateRouterStart);
-    if (!start) return;
+    if (start) this.applyRouterStart(start);
+  }
+
+  private applyRouterStart(start: RouterStart): void {
     const interval = Math.max(1000, start.minimumRegisterIntervalInSeconds * 1000);
     if (interval !== this.registerIntervalMs) {
       this.registerIntervalMs = interval;
