@@ -647,7 +647,7 @@ t.test('status port: health, auth, varz counters', async (t) => {
   let varz = await router.varz();
   t.equal(varz.urls, 3, 'urls counts routes');
   t.equal(varz.droplets, 3, 'droplets counts endpoints');
-  t.same(varz.registry_messages, { register: 3, unregister: 0 }, 'registry_messages');
+  t.same(varz.registry_messages, { register: 3, unregister: 0, pending: 0 }, 'registry_messages (none waiting)');
   await unregisterRoute(nc, router, { port: app.port, uris: ['gone.localhost'] });
 
   const statuses: number[] = [];
@@ -665,7 +665,7 @@ t.test('status port: health, auth, varz counters', async (t) => {
   t.equal(varz.bad_requests, 2, 'bad_requests (the unknown routes)');
   t.equal(varz.bad_gateways, 1, 'bad_gateways');
   t.equal(varz.droplets, 2, 'droplets after the unregister');
-  t.same(varz.registry_messages, { register: 3, unregister: 1 }, 'registry_messages after the unregister');
+  t.same(varz.registry_messages, { register: 3, unregister: 1, pending: 0 }, 'registry_messages after the unregister');
   for (const p of ['p50', 'p90', 'p99', 'max'])
     t.ok(typeof varz.latency_ms?.[p] === 'number' && varz.latency_ms[p] > 0, `latency_ms.${p} > 0 (${varz.latency_ms?.[p]})`);
   t.ok(varz.latency_ms.p50 <= varz.latency_ms.p99 && varz.latency_ms.p99 <= varz.latency_ms.max, 'percentiles ordered');

@@ -15,9 +15,14 @@ t.test('--threads 2 serves one port from two threads with one routing table', as
 
   // Registered while the first thread waits to listen, once only: the worker
   // thread, started afterwards, can only know it from the first thread's table.
-  const router = await startRouter(t, nats, { args: ['--threads', '2', '--start-delay', '1.5'], waitForListening: false });
-  await sleep(500);
-  await publish(nc, 'router.register', { host: '127.0.0.1', port: early.port, uris: ['early.localhost'] });
+  const router = await startRouter(t, nats, { args: ['--threads', '2', '--start-delay', '3'], waitForListening: false });
+  // The status port answers during the start delay; the app port does not yet.
+  await eventually(async () => {
+    await publish(nc, 'router.register', { host: '127.0.0.1', port: early.port, uris: ['early.localhost'] });
+    const routes = await router.routes().catch(() => ({}));
+    return (routes as Record<string, unknown>)['early.localhost'] !== undefined;
+  }, 'the first thread to know the early route', 10_000);
+  t.notOk(/router listening/.test(router.log()), 'registered before the router listened (and before its worker thread started)');
   await eventually(() => /router listening/.test(router.log()), 'router to listen', 15_000);
 
   const varz = await router.varz();
@@ -41,7 +46,7 @@ t.test('--threads 2 serves one port from two threads with one routing table', as
   await eventually(async () => {
     const replies = await Promise.all(Array.from({ length: 10 }, () => get({ port: router.port, host: 'late.localhost' })));
     return replies.every((r) => r.status === 200 && r.body.toString() === 'late');
-  }, 'a route registered later to answer on every thread');
+  }, 'a route registered later to answer on every thread', 10_000);
 
   await eventually(async () => {
     const v = await router.varz();
@@ -56,7 +61,7 @@ t.test('--threads 2 serves one port from two threads with one routing table', as
     const replies = await Promise.all(Array.from({ length: 10 }, () => get({ port: router.port, host: 'early.localhost' })));
     // The route stays known with no endpoint, as in gorouter: 503 no_endpoints.
     return replies.every((r) => r.status === 503 && r.headers['x-cf-routererror'] === 'no_endpoints');
-  }, 'an unregister to reach every thread');
+  }, 'an unregister to reach every thread', 10_000);
 
   const code = await router.stop();
   t.equal(code, 0, 'SIGTERM ends every thread and the router exits 0');

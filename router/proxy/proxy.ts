@@ -497,7 +497,8 @@ class Exchange implements UpstreamHandler {
     if (done) {
       this.clientDone();
     } else if (!ok) {
-      this.unsent = chunk;
+      // The chunk may be a view of the upstream read buffer, reused by the next read.
+      this.unsent = Buffer.from(chunk);
       this.unsentOffset = offset;
       this.waitForWritable();
     }

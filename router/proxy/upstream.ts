@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import type { Backend } from '../route/backend';
+import { parseSimpleResponse } from './response_head';
 import {
   kOnBody,
   kOnHeaders,
@@ -37,7 +38,10 @@ export interface UpstreamHandler {
   // read goes to the client in one corked write.
   /** `headers` alternates names and values as the app sent them. */
   upstreamHead(conn: UpstreamConnection, status: number, reason: string, headers: string[], keepAlive: boolean): void;
-  /** `chunk` is the handler's own (a copy), safe to keep. */
+  /**
+   * `chunk` may be a view of the shared read buffer: valid until
+   * upstreamReadDone returns; copy what must be kept longer.
+   */
   upstreamBody(conn: UpstreamConnection, chunk: Buffer): void;
   /** The response is complete; after this read the handler must call UpstreamClient.finish. */
   upstreamEnd(conn: UpstreamConnection): void;
@@ -189,8 +193,23 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
     return false;
   }
   conn.lastActivity = Date.now();
-  conn.responseStarted = true;
   const handler = conn.handler;
+  if (!conn.responseStarted) {
+    conn.responseStarted = true;
+    // Most responses are a plain head and a Content-Length body in one read.
+    const simple = parseSimpleResponse(buf, nread, conn.client.options.maxResponseHeaderBytes, conn.skipBody);
+    if (simple !== null) {
+      conn.headReceived = true;
+      conn.keepAlive = simple.keepAlive;
+      handler.upstreamHead(conn, simple.status, simple.reason, simple.headers, simple.keepAlive);
+      if (conn.state !== State.Busy) return false;
+      if (simple.bodyLength > 0) handler.upstreamBody(conn, buf.subarray(simple.bodyStart, simple.bodyStart + simple.bodyLength));
+      conn.complete = true;
+      handler.upstreamEnd(conn);
+      handler.upstreamReadDone(conn);
+      return true;
+    }
+  }
   const result = conn.parser.execute(buf.subarray(0, nread));
   if (conn.state !== State.Busy) return false; // the handler gave the connection up meanwhile
   if (typeof result !== 'number') {
