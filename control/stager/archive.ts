@@ -12,6 +12,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import * as yauzl from 'yauzl';
+import { StagingError } from './errors';
 
 export type ArchiveFormat = 'zip' | 'tar.gz' | 'tar';
 
@@ -25,7 +26,7 @@ export interface UnpackLimits {
 export const DEFAULT_UNPACK_LIMITS: UnpackLimits = { maxBytes: 1024 * 1024 * 1024, maxEntries: 100_000 };
 
 /** A package that cannot be unpacked; the message is meant for the user who pushed it. */
-export class PackageError extends Error {
+export class PackageError extends StagingError {
   override name = 'PackageError';
 }
 
