@@ -2,6 +2,7 @@
 // including ones no well-behaved archiver would write (entries with `..`,
 // absolute paths, symlinks out), which is the point.
 
+import { createHash } from 'node:crypto';
 import { gzipSync, crc32 } from 'node:zlib';
 import { Header } from 'tar';
 
@@ -109,4 +110,21 @@ export function zipTree(tree: FileTree, prefix = ''): Buffer {
 
 export function tarGzTree(tree: FileTree, prefix = ''): Buffer {
   return makeTarGz(treeEntries(tree, prefix));
+}
+
+/**
+ * A minimal pure-Python wheel holding one module, so that a test can have pip
+ * install a requirement from a local file, without an index or the network.
+ */
+export function makeWheel(name: string, version: string, moduleSource: string): { fileName: string; data: Buffer } {
+  const distInfo = `${name}-${version}.dist-info`;
+  const files: Array<[string, string]> = [
+    [`${name}.py`, moduleSource],
+    [`${distInfo}/METADATA`, `Metadata-Version: 2.1\nName: ${name}\nVersion: ${version}\n`],
+    [`${distInfo}/WHEEL`, 'Wheel-Version: 1.0\nGenerator: skiff-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n'],
+  ];
+  const digest = (data: string) => createHash('sha256').update(data).digest('base64url');
+  const record = files.map(([path, data]) => `${path},sha256=${digest(data)},${Buffer.byteLength(data)}`).join('\n') + `\n${distInfo}/RECORD,,\n`;
+  files.push([`${distInfo}/RECORD`, record]);
+  return { fileName: `${name}-${version}-py3-none-any.whl`, data: makeZip(files.map(([path, data]) => ({ name: path, data }))) };
 }

@@ -6,7 +6,7 @@
 // silently skipped, so a package either unpacks whole or not at all.
 
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, symlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, realpath, rename, rm, symlink, utimes } from 'node:fs/promises';
 import { dirname, isAbsolute, join, posix, relative, sep } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -99,7 +99,7 @@ class SafeWriter {
   }
 
   /** Streams one file; counts its bytes as they arrive so a lying header cannot get past the cap. */
-  async file(name: string, mode: number | undefined, data: Readable): Promise<void> {
+  async file(name: string, mode: number | undefined, data: Readable, mtime?: Date): Promise<void> {
     const path = safeEntryPath(name);
     if (path === '' || isMacJunk(path)) {
       data.resume();
@@ -121,6 +121,8 @@ class SafeWriter {
     await pipeline(data, counter, createWriteStream(target, { mode: fileMode(mode) })).catch((err: unknown) => {
       throw asPackageError(err, name);
     });
+    // The user's times, not the staging time: the static server's Last-Modified depends on them.
+    if (mtime && !Number.isNaN(mtime.getTime())) await utimes(target, mtime, mtime);
   }
 
   link(name: string, target: string, hard: boolean): void {
@@ -291,7 +293,7 @@ async function handleZipEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, writer: Sa
     writer.link(name, Buffer.concat(chunks).toString('utf8'), false);
     return;
   }
-  await writer.file(name, unixMode & 0o7777, stream);
+  await writer.file(name, unixMode & 0o7777, stream, entry.getLastModDate());
 }
 
 // yauzl words its errors for programmers ("invalid relative path: ../x"); say which entry and why.
@@ -353,7 +355,7 @@ async function handleTarEntry(entry: ReadEntry, writer: SafeWriter): Promise<voi
     case 'File':
     case 'OldFile':
     case 'ContiguousFile':
-      await writer.file(entry.path, entry.mode, entry as unknown as Readable);
+      await writer.file(entry.path, entry.mode, entry as unknown as Readable, entry.mtime);
       return;
     case 'SymbolicLink':
       entry.resume();

@@ -47,7 +47,9 @@ async function run(ctx: CommandContext, argv: string[], what: string, extraEnv: 
     env: { ...ctx.env, ...extraEnv },
     timeoutMs: ctx.timeoutMs,
     signal: ctx.signal,
-    onLine: (line) => ctx.log.output(line),
+    onLine: (line) => {
+      if (line.trim() !== '') ctx.log.output(line);
+    },
   });
   if (result.exitCode !== 0) throw new StagingError(`${what} failed (${describeResult(result, ctx.timeoutMs)}); see the staging log`);
 }
@@ -94,5 +96,6 @@ export async function installPythonRequirements(ctx: CommandContext): Promise<vo
   const argv = ['python3', '-m', 'pip', 'install', '--target', '.', '-r', 'requirements.txt',
     '--no-input', '--disable-pip-version-check', '--no-warn-script-location', '--progress-bar', 'off'];
   ctx.log.step(`Installing Python dependencies: ${argv.join(' ')}`);
-  await run(ctx, argv, 'pip install');
+  // Root is how stagers often run; pip's advice about virtualenvs does not apply to --target.
+  await run(ctx, argv, 'pip install', { PIP_ROOT_USER_ACTION: 'ignore' });
 }

@@ -127,7 +127,7 @@ export class Stager {
     const info = { runtime: detection.runtime, framework: detection.framework, start_command: detection.startCommand };
     const droplet = await buildDroplet(dropletDir, info, join(jobDir, 'droplet.tgz'));
     log.step(`Droplet ${droplet.sha1} (${formatSize(droplet.size)})`);
-    if (await this.storeDroplet(stores.droplets, droplet.file, droplet.sha1)) log.step('Droplet uploaded');
+    if (await storeDroplet(stores.droplets, droplet.file, droplet.sha1)) log.step('Droplet uploaded');
     else log.step('Droplet already stored');
     return { droplet: droplet.sha1, sha1: droplet.sha1, ...info, log: log.text() };
   }
@@ -170,13 +170,14 @@ export class Stager {
     return size;
   }
 
-  /** Stores the droplet under its sha1; false when one of that name is already there. */
-  private async storeDroplet(droplets: ObjectStore, file: string, sha1: string): Promise<boolean> {
-    const existing = await droplets.info(sha1);
-    if (existing && !existing.deleted) return false;
-    await droplets.put({ name: sha1 }, Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>);
-    return true;
-  }
+}
+
+/** Stores a droplet under its sha1; false when one of that name is already there. */
+export async function storeDroplet(droplets: ObjectStore, file: string, sha1: string): Promise<boolean> {
+  const existing = await droplets.info(sha1);
+  if (existing && !existing.deleted) return false;
+  await droplets.put({ name: sha1 }, Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>);
+  return true;
 }
 
 export function formatSize(bytes: number): string {
