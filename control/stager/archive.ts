@@ -91,11 +91,12 @@ class SafeWriter {
     }
   }
 
-  async directory(name: string, mode: number | undefined): Promise<void> {
+  /** Directories are 0755 whatever the archive says: the app's instance user must be able to enter them. */
+  async directory(name: string): Promise<void> {
     const path = safeEntryPath(name);
     if (path === '' || isMacJunk(path)) return;
     this.count(name);
-    await this.mkdirs(join(this.root, path), name, dirMode(mode));
+    await this.mkdirs(join(this.root, path), name, 0o755);
   }
 
   /** Streams one file; counts its bytes as they arrive so a lying header cannot get past the cap. */
@@ -204,11 +205,6 @@ function fileMode(mode: number | undefined): number {
   return (mode & 0o111 ? 0o755 : 0o644) & ~0o022;
 }
 
-function dirMode(mode: number | undefined): number {
-  void mode;
-  return 0o755;
-}
-
 function formatMiB(bytes: number): string {
   return `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`;
 }
@@ -275,7 +271,7 @@ async function handleZipEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, writer: Sa
   const unixMode = entry.externalFileAttributes >>> 16;
   const name = entry.fileName;
   if (name.endsWith('/') || (unixMode & S_IFMT) === S_IFDIR) {
-    await writer.directory(name, unixMode & 0o7777);
+    await writer.directory(name);
     return;
   }
   if (entry.isEncrypted()) throw new PackageError(`package entry ${JSON.stringify(name)} is encrypted`);
@@ -350,7 +346,7 @@ async function handleTarEntry(entry: ReadEntry, writer: SafeWriter): Promise<voi
     case 'Directory':
     case 'GNUDumpDir':
       entry.resume();
-      await writer.directory(entry.path, entry.mode);
+      await writer.directory(entry.path);
       return;
     case 'File':
     case 'OldFile':

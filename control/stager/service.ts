@@ -100,7 +100,13 @@ export class StagerService {
         try {
           job.msg.respond(reply);
         } catch (err) {
-          this.logger.warn('cannot reply to staging request', { app: job.request.app, error: err });
+          // Too big for the server's max_payload, most likely: the outcome matters more than the log.
+          this.logger.warn('cannot reply to staging request, retrying with a short log', { app: job.request.app, error: err });
+          try {
+            job.msg.respond({ ...reply, log: reply.log.slice(-16 * 1024) });
+          } catch (again) {
+            this.logger.error('cannot reply to staging request', { app: job.request.app, error: again });
+          }
         }
       })
       .finally(() => {

@@ -27,3 +27,10 @@ t.test('a publisher that throws does not lose the line', async (t) => {
   log.step('still here');
   t.equal(log.text(), '-----> still here\n');
 });
+
+t.test('colour codes and control characters are taken out', async (t) => {
+  const published: string[] = [];
+  const log = new StagingLog({ publish: (text) => published.push(text) });
+  log.output('\u001b[31mnpm ERR!\u001b[0m bad\u0007\ttab');
+  t.same(published, ['       npm ERR! bad\ttab\n']);
+});

@@ -10,6 +10,9 @@ export interface StagingLogOptions {
   maxKept?: number;
 }
 
+const ANSI_ESCAPE = /\u001b\[[0-9;?]*[ -\/]*[@-~]/g;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+
 export class StagingLog {
   private readonly head: string[] = [];
   private headSize = 0;
@@ -33,7 +36,9 @@ export class StagingLog {
   }
 
   line(text: string): void {
-    const line = text.replace(/\n+$/, '') + '\n';
+    // Colour codes and control characters from commands would garble the
+    // CLI's terminal and swell the JSON reply (six bytes each once escaped).
+    const line = text.replace(/\n+$/, '').replace(ANSI_ESCAPE, '').replace(CONTROL, '') + '\n';
     try {
       this.opts.publish(line);
     } catch {
