@@ -1,8 +1,10 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { helpText, UsageError } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { applyLiveSettings } from './live-settings';
 import { ENV_PREFIX, parseStagerOptions, STAGER_FLAGS, type StagerOptions } from './options';
 import { StagerService } from './service';
 import { Stager } from './stager';
@@ -38,6 +40,13 @@ export async function main(argv: string[]): Promise<number> {
     maxPackageBytes: options.maxPackageBytes,
   }, log);
   const service = new StagerService(bus, stager, { queue: options.queue, maxJobs: options.maxJobs, maxWaiting: options.maxWaiting }, log);
+  let config: ComponentConfig | undefined;
+  try {
+    config = await openComponentConfig(bus, 'stager', log);
+    applyLiveSettings(config, { service, stager }, options, log);
+  } catch (error) {
+    log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
+  }
   service.start();
   await bus.flush();
   log.info('stager ready', { subject: service.subject, nats: redactUrl(options.nats), max_jobs: options.maxJobs, work_dir: workDir });
@@ -50,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
   });
   await service.stop();
+  await config?.close();
   await bus.close();
   await rm(workDir, { recursive: true, force: true });
   return 0;

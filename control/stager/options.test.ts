@@ -17,6 +17,7 @@ t.test('flags win over the environment, which wins over defaults', async (t) => 
   t.equal(o.queue, 'big');
   t.equal(o.maxJobs, 3);
   t.equal(o.workDir, '/srv/stage');
+  t.same(o.pinned, { maxJobs: true, commandTimeout: false }, 'given settings win over the config store');
 });
 
 t.test('bad arguments are one clear usage error', async (t) => {

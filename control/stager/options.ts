@@ -25,6 +25,8 @@ export interface StagerOptions {
   maxJobs: number;
   maxWaiting: number;
   commandTimeoutMs: number;
+  /** Settings given by flag or environment, which the config store does not override. */
+  pinned: { maxJobs: boolean; commandTimeout: boolean };
   maxPackageBytes: number;
   maxUnpackedBytes: number;
   maxFiles: number;
@@ -55,5 +57,6 @@ export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     maxPackageBytes: num('max-package-mb', 512) * MiB,
     maxUnpackedBytes: num('max-unpacked-mb', 1024) * MiB,
     maxFiles: int('max-files', 100_000),
+    pinned: { maxJobs: values['max-jobs'] !== undefined, commandTimeout: values['command-timeout'] !== undefined },
   };
 }

@@ -84,3 +84,16 @@ t.test('stopping answers waiting jobs and cancels running ones', async (t) => {
   t.match(await running, { error: 'staging cancelled' });
   t.match(await waiting, { error: 'the stager is stopping; push again' });
 });
+
+t.test('raising the job limit starts waiting jobs at once', async (t) => {
+  const { stagers: [stager], services: [service], ask } = await setup(t, 1, 5);
+  const first = ask('m');
+  await eventually(() => stager!.started.length === 1, 'first started');
+  const second = ask('n');
+  await eventually(() => service!.waitingJobs === 1, 'second waits');
+  service!.setMaxJobs(2);
+  t.same(stager!.started, ['m', 'n']);
+  stager!.finish('m');
+  stager!.finish('n');
+  await Promise.all([first, second]);
+});

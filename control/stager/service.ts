@@ -34,14 +34,16 @@ export class StagerService {
   private readonly abort = new AbortController();
   private readonly jobs = new Set<Promise<void>>();
   private stopping = false;
+  private readonly opts: StagerServiceOptions;
 
   constructor(
     private readonly bus: Bus,
     private readonly stager: Stages,
-    private readonly opts: StagerServiceOptions,
+    opts: StagerServiceOptions,
     private readonly logger: Logger,
   ) {
     this.rejections = new RejectionCounter(logger);
+    this.opts = { ...opts };
   }
 
   get subject(): string {
@@ -54,6 +56,16 @@ export class StagerService {
 
   get waitingJobs(): number {
     return this.waiting.length;
+  }
+
+  get maxJobs(): number {
+    return this.opts.maxJobs;
+  }
+
+  /** Applies a new job limit at once: more slots start waiting jobs; fewer let running jobs finish. */
+  setMaxJobs(maxJobs: number): void {
+    this.opts.maxJobs = maxJobs;
+    while (this.running < this.opts.maxJobs && this.waiting.length > 0 && !this.stopping) this.launch(this.waiting.shift()!);
   }
 
   start(): void {
@@ -112,8 +124,10 @@ export class StagerService {
       .finally(() => {
         this.running--;
         this.jobs.delete(work);
-        const next = this.waiting.shift();
-        if (next) this.launch(next);
+        if (this.running < this.opts.maxJobs) {
+          const next = this.waiting.shift();
+          if (next) this.launch(next);
+        }
       });
     this.jobs.add(work);
   }

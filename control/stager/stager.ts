@@ -42,11 +42,24 @@ const RESERVED_ENV = new Set(['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS', 'LD_PREL
 export class Stager {
   private stores: Promise<{ bits: ObjectStore; droplets: ObjectStore }> | undefined;
 
+  private readonly settings: StagerSettings;
+
   constructor(
     private readonly bus: Bus,
-    private readonly settings: StagerSettings,
+    settings: StagerSettings,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.settings = { ...settings };
+  }
+
+  get commandTimeoutMs(): number {
+    return this.settings.commandTimeoutMs;
+  }
+
+  /** For jobs started from now on. */
+  setCommandTimeout(ms: number): void {
+    this.settings.commandTimeoutMs = ms;
+  }
 
   private openStores(): Promise<{ bits: ObjectStore; droplets: ObjectStore }> {
     this.stores ??= (async () => {
