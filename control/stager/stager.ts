@@ -35,6 +35,9 @@ export interface StagerSettings {
 
 const encoder = new TextEncoder();
 
+// Whatever step was cut short (a killed npm, say), the reason is the stop.
+const CANCELLED = 'staging cancelled: the stager is stopping; push again';
+
 // Names an app's environment cannot set for staging commands: they would
 // point the commands at the stager's files or change what runs.
 const RESERVED_ENV = new Set(['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'PYTHONPATH', 'PYTHONHOME']);
@@ -84,7 +87,11 @@ export class Stager {
       this.logger.info('staged', { app: request.app, droplet: reply.sha1, framework: reply.framework, ms: Date.now() - started });
       return reply;
     } catch (err) {
-      const error = err instanceof StagingError ? err.message : `internal stager error: ${(err as Error).message ?? String(err)}`;
+      const error = signal?.aborted
+        ? CANCELLED
+        : err instanceof StagingError
+          ? err.message
+          : `internal stager error: ${(err as Error).message ?? String(err)}`;
       if (!(err instanceof StagingError)) this.logger.error('staging failed unexpectedly', { app: request.app, error: err });
       else this.logger.info('staging failed', { app: request.app, error: err.message });
       log.step(`Staging failed: ${error}`);
@@ -96,7 +103,7 @@ export class Stager {
 
   private async run(request: StagerRequest, jobDir: string, log: StagingLog, signal?: AbortSignal) {
     const checkCancelled = () => {
-      if (signal?.aborted) throw new StagingError('staging cancelled: the stager is stopping; push again');
+      if (signal?.aborted) throw new StagingError(CANCELLED);
     };
     const stores = await this.openStores();
 
