@@ -6,6 +6,7 @@ type Command = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   router: { help: 'run the HTTP/WebSocket router', load: () => require('../router/main').main },
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
+  stager: { help: 'run a stager: turn pushed apps into droplets', load: () => require('../control/stager/main').main },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
 };
 

@@ -1,0 +1,66 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openComponentConfig, type ComponentConfig } from '../../bus/config';
+import { connectBus, redactUrl } from '../../bus/connection';
+import { helpText, UsageError } from '../../bus/flags';
+import { createLogger } from '../../bus/log';
+import { applyLiveSettings } from './live-settings';
+import { ENV_PREFIX, parseStagerOptions, STAGER_FLAGS, type StagerOptions } from './options';
+import { StagerService } from './service';
+import { Stager } from './stager';
+
+/** `skiff stager ...`: parses flags, connects the bus, stages until a signal. */
+export async function main(argv: string[]): Promise<number> {
+  const log = createLogger('stager');
+  let options: StagerOptions;
+  try {
+    options = parseStagerOptions(argv, process.env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`skiff stager: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(helpText('skiff stager', STAGER_FLAGS, ENV_PREFIX) + '\n');
+    return 0;
+  }
+
+  // A directory of this process's own: stagers sharing --work-dir never touch each other's jobs.
+  await mkdir(options.workDir, { recursive: true });
+  const workDir = await mkdtemp(join(options.workDir, 'stager-'));
+  const bus = await connectBus({ servers: options.nats, name: 'skiff-stager', logger: log, waitForServer: true });
+  const stager = new Stager(bus, {
+    workDir,
+    limits: { maxBytes: options.maxUnpackedBytes, maxEntries: options.maxFiles },
+    commandTimeoutMs: options.commandTimeoutMs,
+    // Staging commands find npm, node and python3 where the stager does, and nothing else of its environment.
+    commandPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    maxPackageBytes: options.maxPackageBytes,
+  }, log);
+  const service = new StagerService(bus, stager, { queue: options.queue, maxJobs: options.maxJobs, maxWaiting: options.maxWaiting }, log);
+  let config: ComponentConfig | undefined;
+  try {
+    config = await openComponentConfig(bus, 'stager', log);
+    applyLiveSettings(config, { service, stager }, options, log);
+  } catch (error) {
+    log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
+  }
+  service.start();
+  await bus.flush();
+  log.info('stager ready', { subject: service.subject, nats: redactUrl(options.nats), max_jobs: options.maxJobs, work_dir: workDir });
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info('stopping', { signal, running: service.activeJobs, waiting: service.waitingJobs });
+      resolve();
+    };
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
+  });
+  await service.stop();
+  await config?.close();
+  await bus.close();
+  await rm(workDir, { recursive: true, force: true });
+  return 0;
+}

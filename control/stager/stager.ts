@@ -1,0 +1,207 @@
+// One staging job, start to end: fetch the package from the bits store,
+// check it, unpack it, detect the framework, install dependencies, pack the
+// droplet and store it. Every step writes to the job's staging log; every
+// job gets a fresh work directory that is removed when it ends.
+
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ObjectStore } from 'nats';
+import type { Bus } from '../../bus/connection';
+import type { Logger } from '../../bus/log';
+import type { StagerReply, StagerRequest } from '../../bus/messages';
+import { DROPLET_APP_DIR, ObjectStores, stagingLogSubject } from '../../bus/platform';
+import { appRootOf, moveApp, unpackPackage, type UnpackLimits } from './archive';
+import { installNodeDependencies, installPythonRequirements } from './dependencies';
+import { detect, readPackageJson } from './detect';
+import { addStaticServer, buildDroplet } from './droplet';
+import { StagingError } from './errors';
+import { StagingLog } from './staging-log';
+
+export interface StagerSettings {
+  /** Parent of the jobs' work directories. */
+  workDir: string;
+  limits: UnpackLimits;
+  /** Limit for each command (npm install, pip install). */
+  commandTimeoutMs: number;
+  /** PATH of the staging commands: where npm, node and python3 are found. */
+  commandPath: string;
+  /** Largest package accepted from the bits store. */
+  maxPackageBytes: number;
+}
+
+const encoder = new TextEncoder();
+
+// Whatever step was cut short (a killed npm, say), the reason is the stop.
+const CANCELLED = 'staging cancelled: the stager is stopping; push again';
+
+// Names an app's environment cannot set for staging commands: they would
+// point the commands at the stager's files or change what runs.
+const RESERVED_ENV = new Set(['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'PYTHONPATH', 'PYTHONHOME']);
+
+export class Stager {
+  private stores: Promise<{ bits: ObjectStore; droplets: ObjectStore }> | undefined;
+
+  private readonly settings: StagerSettings;
+
+  constructor(
+    private readonly bus: Bus,
+    settings: StagerSettings,
+    private readonly logger: Logger,
+  ) {
+    this.settings = { ...settings };
+  }
+
+  get commandTimeoutMs(): number {
+    return this.settings.commandTimeoutMs;
+  }
+
+  /** For jobs started from now on. */
+  setCommandTimeout(ms: number): void {
+    this.settings.commandTimeoutMs = ms;
+  }
+
+  private openStores(): Promise<{ bits: ObjectStore; droplets: ObjectStore }> {
+    this.stores ??= (async () => {
+      const js = this.bus.nats.jetstream();
+      return { bits: await js.views.os(ObjectStores.bits), droplets: await js.views.os(ObjectStores.droplets) };
+    })();
+    // A failed open (JetStream down for a moment) is retried by the next job.
+    this.stores.catch(() => (this.stores = undefined));
+    return this.stores;
+  }
+
+  /** Stages one app; never throws: failures are replies with `error` and the log so far. */
+  async stage(request: StagerRequest, signal?: AbortSignal): Promise<StagerReply> {
+    const subject = stagingLogSubject(request.app);
+    const log = new StagingLog({ publish: (text) => this.bus.publish(subject, encoder.encode(text)) });
+    const started = Date.now();
+    let jobDir: string | undefined;
+    try {
+      await mkdir(this.settings.workDir, { recursive: true });
+      jobDir = await mkdtemp(join(this.settings.workDir, 'job-'));
+      const reply = await this.run(request, jobDir, log, signal);
+      this.logger.info('staged', { app: request.app, droplet: reply.sha1, framework: reply.framework, ms: Date.now() - started });
+      return reply;
+    } catch (err) {
+      const error = signal?.aborted
+        ? CANCELLED
+        : err instanceof StagingError
+          ? err.message
+          : `internal stager error: ${(err as Error).message ?? String(err)}`;
+      if (!(err instanceof StagingError)) this.logger.error('staging failed unexpectedly', { app: request.app, error: err });
+      else this.logger.info('staging failed', { app: request.app, error: err.message });
+      log.step(`Staging failed: ${error}`);
+      return { error, log: log.text() };
+    } finally {
+      if (jobDir) await rm(jobDir, { recursive: true, force: true }).catch((err: unknown) => this.logger.warn('cannot remove work directory', { dir: jobDir, error: err }));
+    }
+  }
+
+  private async run(request: StagerRequest, jobDir: string, log: StagingLog, signal?: AbortSignal) {
+    const checkCancelled = () => {
+      if (signal?.aborted) throw new StagingError(CANCELLED);
+    };
+    const stores = await this.openStores();
+
+    const packageFile = join(jobDir, 'package');
+    const fetched = await this.fetchPackage(stores.bits, request, packageFile);
+    log.step(`Downloaded app package (${formatSize(fetched)})`);
+    checkCancelled();
+
+    const unpacked = join(jobDir, 'unpacked');
+    const result = await unpackPackage(packageFile, unpacked, this.settings.limits);
+    await rm(packageFile);
+    const root = await appRootOf(unpacked);
+    const dropletDir = join(jobDir, 'droplet');
+    const appDir = join(dropletDir, DROPLET_APP_DIR);
+    await moveApp(root, appDir);
+    const inFolder = root === unpacked ? '' : `, app in folder ${root.slice(unpacked.length + 1)}/`;
+    log.step(`Unpacked ${result.format}: ${result.files} entries, ${formatSize(result.bytes)}${inFolder}`);
+    checkCancelled();
+
+    const detection = await detect(appDir, request.manifest.command);
+    log.step(`Detected ${detection.reason}: runtime ${detection.runtime}, framework ${detection.framework}`);
+    log.step(`Start command: ${detection.startCommand}`);
+    if (detection.framework === 'static') await addStaticServer(appDir);
+
+    const home = join(jobDir, 'home');
+    const tmp = join(jobDir, 'tmp');
+    await mkdir(home);
+    await mkdir(tmp);
+    const ctx = {
+      appDir,
+      env: this.commandEnv(request.manifest.env, home, tmp),
+      timeoutMs: this.settings.commandTimeoutMs,
+      log,
+      signal,
+    };
+    await installNodeDependencies(ctx, await readPackageJson(appDir));
+    checkCancelled();
+    await installPythonRequirements(ctx);
+    checkCancelled();
+
+    const info = { runtime: detection.runtime, framework: detection.framework, start_command: detection.startCommand };
+    const droplet = await buildDroplet(dropletDir, info, join(jobDir, 'droplet.tgz'));
+    log.step(`Droplet ${droplet.sha1} (${formatSize(droplet.size)})`);
+    if (await storeDroplet(stores.droplets, droplet.file, droplet.sha1)) log.step('Droplet uploaded');
+    else log.step('Droplet already stored');
+    return { droplet: droplet.sha1, sha1: droplet.sha1, ...info, log: log.text() };
+  }
+
+  /** The staging commands' whole environment: the app's own variables, then the stager's minimal few. */
+  private commandEnv(appEnv: Record<string, string>, home: string, tmp: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(appEnv)) {
+      if (!RESERVED_ENV.has(key.toUpperCase()) && /^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) env[key] = value;
+    }
+    return { ...env, PATH: this.settings.commandPath, HOME: home, TMPDIR: tmp, LANG: 'C.UTF-8' };
+  }
+
+  private async fetchPackage(bits: ObjectStore, request: StagerRequest, file: string): Promise<number> {
+    const object = await bits.get(request.bits);
+    if (!object) throw new StagingError(`app package ${request.bits} not found in ${ObjectStores.bits}`);
+    if (object.info.size > this.settings.maxPackageBytes) {
+      await object.data.cancel().catch(() => {});
+      throw new StagingError(`app package is larger than ${formatSize(this.settings.maxPackageBytes)}`);
+    }
+    const hash = createHash('sha256');
+    let size = 0;
+    await pipeline(
+      object.data as unknown as AsyncIterable<Uint8Array>,
+      async function* (chunks: AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunks) {
+          hash.update(chunk);
+          size += chunk.length;
+          yield chunk;
+        }
+      },
+      createWriteStream(file),
+    );
+    const storeError = await object.error;
+    if (storeError) throw new Error(`reading ${request.bits} from ${ObjectStores.bits}: ${storeError.message}`);
+    const sha256 = hash.digest('hex');
+    if (sha256 !== request.sha.toLowerCase()) {
+      throw new StagingError(`app package checksum mismatch: expected sha256 ${request.sha}, got ${sha256}`);
+    }
+    return size;
+  }
+
+}
+
+/** Stores a droplet under its sha1; false when one of that name is already there. */
+export async function storeDroplet(droplets: ObjectStore, file: string, sha1: string): Promise<boolean> {
+  const existing = await droplets.info(sha1);
+  if (existing && !existing.deleted) return false;
+  await droplets.put({ name: sha1 }, Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>);
+  return true;
+}
+
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
