@@ -14,7 +14,7 @@ t.test('defaults follow design.md', async (t) => {
 });
 
 t.test('flags beat environment', async (t) => {
-  const env = { NATS_URL: 'nats://a:1', DEA_MEMORY: '512', DEA_PORT_RANGE: '62000-62010', DEA_INDEX: '3' };
+  const env = { NATS_URL: 'nats://a:1', SKIFF_DEA_MEMORY: '512', SKIFF_DEA_PORT_RANGE: '62000-62010', SKIFF_DEA_INDEX: '3' };
   const fromEnv = parseDeaOptions([], env, false);
   t.equal(fromEnv.nats, 'nats://a:1');
   t.equal(fromEnv.memoryMb, 512);
@@ -29,7 +29,7 @@ t.test('flags beat environment', async (t) => {
 t.test('bad input is one clear UsageError', async (t) => {
   t.throws(() => parseDeaOptions(['--port-range', '70000-80000'], {}, false), UsageError);
   t.throws(() => parseDeaOptions(['--port-range', 'lots'], {}, false), /--port-range must look like/);
-  t.throws(() => parseDeaOptions([], { DEA_PORT_RANGE: '9-1' }, false), /DEA_PORT_RANGE/);
+  t.throws(() => parseDeaOptions([], { SKIFF_DEA_PORT_RANGE: '9-1' }, false), /SKIFF_DEA_PORT_RANGE/);
   t.throws(() => parseDeaOptions(['--memory', '0'], {}, false), /--memory must be at least 1/);
   t.throws(() => parseDeaOptions(['--index', '1.5'], {}, false), /--index must be a whole number/);
   t.throws(() => parseDeaOptions(['--bogus'], {}, false), /unknown option --bogus/);

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 
-export const ENV_PREFIX = 'DEA';
+export const ENV_PREFIX = 'SKIFF_DEA';
 
 export const DEA_FLAGS: readonly FlagSpec[] = [
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
@@ -58,7 +58,7 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
   const index = num('index', 0);
   if (!Number.isInteger(index)) throw new UsageError(`--index must be a whole number, got ${index}`);
   const rangeText = values['port-range'] as string | undefined;
-  const rangeOrigin = sources['port-range'] === 'env' ? 'DEA_PORT_RANGE' : '--port-range';
+  const rangeOrigin = sources['port-range'] === 'env' ? 'SKIFF_DEA_PORT_RANGE' : '--port-range';
   return {
     help: values.help === true,
     nats: str('nats', 'nats://127.0.0.1:4222'),
