@@ -451,16 +451,32 @@ class Exchange implements UpstreamHandler {
     // Draining: the client must not send another request on this connection.
     if (this.proxy.settings.draining) res.writeHeader('Connection', 'close');
     let contentLength: string | undefined;
+    // All the app's headers go to uWS in one writeHeader call (a native call
+    // and two string conversions each, otherwise): the first name, then its
+    // value with the other lines appended. Names are tokens and values hold
+    // no CR or LF (both parsers refuse them), so the lines cannot be forged.
+    let firstName: string | undefined;
+    let lines = '';
     for (let i = 0; i < headers.length; i += 2) {
-      const lower = headers[i].toLowerCase();
+      const name = headers[i];
+      const lower = name.toLowerCase();
       if (isOwnResponseHeader(lower)) {
         if (lower === 'content-length') contentLength = headers[i + 1];
         continue;
       }
       if (this.connectionListed !== null && this.connectionListed.includes(lower)) continue;
-      res.writeHeader(headers[i], headers[i + 1]);
-      if (lower === 'set-cookie' && this.endpoint.instanceId !== '') this.stickTo(headers, headers[i + 1]);
+      if (firstName === undefined) {
+        firstName = name;
+        lines = headers[i + 1];
+      } else {
+        lines += '\r\n' + name + ': ' + headers[i + 1];
+      }
+      if (lower === 'set-cookie' && this.endpoint.instanceId !== '') {
+        const cookie = this.stickyCookie(headers, headers[i + 1]);
+        if (cookie !== undefined) lines += '\r\nSet-Cookie: ' + cookie;
+      }
     }
+    if (firstName !== undefined) res.writeHeader(firstName, lines);
     if (this.bodyMode === ResponseBody.None) {
       // uWS would otherwise invent a length; HEAD and 304 keep the app's.
       if (contentLength !== undefined && this.status !== 204) res.writeHeader('Content-Length', contentLength);
@@ -472,13 +488,13 @@ class Exchange implements UpstreamHandler {
     }
   }
 
-  /** The app started a session: send its instance id along, unless the app set __VCAP_ID__ itself. */
-  private stickTo(headers: string[], setCookie: string): void {
+  /** The app started a session: its instance id goes along, unless the app set __VCAP_ID__ itself. */
+  private stickyCookie(headers: string[], setCookie: string): string | undefined {
     const cookie = vcapCookieFor(setCookie, this.proxy.settings.sessionCookies, this.endpoint.instanceId, this.pool.contextPath);
-    if (cookie === undefined) return;
+    if (cookie === undefined) return undefined;
     for (let i = 0; i < headers.length; i += 2)
-      if (headers[i].toLowerCase() === 'set-cookie' && headers[i + 1].startsWith(VCAP_ID + '=')) return;
-    this.res.writeHeader('Set-Cookie', cookie);
+      if (headers[i].toLowerCase() === 'set-cookie' && headers[i + 1].startsWith(VCAP_ID + '=')) return undefined;
+    return cookie;
   }
 
   private writeBody(chunk: Buffer): void {
