@@ -7,7 +7,17 @@ export { UsageError };
 
 /** Flags of a client command; the environment is never consulted (a stray SKIFF_* must not change a command). */
 export function parseCommandFlags(argv: string[], specs: readonly FlagSpec[]): ParsedFlags {
-  return parseFlags(argv, specs, 'SKIFF', {});
+  try {
+    return parseFlags(argv, specs, 'SKIFF', {});
+  } catch (error) {
+    // node:util's wording for `--instances -1` is long and blames ambiguity; say what to do.
+    const ambiguous = error instanceof UsageError ? /Option '([^']+)' argument is ambiguous/.exec(error.message) : null;
+    if (ambiguous) {
+      const flag = ambiguous[1]!.split(',').pop()!.trim();
+      throw new UsageError(`option ${flag} needs a value; for one starting with '-' write ${flag}=VALUE`);
+    }
+    throw error;
+  }
 }
 
 const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -1,0 +1,48 @@
+// Runs the compiled `./bin/skiff` as a child process with its own SKIFF_HOME,
+// bounded in time and ended by pid.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TeardownHost } from './harness';
+
+// Tests run from the TypeScript sources (tap's loader); the CLI runs compiled from dist/.
+export const SKIFF_BIN = join(__dirname, '..', 'bin', 'skiff');
+
+export interface SkiffRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function tempHome(t: TeardownHost): string {
+  const home = mkdtempSync(join(tmpdir(), 'skiff-cli-home-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  return home;
+}
+
+/** Spawns `skiff ...args`; the caller ends it (or waits with finish()). */
+export function spawnSkiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_HOME: home, ...extraEnv };
+  delete env.NATS_URL;
+  return spawn(process.execPath, [SKIFF_BIN, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function finish(child: ChildProcess, timeoutMs = 20_000): Promise<SkiffRun> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function skiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string): Promise<SkiffRun> {
+  return finish(spawnSkiff(args, home, extraEnv, cwd));
+}
