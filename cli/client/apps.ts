@@ -44,11 +44,11 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
   const api = ctx.api();
   const query = groupQuery(values.group);
   const app = await getApp(api, name, query);
-  const instances = app.state === 'STARTED' ? await listInstances(api, name, query) : [];
   if (values.json) {
-    ctx.printJson({ ...app, instances_detail: instances });
+    ctx.printJson(app);
     return 0;
   }
+  const instances = app.state === 'STARTED' ? await listInstances(api, name, query) : [];
   const info = await api.json<Info>('GET', '/info').catch(() => undefined);
   ctx.print(
     formatFields([
