@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { list as listTar } from 'tar';
 import { eventually } from './harness';
-import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
+import { finish, skiff, skiffOnTerminal, spawnSkiff, tempHome } from './cli_harness';
 
 interface StandInApp {
   name: string;
@@ -368,6 +368,24 @@ t.test('users, add-user, delete-user', async (t) => {
   t.equal((await skiff(['delete-user', 'dev@example.com'], home)).stdout, 'deleted dev@example.com\n');
   const again = await skiff(['delete-user', 'dev@example.com'], home);
   t.equal(again.stderr, 'skiff delete-user: unknown user dev@example.com\n');
+});
+
+t.test('on a terminal: push draws a progress bar, delete asks first', async (t) => {
+  const { api, home } = await loggedIn(t);
+  const pushed = await skiffOnTerminal(['push', makeAppDir(t, { 'server.js': 'x' }), '--name', 'tty'], home, []);
+  if (pushed === undefined) {
+    t.pass('skipped: util-linux script is not installed');
+    return;
+  }
+  t.equal(pushed.code, 0, pushed.stdout);
+  t.match(pushed.stdout, /\ruploading \[#+\] 100%/, 'the bar is redrawn in place');
+  const kept = await skiffOnTerminal(['delete', 'tty'], home, [['[y/N] ', 'n']]);
+  t.equal(kept!.code, 1);
+  t.match(kept!.stdout, /delete app tty and its instances\? \[y\/N\] .*not deleted/s);
+  t.ok(api.apps.has('tty'));
+  const gone = await skiffOnTerminal(['delete', 'tty'], home, [['[y/N] ', 'y']]);
+  t.equal(gone!.code, 0);
+  t.notOk(api.apps.has('tty'));
 });
 
 t.test('--group reaches another owner through ?group=', async (t) => {

@@ -2,7 +2,7 @@
 // bounded in time and ended by pid.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TeardownHost } from './harness';
@@ -45,4 +45,25 @@ export function finish(child: ChildProcess, timeoutMs = 20_000): Promise<SkiffRu
 
 export function skiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string): Promise<SkiffRun> {
   return finish(spawnSkiff(args, home, extraEnv, cwd));
+}
+
+/**
+ * Runs `skiff ...args` on a pseudo-terminal (util-linux `script`), answering
+ * each prompt as it appears. Undefined when `script` is not installed.
+ */
+export async function skiffOnTerminal(args: string[], home: string, answers: Array<[prompt: string, answer: string]>): Promise<SkiffRun | undefined> {
+  if (!['/usr/bin/script', '/bin/script'].some((path) => existsSync(path))) return undefined;
+  const command = [process.execPath, SKIFF_BIN, ...args].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, SKIFF_HOME: home }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const result = finish(child);
+  let seen = '';
+  const pending = [...answers];
+  child.stdout!.on('data', (chunk: string) => {
+    seen += chunk;
+    while (pending.length > 0 && seen.includes(pending[0]![0])) {
+      seen = seen.slice(seen.indexOf(pending[0]![0]) + pending[0]![0].length);
+      child.stdin!.write(pending.shift()![1] + '\r');
+    }
+  });
+  return result;
 }

@@ -5,7 +5,7 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from './harness';
-import { skiff, tempHome, type SkiffRun } from './cli_harness';
+import { skiff, skiffOnTerminal, tempHome, type SkiffRun } from './cli_harness';
 
 function oneErrorLine(t: tap.Test, run: SkiffRun, code: number, pattern: RegExp): void {
   t.equal(run.code, code, `exit ${code}`);
@@ -65,4 +65,20 @@ t.test('no target, unreachable target, not logged in', async (t) => {
   oneErrorLine(t, await skiff(['push', home, '--name', 'shop'], home), 1, /^skiff push: cannot reach/);
   writeFileSync(join(home, 'config.json'), '{broken');
   oneErrorLine(t, await skiff(['apps'], home), 1, /config.json is not valid JSON/);
+});
+
+t.test('on a terminal, login asks for what is missing and does not echo the password', async (t) => {
+  const home = tempHome(t);
+  const port = await freePort();
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ target: `http://127.0.0.1:${port}` }));
+  const run = await skiffOnTerminal(['login'], home, [['email: ', 'me@example.com'], ['password: ', 'hunter2-secret']]);
+  if (run === undefined) {
+    t.pass('skipped: util-linux script is not installed');
+    return;
+  }
+  t.equal(run.code, 1);
+  t.match(run.stdout, /email: .*me@example\.com/);
+  t.match(run.stdout, /password: /);
+  t.notMatch(run.stdout + run.stderr, /hunter2/, 'the password is not echoed');
+  t.match(run.stdout, /skiff login: cannot reach/, 'it went on to log in with the answers');
 });
