@@ -29,21 +29,26 @@ t.test('help lists the client commands and each command has its own', async (t) 
 
 t.test('bad arguments: exit 2 with one clear line', async (t) => {
   const home = tempHome(t);
-  oneErrorLine(t, await skiff(['nope'], home), 2, /^skiff: unknown command "nope"/);
-  oneErrorLine(t, await skiff(['apps', '--bogus'], home), 2, /^skiff apps: unknown option --bogus$/);
-  oneErrorLine(t, await skiff(['scale', 'shop', '--instances', 'two'], home), 2, /^skiff scale: --instances must be a number, got "two"$/);
-  oneErrorLine(t, await skiff(['scale', 'shop', '--instances', '-1'], home), 2, /option --instances needs a value; for one starting with '-' write --instances=VALUE/);
-  oneErrorLine(t, await skiff(['scale', 'shop', '--instances=-1'], home), 2, /--instances must be a whole number from 0 to 1000, got -1/);
-  oneErrorLine(t, await skiff(['scale', 'shop', '--memory', 'lots'], home), 2, /^skiff scale: --memory must be like 256M/);
-  oneErrorLine(t, await skiff(['scale', 'shop'], home), 2, /nothing to change/);
-  oneErrorLine(t, await skiff(['app', 'Bad_Name'], home), 2, /^skiff app: invalid app name "Bad_Name"/);
-  oneErrorLine(t, await skiff(['app'], home), 2, /^skiff app: missing app name$/);
-  oneErrorLine(t, await skiff(['app', 'a', 'b'], home), 2, /unexpected argument "b"/);
-  oneErrorLine(t, await skiff(['env', 'shop', '1X=2'], home), 2, /invalid variable name "1X"/);
-  oneErrorLine(t, await skiff(['map', 'shop', 'http://x.localhost'], home), 2, /without http/);
-  oneErrorLine(t, await skiff(['target', 'ftp://x'], home), 2, /only http/);
-  oneErrorLine(t, await skiff(['push', join(home, 'missing')], home), 2, /is not a directory$/);
-  oneErrorLine(t, await skiff(['add-user', 'not-an-email', '--password', 'p'], home), 2, /invalid email/);
+  const cases: Array<[string[], RegExp]> = [
+    [['nope'], /^skiff: unknown command "nope"/],
+    [['apps', '--bogus'], /^skiff apps: unknown option --bogus$/],
+    [['scale', 'shop', '--instances', 'two'], /^skiff scale: --instances must be a number, got "two"$/],
+    [['scale', 'shop', '--instances', '-1'], /option --instances needs a value; for one starting with '-' write --instances=VALUE/],
+    [['scale', 'shop', '--instances=-1'], /--instances must be a whole number from 0 to 1000, got -1/],
+    [['scale', 'shop', '--memory', 'lots'], /^skiff scale: --memory must be like 256M/],
+    [['scale', 'shop'], /nothing to change/],
+    [['app', 'Bad_Name'], /^skiff app: invalid app name "Bad_Name"/],
+    [['app'], /^skiff app: missing app name$/],
+    [['app', 'a', 'b'], /unexpected argument "b"/],
+    [['env', 'shop', '1X=2'], /invalid variable name "1X"/],
+    [['map', 'shop', 'http://x.localhost'], /without http/],
+    [['target', 'ftp://x'], /only http/],
+    [['push', join(home, 'missing')], /is not a directory$/],
+    [['add-user', 'not-an-email', '--password', 'p'], /invalid email/],
+  ];
+  // Independent processes: run them side by side to keep the file quick.
+  const runs = await Promise.all(cases.map(([args]) => skiff(args, home)));
+  runs.forEach((run, i) => oneErrorLine(t, run, 2, cases[i]![1]));
 });
 
 t.test('events and ssh are not there yet', async (t) => {
