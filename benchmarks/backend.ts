@@ -18,18 +18,24 @@ import uWS = require('uWebSockets.js');
 const SMALL = Buffer.alloc(100, 'a');
 const LARGE = Buffer.alloc(65536, 'b');
 
-function parsePort(argv: string[]): number {
-  const i = argv.indexOf('--port');
-  const raw = i >= 0 ? argv[i + 1] : undefined;
-  const port = Number(raw);
-  if (!raw || !Number.isInteger(port) || port <= 0 || port > 65535) {
-    process.stderr.write('usage: node dist/benchmarks/backend.js --port P\n');
+/** `--port P` once or more: the same app on each port (idle WebSocket runs need several, see ws-idle). */
+function parsePorts(argv: string[]): number[] {
+  const ports: number[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== '--port') continue;
+    const raw = argv[i + 1];
+    const port = Number(raw);
+    if (!raw || !Number.isInteger(port) || port <= 0 || port > 65535) ports.length = 0;
+    else ports.push(port);
+  }
+  if (ports.length === 0) {
+    process.stderr.write('usage: node dist/benchmarks/backend.js --port P [--port P2 ...]\n');
     process.exit(2);
   }
-  return port;
+  return ports;
 }
 
-const port = parsePort(process.argv.slice(2));
+const ports = parsePorts(process.argv.slice(2));
 
 const app = uWS.App()
   .get('/small', (res) => {
@@ -68,19 +74,21 @@ const app = uWS.App()
     res.writeStatus('404 Not Found').end('not found');
   });
 
-let listenSocket: uWS.us_listen_socket | false = false;
+const listenSockets: uWS.us_listen_socket[] = [];
 
-app.listen('127.0.0.1', port, (socket) => {
-  if (!socket) {
-    process.stderr.write(`backend: cannot listen on 127.0.0.1:${port}\n`);
-    process.exit(1);
-  }
-  listenSocket = socket;
-  process.stdout.write(`backend ready ${port}\n`);
-});
+for (const port of ports) {
+  app.listen('127.0.0.1', port, (socket) => {
+    if (!socket) {
+      process.stderr.write(`backend: cannot listen on 127.0.0.1:${port}\n`);
+      process.exit(1);
+    }
+    listenSockets.push(socket);
+    if (listenSockets.length === ports.length) process.stdout.write(`backend ready ${ports.join(' ')}\n`);
+  });
+}
 
 function stop(): void {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+  for (const socket of listenSockets) uWS.us_listen_socket_close(socket);
   process.exit(0);
 }
 

@@ -28,7 +28,8 @@ const USAGE = `usage: node dist/benchmarks/bench.js [flags]
   --cases LIST        small,64k,upload,ws-echo,ws-idle (default small,64k,upload,ws-echo)
   --scale             add ws-idle (N idle WebSockets through skiff, and nginx if selected)
   --idle-connections N  WebSockets held open by ws-idle (default 10000)
-  --contenders LIST   direct,skiff,nginx,haproxy (default all; direct is always run)
+  --contenders LIST   direct,skiff,skiff-t2,nginx,haproxy (default all; direct is always run;
+                      skiff-t2 is the router with --threads 2)
   --loader NAME       HTTP cases: autocannon (default) or wrk
   --wrk-threads N     wrk threads (default 2)
   --ws-threads N      ws-echo load generator threads (default: 1 per 4 cores, at least 1, at most 4)
@@ -183,6 +184,9 @@ interface IdleRecord {
 
 let removeTmp = (): void => {};
 
+/** Connections one backend port takes from a proxy (the loopback source-port range is 28k). */
+const BACKEND_PORT_CONNECTIONS = 20_000;
+
 const log = (s: string): void => {
   process.stderr.write(`${s}\n`);
 };
@@ -191,6 +195,7 @@ async function startContender(name: ContenderName, backendPort: number, tmpDir: 
   switch (name) {
     case 'direct': return directContender(backendPort);
     case 'skiff': return startSkiff(backendPort);
+    case 'skiff-t2': return { ...(await startSkiff(backendPort, ['--threads', '2'])), name: 'skiff-t2' };
     case 'nginx': return startNginx(tmpDir, backendPort);
     case 'haproxy': return startHaproxy(tmpDir, backendPort);
   }
@@ -247,6 +252,8 @@ interface IdleContext {
   s: Settings;
   backend: Managed;
   backendPort: number;
+  /** Further ports of the same backend (one port gives a proxy only ~28k source ports towards it). */
+  backendExtraPorts: number[];
   tmpDir: string;
 }
 
@@ -278,7 +285,7 @@ async function runIdleOnce(round: number, name: ContenderName, bc: WsIdleCase, c
       // its app instance (--max-conns-per-backend, 500 by default; beyond: 503).
       const routerArgs = ['--max-conns-per-backend', String(asked + 100)];
       limits.push(`router flags: ${routerArgs.join(' ')}`);
-      c = await startSkiff(ctx.backendPort, routerArgs);
+      c = await startSkiff(ctx.backendPort, routerArgs, ctx.backendExtraPorts);
       if (c.main) {
         const r = ensureNofile(c.main.pid, 2 * asked + (fdSum(c.proxyPids()) ?? 0) + margin);
         limits.push(`router: ${r.detail}`);
@@ -288,7 +295,7 @@ async function runIdleOnce(round: number, name: ContenderName, bc: WsIdleCase, c
       // nginx raises its worker's soft limit itself, up to the hard limit it inherits from us.
       const hard = nofileLimit(process.pid)?.hard ?? 2 * asked + 2048;
       const nofile = Math.min(2 * asked + 2048, hard);
-      c = await startNginx(ctx.tmpDir, ctx.backendPort, { dirName: `nginx-idle-${round}`, workerConnections: nofile, workerRlimitNofile: nofile, proxyTimeoutS: 3600 });
+      c = await startNginx(ctx.tmpDir, ctx.backendPort, { dirName: `nginx-idle-${round}`, workerConnections: nofile, workerRlimitNofile: nofile, proxyTimeoutS: 3600, extraBackendPorts: ctx.backendExtraPorts });
       const w = c.proxyPids()[0];
       proxySoft = (w !== undefined ? nofileLimit(w)?.soft : undefined) ?? nofile;
       limits.push(`nginx worker: worker_rlimit_nofile ${nofile}, worker_connections ${nofile}; worker soft limit ${proxySoft}`);
@@ -396,7 +403,11 @@ async function main(): Promise<number> {
   // Backend.
   const backendPort = await freePort();
   const backendJs = path.join(__dirname, 'backend.js');
-  const backend = startProcess({ name: 'backend', cmd: process.execPath, args: [backendJs, '--port', String(backendPort)], stdinPipe: true });
+  // Idle runs past one port's source ports (32768-60999 on loopback) need the backend on more ports.
+  const backendExtraPorts: number[] = [];
+  if (idleCase) for (let n = BACKEND_PORT_CONNECTIONS; n < s.idleConnections; n += BACKEND_PORT_CONNECTIONS) backendExtraPorts.push(await freePort());
+  const backendArgs = [backendJs, ...[backendPort, ...backendExtraPorts].flatMap((p) => ['--port', String(p)])];
+  const backend = startProcess({ name: 'backend', cmd: process.execPath, args: backendArgs, stdinPipe: true });
   await waitForPort(backend, backendPort);
   for (const bc of httpCases) await preflight(backendPort, bc);
   if (echoCase || idleCase) await wsPreflight(backendPort, (echoCase ?? idleCase)?.path);
@@ -458,7 +469,7 @@ async function main(): Promise<number> {
     for (const bc of caseDefs) {
       if (bc.kind === 'ws-idle') {
         for (const name of idleContenders) {
-          const rec = await runIdleOnce(round, name, bc, { s, backend, backendPort, tmpDir });
+          const rec = await runIdleOnce(round, name, bc, { s, backend, backendPort, backendExtraPorts, tmpDir });
           idleRecords.push(rec);
           const m = rec.measurement;
           const mib = (x?: number): string => (x === undefined ? '-' : (x / 2 ** 20).toFixed(1));

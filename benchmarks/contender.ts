@@ -2,8 +2,9 @@
 
 import type { Managed } from './procs';
 
-export type ContenderName = 'direct' | 'skiff' | 'nginx' | 'haproxy';
-export const ALL_CONTENDERS: ContenderName[] = ['direct', 'skiff', 'nginx', 'haproxy'];
+/** skiff: the router with one thread; skiff-t2: `--threads 2`. */
+export type ContenderName = 'direct' | 'skiff' | 'skiff-t2' | 'nginx' | 'haproxy';
+export const ALL_CONTENDERS: ContenderName[] = ['direct', 'skiff', 'skiff-t2', 'nginx', 'haproxy'];
 
 export interface Contender {
   name: ContenderName;

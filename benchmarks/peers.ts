@@ -17,6 +17,8 @@ export interface NginxOptions {
   workerRlimitNofile?: number;
   /** proxy_read_timeout / proxy_send_timeout in s (default nginx's 60 s, which also ends idle WebSockets). */
   proxyTimeoutS?: number;
+  /** More ports of the same backend, as further upstream servers (idle runs beyond one port's ~28k source ports). */
+  extraBackendPorts?: number[];
 }
 
 export function nginxConfig(dir: string, port: number, backendPort: number, o: NginxOptions = {}): string {
@@ -50,7 +52,7 @@ http {
     }
 
     upstream bench_backend {
-        server 127.0.0.1:${backendPort};
+        server 127.0.0.1:${backendPort};${(o.extraBackendPorts ?? []).map((p) => `\n        server 127.0.0.1:${p};`).join('')}
         keepalive 64;
         keepalive_requests 1000000;
     }

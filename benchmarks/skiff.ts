@@ -40,8 +40,15 @@ export interface SkiffInfo {
   statusPort: number;
 }
 
-/** More `skiff router` flags, after the harness's own (ws-idle: --max-conns-per-backend). */
-export async function startSkiff(backendPort: number, extraArgs: string[] = []): Promise<Contender & { info: SkiffInfo }> {
+/**
+ * More `skiff router` flags, after the harness's own (ws-idle: --max-conns-per-backend);
+ * extra backend ports are registered as further endpoints of the route.
+ */
+export async function startSkiff(
+  backendPort: number,
+  extraArgs: string[] = [],
+  extraBackendPorts: number[] = [],
+): Promise<Contender & { info: SkiffInfo }> {
   if (!process.env.SKIFF_BENCH_ROUTER_MAIN && !fs.existsSync(CLI_MAIN)) throw new RouterNotBuilt();
   if (!fs.existsSync(ROUTER_LAUNCHER)) throw new Error(`router launcher ${ROUTER_LAUNCHER} is missing`);
   const natsBin = which('nats-server');
@@ -94,9 +101,11 @@ export async function startSkiff(backendPort: number, extraArgs: string[] = []):
 
     nc = await connect({ servers: `127.0.0.1:${natsPort}`, name: 'skiff-bench', maxReconnectAttempts: 5 });
     const sc = StringCodec();
-    const registration = sc.encode(JSON.stringify({ host: '127.0.0.1', port: backendPort, uris: [BENCH_HOST] }));
+    const registrations = [backendPort, ...extraBackendPorts].map((p) =>
+      sc.encode(JSON.stringify({ host: '127.0.0.1', port: p, uris: [BENCH_HOST] })),
+    );
     const register = (): void => {
-      if (nc && !nc.isClosed()) nc.publish('router.register', registration);
+      if (nc && !nc.isClosed()) for (const registration of registrations) nc.publish('router.register', registration);
     };
     // Re-register when a router (re)starts, as route owners must.
     const sub = nc.subscribe('router.start');

@@ -8,7 +8,7 @@ const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   router: { help: 'run the HTTP/WebSocket router', load: () => require('../router/main').main },
   controller: { help: 'run the controller (REST API)', load: () => loadRole('../control/controller/main') },
   stager: { help: 'run a stager', load: () => loadRole('../control/stager/main') },
-  dea: { help: 'run a DEA (runs app instances)', load: () => loadRole('../dea/main') },
+  dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
 };

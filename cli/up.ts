@@ -213,7 +213,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   role('stager', []);
   role('health', []);
-  role('dea', ['--data-dir', join(dataDir, 'dea')]);
+  // The DEA keeps <data-dir>/dea/<index>/ itself.
+  role('dea', ['--data-dir', dataDir]);
 
   const routerUp = await Promise.race([waitForPort(routerPort, 20_000), stopped.then(() => false)]);
   if (!routerUp && !stopRequested) log.warn('router did not open its port yet; still trying');

@@ -5,6 +5,7 @@ import { helpText, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
 import { ENV_PREFIX, parseRouterOptions, ROUTER_FLAGS } from './options';
 import { Router } from './router';
+import { ThreadPool } from './threads';
 
 /** `skiff router ...`: parses flags, connects the bus and the config store, runs until a signal. */
 export async function main(argv: string[]): Promise<number> {
@@ -34,9 +35,29 @@ export async function main(argv: string[]): Promise<number> {
 
   const router = new Router(options, bus, log, config);
   await router.start();
+  let threads: ThreadPool | null = null;
+  if (options.threads > 1) {
+    try {
+      threads = await ThreadPool.start(
+        options.threads - 1,
+        { argv, port: router.port, statusUser: options.statusUser, statusPassword: options.statusPassword },
+        () => router.registry.registrations(Date.now()),
+        log,
+      );
+    } catch (error) {
+      await router.stop();
+      await config?.close();
+      await bus.close();
+      throw error;
+    }
+    const pool = threads;
+    router.peerFigures = () => pool.figures();
+    router.threadCount = options.threads;
+  }
   log.info('router listening', {
     port: router.port,
     status_port: router.statusPort,
+    threads: options.threads,
     nats: redactUrl(options.nats),
     lb: router.settings.lbAlgorithm,
   });
@@ -55,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     let interrupts = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       if (signal === 'SIGHUP') {
+        threads?.reopenAccessLogs();
         if (router.reopenAccessLog()) log.info('SIGHUP: reopening the access log');
         else log.info('SIGHUP: no access log to reopen');
         return;
@@ -62,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
       if (signal === 'SIGINT' && ++interrupts > 1) {
         log.warn('second SIGINT: cutting in-flight requests');
         router.drainer.force();
+        threads?.force();
         return;
       }
       if (signal === 'SIGUSR1' && router.drainer.draining) {
@@ -70,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       const waitMs = signal === 'SIGUSR1' ? options.drainWaitMs : 0;
       log.info('stopping', { signal, drain_wait_s: waitMs / 1000, drain_timeout_s: options.drainTimeoutMs / 1000 });
-      router.drain(waitMs).then(
+      Promise.all([router.drain(waitMs), threads?.drain(waitMs, options.drainTimeoutMs)]).then(
         () => resolve(),
         (error: unknown) => {
           log.error('drain failed', { error });
@@ -80,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     };
     for (const signal of ['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGHUP'] as const) process.on(signal, onSignal);
   });
+  await threads?.stop();
   await router.stop();
   await config?.close();
   await bus.close();

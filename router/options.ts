@@ -26,6 +26,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'prune-interval', kind: 'number', min: 0.01, help: 'seconds between sweeps for stale endpoints', defaultText: '30' },
   { name: 'sticky-session-cookies', kind: 'string', help: 'comma-separated cookie names that start a sticky session', defaultText: 'JSESSIONID' },
   { name: 'forwarded-headers', kind: 'string', choices: ['trust', 'sanitize'], help: 'trust: extend the client\'s X-Forwarded-For/-Proto; sanitize: replace them (edge routers)', defaultText: 'trust' },
+  { name: 'threads', kind: 'number', min: 1, max: 64, help: 'threads serving app traffic, each with its own routing table, all on the one port (SO_REUSEPORT); the status port is served by the first', defaultText: '1' },
   { name: 'max-header-kb', kind: 'number', min: 1, max: 1024, help: 'largest request head accepted (431 beyond)', defaultText: '64' },
   // WebSockets (router/proxy/websocket.ts).
   { name: 'ws-max-payload-mb', kind: 'number', min: 0.001, max: 1024, help: 'largest WebSocket message relayed either way (MiB); a bigger one closes the connection', defaultText: '16' },
@@ -63,6 +64,7 @@ export interface RouterOptions {
   wsIdleTimeoutMs: number;
   sessionCookies: string[];
   sanitizeForwarded: boolean;
+  threads: number;
 }
 
 export const DEFAULT_LB: LbAlgorithm = 'round-robin';
@@ -106,5 +108,11 @@ export function parseRouterOptions(
     wsIdleTimeoutMs: num('ws-idle-timeout', 1200) * 1000,
     sessionCookies: parseCookieNames(str('sticky-session-cookies', DEFAULT_SESSION_COOKIES.join(','))),
     sanitizeForwarded: str('forwarded-headers', 'trust') === 'sanitize',
+    threads: wholeNumber('threads', num('threads', 1)),
   };
+}
+
+function wholeNumber(flag: string, value: number): number {
+  if (!Number.isInteger(value)) throw new UsageError(`--${flag} must be a whole number (got ${value})`);
+  return value;
 }

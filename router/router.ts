@@ -14,7 +14,7 @@ import { Registry } from './registry/registry';
 import { parseLbAlgorithm } from './route/pool';
 import { renderRouterMetrics } from './varz/metrics';
 import { StatusServer } from './varz/status_server';
-import { RouterStats } from './varz/varz';
+import { RouterStats, type StatsSnapshot } from './varz/varz';
 
 type UwsModule = typeof import('uWebSockets.js');
 type ListenSocket = import('uWebSockets.js').us_listen_socket;
@@ -35,6 +35,22 @@ export interface WebSocketControl {
   /** Called once per upgrade request (at close, or when refused); the router points it at the access log. */
   onRecord: ((record: WebSocketRecord) => void) | null;
 }
+
+/**
+ * What a worker thread of `--threads` posts to the first thread about once a
+ * second, which adds it into /varz and /metrics (the first thread alone runs
+ * the status port).
+ */
+export interface ThreadFigures {
+  thread: number;
+  stats: StatsSnapshot;
+  upstreamConnections: number;
+  rejectedMessages: number;
+  websockets: WebSocketFigures | null;
+  accessLog: { lines: number; dropped: number; writeErrors: number } | null;
+  heapUsedBytes: number;
+}
+type WebSocketFigures = Pick<WebSocketStats, 'open' | 'total' | 'bytesIn' | 'bytesOut' | 'upgradesFailed' | 'idleTimeouts' | 'overflowCloses'>;
 
 /** Settings the config store may change while the router runs (unless a flag fixed them). */
 const LIVE_SETTINGS = ['lb_algorithm', 'max_conns_per_backend'] as const;
@@ -63,13 +79,21 @@ export class Router {
   private readonly startedAt = new Date();
   port = 0;
   statusPort = 0;
+  /** The other threads' latest figures (`--threads`); set by main.ts on the first thread. */
+  peerFigures: () => readonly ThreadFigures[] = () => [];
+  /** Threads serving the app port (`--threads`), this one included. */
+  threadCount = 1;
+  /** 0: the first thread (status port, component announce); >0: a worker thread of `--threads`. */
+  readonly thread: number;
 
   constructor(
     private readonly options: RouterOptions,
     private readonly bus: Bus,
     private readonly log: Logger,
     private readonly config?: ComponentConfig,
+    thread = 0,
   ) {
+    this.thread = thread;
     this.upstream = new UpstreamClient({
       connectTimeoutMs: options.connectTimeoutMs,
       responseTimeoutMs: options.backendTimeoutMs,
@@ -141,8 +165,12 @@ export class Router {
     );
   }
 
-  /** Subscribes, opens the status port, waits start-delay for routes, then listens for app traffic. */
-  async start(): Promise<void> {
+  /**
+   * Subscribes, opens the status port, waits start-delay for routes, then
+   * listens for app traffic. `beforeListen` runs once subscribed (a worker
+   * thread loads the first thread's table there).
+   */
+  async start(beforeListen?: () => Promise<void>): Promise<void> {
     if (this.options.accessLog !== undefined) {
       this.accessLog = await AccessLog.open({
         path: this.options.accessLog,
@@ -153,11 +181,14 @@ export class Router {
     }
     this.applyStoreSettings();
     this.subscriber.start();
-    this.statusPort = await this.status.listen(this.options.statusPort, this.options.statusHost);
-    this.component.start();
+    if (this.thread === 0) {
+      this.statusPort = await this.status.listen(this.options.statusPort, this.options.statusHost);
+      this.component.start();
+    }
     this.pruneTimer = setInterval(() => this.prune(), this.options.pruneIntervalMs);
     this.pruneTimer.unref();
     if (this.options.startDelayMs > 0) await new Promise((r) => setTimeout(r, this.options.startDelayMs));
+    if (beforeListen !== undefined) await beforeListen();
     this.port = await this.listen();
     this.serving = true;
   }
@@ -232,8 +263,46 @@ export class Router {
     if (pruned > 0) this.log.info('pruned stale endpoints', { count: pruned });
   }
 
+  /** This thread's figures, for the first thread to add up. */
+  figures(): ThreadFigures {
+    const ws = this.webSocketControl?.stats ?? null;
+    const accessLog = this.accessLog;
+    return {
+      thread: this.thread,
+      stats: this.stats.snapshot(),
+      upstreamConnections: this.upstream.openConnections,
+      rejectedMessages: this.subscriber.rejections.total,
+      websockets: ws === null ? null : webSocketFigures(ws),
+      accessLog: accessLog === null ? null : { lines: accessLog.linesWritten, dropped: accessLog.linesDropped, writeErrors: accessLog.writeErrors },
+      heapUsedBytes: process.memoryUsage().heapUsed,
+    };
+  }
+
+  /** This thread's figures plus those of the other threads: what /varz and /metrics show. */
+  private totals(): ThreadFigures & { counters: RouterStats } {
+    const own = this.figures();
+    const counters = new RouterStats();
+    counters.add(own.stats);
+    for (const peer of this.peerFigures()) {
+      counters.add(peer.stats);
+      own.upstreamConnections += peer.upstreamConnections;
+      own.rejectedMessages += peer.rejectedMessages;
+      own.heapUsedBytes += peer.heapUsedBytes;
+      if (own.websockets !== null && peer.websockets !== null) {
+        for (const key of WEBSOCKET_FIGURES) own.websockets[key] += peer.websockets[key];
+      }
+      if (own.accessLog !== null && peer.accessLog !== null) {
+        own.accessLog.lines += peer.accessLog.lines;
+        own.accessLog.dropped += peer.accessLog.dropped;
+        own.accessLog.writeErrors += peer.accessLog.writeErrors;
+      }
+    }
+    return { ...own, counters };
+  }
+
   varz(): object {
-    const s = this.stats;
+    const totals = this.totals();
+    const s = totals.counters;
     const mem = process.memoryUsage();
     const now = Date.now();
     return {
@@ -243,8 +312,10 @@ export class Router {
       start: this.startedAt.toISOString(),
       uptime_seconds: Math.round(process.uptime()),
       num_cores: os.cpus().length,
+      threads: this.threadCount,
+      requests_per_thread: [this.stats.requests, ...this.peerFigures().map((f) => f.stats.requests)],
       mem_kb: Math.round(mem.rss / 1024),
-      heap_used_kb: Math.round(mem.heapUsed / 1024),
+      heap_used_kb: Math.round(totals.heapUsedBytes / 1024),
       requests: s.requests,
       responses_2xx: s.responses2xx,
       responses_3xx: s.responses3xx,
@@ -268,31 +339,44 @@ export class Router {
       },
       urls: this.registry.routeCount,
       droplets: this.registry.endpointCount,
-      registry_messages: { register: s.registerMessages, unregister: s.unregisterMessages },
-      rejected_messages: { total: this.subscriber.rejections.total, by_subject: this.subscriber.rejections.bySubject() },
+      // Every thread receives every route message: the first thread's counts are the router's.
+      registry_messages: { register: this.stats.registerMessages, unregister: this.stats.unregisterMessages, pending: this.subscriber.backlog },
+      rejected_messages: { total: totals.rejectedMessages, by_subject: this.subscriber.rejections.bySubject() },
       slow_consumer_events: s.slowConsumerEvents,
       ms_since_last_registry_update: this.registry.lastUpdateAt === 0 ? null : now - this.registry.lastUpdateAt,
-      upstream_connections: this.upstream.openConnections,
+      upstream_connections: totals.upstreamConnections,
       nats_connected: this.bus.isConnected(),
       lb_algorithm: this.settings.lbAlgorithm,
       max_conns_per_backend: this.settings.maxConnsPerBackend,
       in_flight_requests: s.inFlight,
       draining: this.drainer.draining,
       top10_app_requests: s.topApps(10).map((a) => ({ application_id: a.appId, requests: a.requests })),
-      websockets: this.webSocketControl === null ? null : this.webSocketControl.stats.varz(),
-      access_log:
-        this.accessLog === null
+      websockets:
+        totals.websockets === null
           ? null
-          : { lines: this.accessLog.linesWritten, dropped: this.accessLog.linesDropped, write_errors: this.accessLog.writeErrors },
+          : {
+              open: totals.websockets.open,
+              total: totals.websockets.total,
+              bytes_in: totals.websockets.bytesIn,
+              bytes_out: totals.websockets.bytesOut,
+              upgrades_failed: totals.websockets.upgradesFailed,
+              idle_timeouts: totals.websockets.idleTimeouts,
+              overflow_closes: totals.websockets.overflowCloses,
+            },
+      access_log:
+        totals.accessLog === null
+          ? null
+          : { lines: totals.accessLog.lines, dropped: totals.accessLog.dropped, write_errors: totals.accessLog.writeErrors },
     };
   }
 
   /** /metrics: the /varz figures in Prometheus text format. */
   metrics(): string {
-    const s = this.stats;
+    const totals = this.totals();
+    const s = totals.counters;
     const mem = process.memoryUsage();
-    const ws = this.webSocketControl?.stats ?? null;
-    const accessLog = this.accessLog;
+    const ws = totals.websockets;
+    const accessLog = totals.accessLog;
     return renderRouterMetrics({
       requests: s.requests,
       inFlight: s.inFlight,
@@ -310,12 +394,12 @@ export class Router {
       topApps: s.topApps(10),
       routes: this.registry.routeCount,
       endpoints: this.registry.endpointCount,
-      registerMessages: s.registerMessages,
-      unregisterMessages: s.unregisterMessages,
-      rejectedMessages: this.subscriber.rejections.total,
+      registerMessages: this.stats.registerMessages,
+      unregisterMessages: this.stats.unregisterMessages,
+      rejectedMessages: totals.rejectedMessages,
       slowConsumerEvents: s.slowConsumerEvents,
       msSinceLastRegistryUpdate: this.registry.lastUpdateAt === 0 ? null : Date.now() - this.registry.lastUpdateAt,
-      upstreamConnections: this.upstream.openConnections,
+      upstreamConnections: totals.upstreamConnections,
       natsConnected: this.bus.isConnected(),
       draining: this.drainer.draining,
       websockets:
@@ -330,11 +414,10 @@ export class Router {
               idleTimeouts: ws.idleTimeouts,
               overflowCloses: ws.overflowCloses,
             },
-      accessLog:
-        accessLog === null ? null : { lines: accessLog.linesWritten, dropped: accessLog.linesDropped, writeErrors: accessLog.writeErrors },
+      accessLog,
       startTimeSeconds: this.startedAt.getTime() / 1000,
       residentMemoryBytes: mem.rss,
-      heapUsedBytes: mem.heapUsed,
+      heapUsedBytes: totals.heapUsedBytes,
     });
   }
 
@@ -414,4 +497,18 @@ function localAddress(): string {
   for (const addresses of Object.values(os.networkInterfaces()))
     for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   return '127.0.0.1';
+}
+
+const WEBSOCKET_FIGURES = ['open', 'total', 'bytesIn', 'bytesOut', 'upgradesFailed', 'idleTimeouts', 'overflowCloses'] as const;
+
+function webSocketFigures(ws: WebSocketStats): WebSocketFigures {
+  return {
+    open: ws.open,
+    total: ws.total,
+    bytesIn: ws.bytesIn,
+    bytesOut: ws.bytesOut,
+    upgradesFailed: ws.upgradesFailed,
+    idleTimeouts: ws.idleTimeouts,
+    overflowCloses: ws.overflowCloses,
+  };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Bus, BusMessage, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { RouterRegister, RouterStart } from '../../bus/messages';
@@ -16,6 +17,16 @@ export interface SubscriberOptions {
 }
 
 /**
+ * Registry work done per event-loop turn while route messages wait. A storm
+ * of register messages (100k/s) costs more CPU than one thread has to spare;
+ * applied straight from the NATS read, it held the loop for tens of
+ * milliseconds per turn and requests waited behind it. Queued and applied in
+ * slices between turns, requests keep being served and the messages are
+ * applied a little later, in order, none dropped.
+ */
+const APPLY_BUDGET_MS = 2;
+
+/**
  * Keeps the registry in step with the bus: applies register/unregister,
  * announces the router (router.start) at boot and on every reconnect so route
  * owners re-register at once, and answers router.greet.
@@ -24,6 +35,12 @@ export class RouteSubscriber {
   readonly id = `0-${randomUUID()}`;
   readonly rejections: RejectionCounter;
   private readonly subscriptions: Subscription[] = [];
+  /** Route messages received and not yet applied, in arrival order. */
+  private readonly pending: Uint8Array[] = [];
+  private readonly pendingIsRegister: boolean[] = [];
+  private pendingHead = 0;
+  private applyScheduled = false;
+  private readonly applySlice = (): void => this.applyPending();
 
   constructor(
     private readonly bus: Bus,
@@ -39,8 +56,8 @@ export class RouteSubscriber {
     // Route floods must not be dropped: generous pending limits on both route subjects.
     const limits = { maxPendingMessages: 2_000_000, maxPendingBytes: 1024 * 1024 * 1024 };
     this.subscriptions.push(
-      this.bus.subscribe(Subjects.routerRegister, (msg) => this.apply(msg, true), limits),
-      this.bus.subscribe(Subjects.routerUnregister, (msg) => this.apply(msg, false), limits),
+      this.bus.subscribe(Subjects.routerRegister, (msg) => this.enqueue(msg, true), limits),
+      this.bus.subscribe(Subjects.routerUnregister, (msg) => this.enqueue(msg, false), limits),
       this.bus.subscribe(Subjects.routerGreet, (msg) => {
         msg.respond(this.startMessage());
       }),
@@ -79,10 +96,50 @@ export class RouteSubscriber {
     };
   }
 
-  private apply(msg: BusMessage, register: boolean): void {
-    const result = decode<RouterRegister>(msg.data, validateRouterRegister);
+  /** Route messages waiting to be applied (a storm's backlog). */
+  get backlog(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  private enqueue(msg: BusMessage, register: boolean): void {
+    this.pending.push(msg.data);
+    this.pendingIsRegister.push(register);
+    if (!this.applyScheduled) {
+      this.applyScheduled = true;
+      setImmediate(this.applySlice);
+    }
+  }
+
+  private applyPending(): void {
+    const deadline = performance.now() + APPLY_BUDGET_MS;
+    const pending = this.pending;
+    let i = this.pendingHead;
+    while (i < pending.length) {
+      this.apply(pending[i]!, this.pendingIsRegister[i]!);
+      i++;
+      if ((i & 63) === 0 && performance.now() >= deadline) break;
+    }
+    if (i === pending.length) {
+      pending.length = 0;
+      this.pendingIsRegister.length = 0;
+      this.pendingHead = 0;
+      this.applyScheduled = false;
+      return;
+    }
+    this.pendingHead = i;
+    if (i > 65536 && i * 2 > pending.length) {
+      // Drop the applied front now and then, so the arrays do not grow with the storm's length.
+      pending.splice(0, i);
+      this.pendingIsRegister.splice(0, i);
+      this.pendingHead = 0;
+    }
+    setImmediate(this.applySlice);
+  }
+
+  private apply(data: Uint8Array, register: boolean): void {
+    const result = decode<RouterRegister>(data, validateRouterRegister);
     if (!result.ok) {
-      this.rejections.reject(msg.subject, result.error);
+      this.rejections.reject(register ? Subjects.routerRegister : Subjects.routerUnregister, result.error);
       return;
     }
     const now = Date.now();

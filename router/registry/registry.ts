@@ -177,6 +177,36 @@ export class Registry {
     return out;
   }
 
+  /**
+   * Every endpoint as a register message that recreates it (its remaining
+   * lifetime as the stale threshold): how a `--threads` worker thread starts
+   * with the first thread's table.
+   */
+  registrations(now: number): RouterRegister[] {
+    const out: RouterRegister[] = [];
+    for (const [host, pools] of this.hosts) {
+      for (const pool of pools) {
+        const uris = [host + pool.contextPath];
+        const options = pool.algorithm === undefined ? undefined : { loadbalancing: pool.algorithm };
+        for (const e of pool.endpoints) {
+          const msg: RouterRegister = {
+            host: e.backend.host,
+            port: e.backend.port,
+            uris,
+            stale_threshold_in_seconds: Math.max(0.001, (e.staleThresholdMs - (now - e.updatedAt)) / 1000),
+          };
+          if (e.appId !== '') msg.app = e.appId;
+          if (e.instanceId !== '') msg.private_instance_id = e.instanceId;
+          if (e.instanceIndex !== '') msg.private_instance_index = e.instanceIndex;
+          if (e.tags !== undefined) msg.tags = e.tags;
+          if (options !== undefined) msg.options = options;
+          out.push(msg);
+        }
+      }
+    }
+    return out;
+  }
+
   private resolveWildcard(host: string): EndpointPool[] | undefined {
     let candidate = nextWildcard(host);
     while (candidate !== undefined) {

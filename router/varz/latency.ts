@@ -41,4 +41,24 @@ export class LatencyHistogram {
     this.sumMs = 0;
     this.maxMs = 0;
   }
+
+  /** The histogram as plain data, to be posted from a worker thread and merged with add(). */
+  snapshot(): LatencySnapshot {
+    return { counts: Array.from(this.counts), count: this.count, sumMs: this.sumMs, maxMs: this.maxMs };
+  }
+
+  add(other: LatencySnapshot): void {
+    const n = Math.min(other.counts.length, BUCKETS);
+    for (let i = 0; i < n; i++) this.counts[i] += other.counts[i];
+    this.count += other.count;
+    this.sumMs += other.sumMs;
+    if (other.maxMs > this.maxMs) this.maxMs = other.maxMs;
+  }
+}
+
+export interface LatencySnapshot {
+  counts: number[];
+  count: number;
+  sumMs: number;
+  maxMs: number;
 }

@@ -1,4 +1,4 @@
-import { LatencyHistogram } from './latency';
+import { LatencyHistogram, type LatencySnapshot } from './latency';
 
 /** Distinct app ids counted one by one; beyond, requests go to `otherAppRequests` (bounded memory). */
 const MAX_COUNTED_APPS = 10_000;
@@ -68,4 +68,62 @@ export class RouterStats {
     else if (status >= 300 && status < 400) this.responses3xx++;
     else this.responsesOther++;
   }
+
+  /** The counters as plain data, posted by a worker thread of `--threads` to the first thread. */
+  snapshot(): StatsSnapshot {
+    const apps: Array<[string, number]> = [];
+    for (const [appId, counter] of this.appRequests) apps.push([appId, counter.n]);
+    return {
+      requests: this.requests,
+      responses: [this.responses2xx, this.responses3xx, this.responses4xx, this.responses5xx, this.responsesOther],
+      badRequests: this.badRequests,
+      badGateways: this.badGateways,
+      clientAborts: this.clientAborts,
+      retries: this.retries,
+      connectionLimitRejections: this.connectionLimitRejections,
+      slowConsumerEvents: this.slowConsumerEvents,
+      latency: this.latency.snapshot(),
+      apps,
+      otherAppRequests: this.otherAppRequests,
+    };
+  }
+
+  /** Adds another thread's counters to these (used on a copy made for /varz and /metrics). */
+  add(other: StatsSnapshot): void {
+    this.requests += other.requests;
+    this.responses2xx += other.responses[0];
+    this.responses3xx += other.responses[1];
+    this.responses4xx += other.responses[2];
+    this.responses5xx += other.responses[3];
+    this.responsesOther += other.responses[4];
+    this.badRequests += other.badRequests;
+    this.badGateways += other.badGateways;
+    this.clientAborts += other.clientAborts;
+    this.retries += other.retries;
+    this.connectionLimitRejections += other.connectionLimitRejections;
+    this.slowConsumerEvents += other.slowConsumerEvents;
+    this.latency.add(other.latency);
+    for (const [appId, n] of other.apps) {
+      const counter = this.appRequests.get(appId);
+      if (counter !== undefined) counter.n += n;
+      else if (this.appRequests.size < MAX_COUNTED_APPS) this.appRequests.set(appId, { n });
+      else this.otherAppRequests += n;
+    }
+    this.otherAppRequests += other.otherAppRequests;
+  }
+}
+
+export interface StatsSnapshot {
+  requests: number;
+  /** 2xx, 3xx, 4xx, 5xx, other. */
+  responses: [number, number, number, number, number];
+  badRequests: number;
+  badGateways: number;
+  clientAborts: number;
+  retries: number;
+  connectionLimitRejections: number;
+  slowConsumerEvents: number;
+  latency: LatencySnapshot;
+  apps: Array<[string, number]>;
+  otherAppRequests: number;
 }

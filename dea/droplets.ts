@@ -1,0 +1,123 @@
+// Droplets from the JetStream object store, cached on disk by sha1 and
+// unpacked into instance directories.
+
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { x as extractTar } from 'tar';
+import type { Bus } from '../bus/connection';
+import { DROPLET_APP_DIR, DROPLET_INFO_FILE, ObjectStores, type DropletInfo } from '../bus/platform';
+
+export class DropletError extends Error {
+  override name = 'DropletError';
+}
+
+const SHA1_HEX = /^[0-9a-f]{40}$/;
+
+export class DropletCache {
+  /** One download per sha1 at a time: instances of one app starting together share it. */
+  private readonly downloads = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly dir: string,
+    private readonly timeoutMs = 120_000,
+  ) {}
+
+  /** Path of the cached tarball, downloading it when absent. */
+  fetch(sha1: string, objectName: string = sha1): Promise<string> {
+    if (!SHA1_HEX.test(sha1)) return Promise.reject(new DropletError('droplet sha1 must be 40 lowercase hex digits'));
+    const path = join(this.dir, `${sha1}.tgz`);
+    let pending = this.downloads.get(sha1);
+    if (!pending) {
+      pending = this.ensure(sha1, objectName, path).finally(() => this.downloads.delete(sha1));
+      this.downloads.set(sha1, pending);
+    }
+    return pending;
+  }
+
+  private async ensure(sha1: string, objectName: string, path: string): Promise<string> {
+    if (await stat(path).then((s) => s.isFile(), () => false)) return path;
+    await mkdir(this.dir, { recursive: true });
+    const partial = `${path}.${process.pid}.partial`;
+    try {
+      const got = await withTimeout(this.download(objectName, partial), this.timeoutMs, `fetching droplet ${objectName}`);
+      // The cache is keyed by sha1 and shared by every later start: never keep bytes under the wrong name.
+      if (got !== sha1) throw new DropletError(`droplet ${objectName} has sha1 ${got}, expected ${sha1}`);
+      await rename(partial, path);
+    } finally {
+      await rm(partial, { force: true });
+    }
+    return path;
+  }
+
+  private async download(objectName: string, partial: string): Promise<string> {
+    let store;
+    try {
+      store = await this.bus.nats.jetstream().views.os(ObjectStores.droplets);
+    } catch (err) {
+      throw new DropletError(`droplet store ${ObjectStores.droplets} unavailable: ${(err as Error).message}`);
+    }
+    const result = await store.get(objectName);
+    if (!result) throw new DropletError(`droplet ${objectName} not found in ${ObjectStores.droplets}`);
+    const hash = createHash('sha1');
+    const out = createWriteStream(partial, { mode: 0o600 });
+    try {
+      const reader = result.data.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        hash.update(value);
+        if (!out.write(value)) await once(out, 'drain');
+      }
+      const failed = await result.error;
+      if (failed) throw new DropletError(`droplet ${objectName} download failed: ${failed.message}`);
+    } finally {
+      out.end();
+      await once(out, 'close');
+    }
+    return hash.digest('hex');
+  }
+
+  async remove(sha1: string): Promise<void> {
+    await rm(join(this.dir, `${sha1}.tgz`), { force: true });
+  }
+}
+
+/**
+ * Unpacks a droplet into dir and reads its droplet.json. Entries are owned by
+ * owner when given (the app's user); paths leaving dir and absolute paths are
+ * refused by tar itself.
+ */
+export async function unpackDroplet(tarball: string, dir: string, owner?: { uid: number; gid: number }): Promise<DropletInfo> {
+  try {
+    await extractTar({ file: tarball, cwd: dir, strict: true, preservePaths: false, ...(owner ? { uid: owner.uid, gid: owner.gid, preserveOwner: false } : { preserveOwner: false }) });
+  } catch (err) {
+    throw new DropletError(`droplet cannot be unpacked: ${(err as Error).message}`);
+  }
+  let info: unknown;
+  try {
+    info = JSON.parse(await readFile(join(dir, DROPLET_INFO_FILE), 'utf8'));
+  } catch {
+    throw new DropletError(`droplet has no readable ${DROPLET_INFO_FILE}`);
+  }
+  const appDir = await stat(join(dir, DROPLET_APP_DIR)).catch(() => undefined);
+  if (!appDir?.isDirectory()) throw new DropletError(`droplet has no ${DROPLET_APP_DIR}/ directory`);
+  const fields = (typeof info === 'object' && info !== null ? info : {}) as Record<string, unknown>;
+  const text = (key: string) => (typeof fields[key] === 'string' ? (fields[key] as string) : '');
+  return { runtime: text('runtime'), framework: text('framework'), start_command: text('start_command') };
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DropletError(`${what}: no answer within ${ms / 1000} s`)), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,48 @@
+import t from 'tap';
+import { buildInstanceEnv, DEFAULT_PATH, formatCfTime, groupServices, type InstanceEnvInput } from './env';
+
+const input: InstanceEnvInput = {
+  appId: 'app-1',
+  name: 'shop',
+  instanceId: 'inst-1',
+  index: 2,
+  version: 'abc-1',
+  uris: ['shop.localhost'],
+  limits: { mem: 256, disk: 1024, fds: 256 },
+  host: '127.0.0.1',
+  port: 61005,
+  startedAt: 1764100000,
+  instanceDir: '/data/instances/inst-1',
+  tmpDir: '/data/instances/inst-1/tmp',
+  appEnv: ['GREETING=hello=world', 'PORT=1', 'PATH=/opt/bin', 'bad name=x', 'NOEQUALS', '=empty'],
+  services: [],
+};
+
+t.test('exactly the documented variables plus the app env', async (t) => {
+  const { env, skipped } = buildInstanceEnv(input);
+  t.same(Object.keys(env).sort(), [
+    'CF_INSTANCE_INDEX', 'GREETING', 'HOME', 'LANG', 'PATH', 'PORT', 'TMPDIR',
+    'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES',
+  ]);
+  t.equal(env.PORT, '61005');
+  t.equal(env.VCAP_APP_PORT, '61005');
+  t.equal(env.CF_INSTANCE_INDEX, '2');
+  t.equal(env.GREETING, 'hello=world', 'only the first = splits');
+  t.equal(env.PATH, '/opt/bin', 'an app may choose its PATH');
+  t.equal(env.VCAP_SERVICES, '{}');
+  t.same(skipped, ['PORT', '#3', '#4', '#5'], 'platform-owned and malformed entries are skipped, named without values');
+  const app = JSON.parse(env.VCAP_APPLICATION!);
+  t.match(app, {
+    name: 'shop', uris: ['shop.localhost'], instance_id: 'inst-1', instance_index: 2, version: 'abc-1',
+    limits: { mem: 256, disk: 1024, fds: 256 }, started_at: '2025-11-25 19:46:40 +0000',
+    application_id: 'app-1', application_name: 'shop', application_uris: ['shop.localhost'],
+  });
+});
+
+t.test('defaults and services', async (t) => {
+  const { env } = buildInstanceEnv({ ...input, appEnv: [], services: [{ label: 'redis', name: 'r1' }, { name: 'x' }] });
+  t.equal(env.PATH, DEFAULT_PATH);
+  t.same(JSON.parse(env.VCAP_SERVICES!), { redis: [{ label: 'redis', name: 'r1' }], 'user-provided': [{ name: 'x' }] });
+  t.same(groupServices([]), {});
+  t.equal(formatCfTime(new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 123))), '2026-11-25 10:00:00 +0000');
+});

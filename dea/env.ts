@@ -1,0 +1,101 @@
+// The environment of an app instance, built from nothing: the DEA's own
+// environment (NATS credentials, admin passwords, ...) must never reach an app.
+
+import type { Limits } from '../bus/messages';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_LANG = 'C.UTF-8';
+
+export interface InstanceEnvInput {
+  appId: string;
+  name: string;
+  instanceId: string;
+  index: number;
+  version: string;
+  uris: string[];
+  limits: Limits;
+  host: string;
+  port: number;
+  /** Epoch seconds. */
+  startedAt: number;
+  instanceDir: string;
+  tmpDir: string;
+  /** "KEY=value" strings from the start message. */
+  appEnv: string[];
+  services: unknown[];
+}
+
+/** Variables the platform defines and an app's own env cannot override: the app relies on them being true. */
+const PLATFORM_OWNED = new Set([
+  'PORT', 'VCAP_APP_PORT', 'VCAP_APP_HOST', 'VCAP_APPLICATION', 'VCAP_SERVICES', 'HOME', 'TMPDIR', 'CF_INSTANCE_INDEX',
+]);
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export interface BuiltEnv {
+  env: Record<string, string>;
+  /** App env entries skipped, by name (or position when nameless); never their values. */
+  skipped: string[];
+}
+
+export function buildInstanceEnv(input: InstanceEnvInput): BuiltEnv {
+  const startedAt = new Date(input.startedAt * 1000);
+  const vcapApplication = {
+    instance_id: input.instanceId,
+    instance_index: input.index,
+    name: input.name,
+    uris: input.uris,
+    version: input.version,
+    limits: input.limits,
+    host: input.host,
+    port: input.port,
+    started_at: formatCfTime(startedAt),
+    started_at_timestamp: input.startedAt,
+    start: formatCfTime(startedAt),
+    state_timestamp: input.startedAt,
+    application_id: input.appId,
+    application_name: input.name,
+    application_uris: input.uris,
+    application_version: input.version,
+  };
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, LANG: DEFAULT_LANG };
+  const skipped: string[] = [];
+  input.appEnv.forEach((entry, position) => {
+    const eq = entry.indexOf('=');
+    const key = eq > 0 ? entry.slice(0, eq) : '';
+    if (!ENV_NAME.test(key) || PLATFORM_OWNED.has(key)) {
+      skipped.push(ENV_NAME.test(key) ? key : `#${position}`);
+      return;
+    }
+    env[key] = entry.slice(eq + 1);
+  });
+  Object.assign(env, {
+    PORT: String(input.port),
+    VCAP_APP_PORT: String(input.port),
+    VCAP_APP_HOST: input.host,
+    VCAP_APPLICATION: JSON.stringify(vcapApplication),
+    VCAP_SERVICES: JSON.stringify(groupServices(input.services)),
+    HOME: input.instanceDir,
+    TMPDIR: input.tmpDir,
+    CF_INSTANCE_INDEX: String(input.index),
+  });
+  return { env, skipped };
+}
+
+/** VCAP_SERVICES groups bound services by their label, as Cloud Foundry v1 did. */
+export function groupServices(services: unknown[]): Record<string, unknown[]> {
+  const grouped: Record<string, unknown[]> = {};
+  for (const service of services) {
+    const label =
+      typeof service === 'object' && service !== null && typeof (service as { label?: unknown }).label === 'string'
+        ? (service as { label: string }).label
+        : 'user-provided';
+    (grouped[label] ??= []).push(service);
+  }
+  return grouped;
+}
+
+/** "2026-11-25 10:00:00 +0000", the time format of CF v1 messages. */
+export function formatCfTime(date: Date): string {
+  return date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' +0000');
+}

@@ -1,0 +1,85 @@
+import { join } from 'node:path';
+import { openComponentConfig, type ComponentConfig } from '../bus/config';
+import { connectBus, redactUrl } from '../bus/connection';
+import { helpText, UsageError } from '../bus/flags';
+import { createLogger } from '../bus/log';
+import { Dea, DeaSetupError } from './agent';
+import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './options';
+
+/** `skiff dea ...`: parses flags, connects the bus and the config store, runs instances until SIGTERM/SIGINT. */
+export async function main(argv: string[]): Promise<number> {
+  const isRoot = process.getuid?.() === 0;
+  let options: ReturnType<typeof parseDeaOptions>;
+  try {
+    options = parseDeaOptions(argv, process.env, isRoot);
+    if (options.user !== undefined && !isRoot) throw new UsageError('--user needs the DEA to run as root');
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`skiff dea: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(helpText('skiff dea', DEA_FLAGS, ENV_PREFIX) + '\n');
+    return 0;
+  }
+  const log = createLogger(`dea-${options.index}`);
+
+  const bus = await connectBus({ servers: options.nats, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });
+  let config: ComponentConfig | undefined;
+  try {
+    config = await openComponentConfig(bus, 'dea', log);
+  } catch (error) {
+    log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
+  }
+
+  const dea = new Dea(
+    {
+      baseDir: join(options.dataDir, 'dea', String(options.index)),
+      index: options.index,
+      host: options.host,
+      portRange: options.portRange,
+      startTimeoutMs: options.startTimeoutMs,
+      stopGraceMs: options.stopGraceMs,
+      memoryMb: options.memoryMb,
+      defaultMemoryMb: DEFAULT_MEMORY_MB,
+      user: options.user ?? 'nobody',
+      crashKeepMs: options.crashKeepMs,
+    },
+    bus,
+    log,
+    config,
+  );
+  config?.onChange((setting, value) => {
+    if (setting === 'max_memory_mb') log.info('dea.max_memory_mb changed', { value: value ?? 'default', effective_mb: dea.maxMemoryMb });
+  });
+  try {
+    await dea.start();
+  } catch (error) {
+    await config?.close();
+    await bus.close();
+    if (error instanceof DeaSetupError) {
+      process.stderr.write(`skiff dea: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  log.info('DEA listening', { nats: redactUrl(options.nats) });
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info('stopping all instances', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  // A second signal while instances are stopping is ignored, not fatal: the stop grace bounds the wait.
+  process.on('SIGTERM', () => {});
+  process.on('SIGINT', () => {});
+  await dea.stop('DEA_SHUTDOWN');
+  await config?.close();
+  await bus.close();
+  return 0;
+}
