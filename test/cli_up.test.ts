@@ -5,7 +5,7 @@
 // are checked too.
 
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { eventually, freePort, isAlive } from './harness';
 import { finish, spawnSkiff, tempHome } from './cli_harness';
 
 const HAS_CONTROLLER = existsSync(join(__dirname, '..', 'dist', 'control', 'controller', 'main.js'));
+const HAS_DEA = existsSync(join(__dirname, '..', 'dist', 'dea', 'main.js'));
 
 function descendants(pid: number): number[] {
   const children: number[] = [];
@@ -57,6 +58,8 @@ async function startUp(t: tap.Test, dataDir: string, home: string) {
 
 t.test('skiff up starts what this build has, reports it, and stops it all on SIGTERM', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'skiff-up-'));
+  // As root, app instances run as an unprivileged user that must reach the DEA's directories.
+  chmodSync(dataDir, 0o755);
   t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
   const home = tempHome(t);
 
@@ -82,11 +85,17 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
     }
   }
 
+  if (HAS_DEA) await eventually(() => first.output().err.includes('DEA listening'), 'the DEA is ready', 20_000);
   const children = descendants(first.child.pid!);
   t.ok(children.length >= 2, 'nats-server and the router run as children');
   first.child.kill('SIGTERM');
   const run = await first.done;
   t.equal(run.code, 0, 'exits 0 on SIGTERM');
+  if (HAS_DEA) {
+    const stopping = run.stderr.slice(run.stderr.indexOf('up: stopping the platform'));
+    t.ok(stopping.indexOf('dea-0: stopping') !== -1 && stopping.indexOf('dea-0: stopping') < stopping.indexOf('router: stopping'), 'the DEA stops before the router');
+    t.notMatch(run.stderr, /dea exited; restarting/, 'the DEA ran without crashing');
+  }
   await eventually(() => children.every((pid) => !isAlive(pid)), 'every role process has ended', 5000);
 
   if (HAS_CONTROLLER) {
