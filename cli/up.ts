@@ -1,10 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, openSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { createLogger, type Logger } from '../bus/log';
+import { Api } from './client/api';
+import { readConfig, skiffHome, writeConfig } from './client/config';
+import { loadOrCreateAdmin } from './up-admin';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
@@ -33,12 +36,16 @@ class Supervised {
     private readonly log: Logger,
     /** Where its output goes; the terminal by default. */
     private readonly logFile?: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   start(): void {
     this.startedAt = Date.now();
     const out = this.logFile === undefined ? 'inherit' : openSync(this.logFile, 'a');
-    const child = spawn(this.command, this.args, { stdio: ['ignore', out, out] });
+    const [command, ...args] = [...parentDeathPrefix(), this.command, ...this.args];
+    // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
+    // the roles in order; the parent-death signal ends them if `up` is killed.
+    const child = spawn(command!, args, { stdio: ['ignore', out, out], env: this.env, detached: true });
     this.child = child;
     child.on('error', (error) => this.log.error(`${this.name} could not start`, { error: error.message }));
     child.on('exit', (code, signal) => {
@@ -63,6 +70,19 @@ class Supervised {
     await exited;
     clearTimeout(timer);
   }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+}
+
+let parentDeath: string[] | undefined;
+
+function parentDeathPrefix(): string[] {
+  if (parentDeath === undefined) {
+    const probe = spawnSync('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore' });
+    parentDeath = probe.status === 0 ? ['setpriv', '--pdeathsig', 'SIGTERM', '--'] : [];
+  }
+  return parentDeath;
 }
 
 export function defaultDataDir(): string {
@@ -115,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
   const routerPort = (values['router-port'] as number | undefined) ?? 8080;
   const statusPort = (values['router-status-port'] as number | undefined) ?? 8081;
   const natsPort = (values['nats-port'] as number | undefined) ?? 4222;
+  const apiPort = (values['api-port'] as number | undefined) ?? 9022;
   const domain = (values.domain as string | undefined) ?? 'localhost';
   mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 
@@ -144,27 +165,132 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const role = (name: string, args: string[]) => {
-    const supervised = new Supervised(name, process.execPath, [BIN, name, '--nats', natsUrl!, ...args], log);
+  const roleEnv: NodeJS.ProcessEnv = { ...process.env };
+  delete roleEnv.NATS_URL; // --nats below is the one to use
+  const byName = new Map<string, Supervised>();
+  const role = (name: string, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
+    if (!roleAvailable(name)) {
+      log.warn(`skipping the ${name === 'health' ? 'health manager' : name}: not part of this build`, { module: ROLE_MODULES[name] });
+      return false;
+    }
+    const supervised = new Supervised(name, process.execPath, [BIN, name, '--nats', natsUrl!, ...args], log, undefined, env);
     supervised.start();
     roles.push(supervised);
+    byName.set(name, supervised);
+    return true;
   };
+
+  let stopRequested = false;
+  const stopped = new Promise<void>((resolve) => {
+    const onSignal = () => {
+      stopRequested = true;
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+
+  const routerUrl = `http://${domain}:${routerPort}`;
   // Drained within the 30 s the supervisor grants before SIGKILL.
   role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25']);
 
-  const routerUp = await waitForPort(routerPort, 20_000);
-  if (routerUp) {
-    process.stdout.write(`router: http://${domain}:${routerPort}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
-    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health\n`);
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  let admin: ReturnType<typeof loadOrCreateAdmin> | undefined;
+  let controllerStarted = false;
+  if (!roleAvailable('controller')) {
+    role('controller', []); // logs the skip
+  } else if (await portOpen(apiPort)) {
+    log.error(`port ${apiPort} is taken: not starting the controller; stop what uses it, or pass --api-port`);
   } else {
-    log.warn('router did not open its port yet; still trying');
+    admin = loadOrCreateAdmin(dataDir, domain);
+    controllerStarted = role('controller', ['--port', String(apiPort), '--domain', domain], {
+      ...roleEnv,
+      SKIFF_ADMIN_EMAIL: admin.email,
+      SKIFF_ADMIN_PASSWORD: admin.password,
+      // Read by a controller that knows `--router-url` (control/API.md); harmless otherwise.
+      SKIFF_CONTROLLER_ROUTER_URL: routerUrl,
+    });
+  }
+  role('stager', []);
+  role('health', []);
+  // The DEA keeps <data-dir>/dea/<index>/ itself.
+  role('dea', ['--data-dir', dataDir]);
+
+  const routerUp = await Promise.race([waitForPort(routerPort, 20_000), stopped.then(() => false)]);
+  if (!routerUp && !stopRequested) log.warn('router did not open its port yet; still trying');
+  if (controllerStarted && admin !== undefined && !stopRequested) {
+    const ready = await Promise.race([waitForInfo(apiUrl, 60_000), stopped.then(() => false)]);
+    if (ready) {
+      if (admin.created) process.stdout.write(`login: skiff login --email ${admin.email} --password ${admin.password}\n`);
+      await logInLocalCli(apiUrl, admin.email, admin.password, log);
+      process.stdout.write(`api: ${apiUrl}\n`);
+    } else if (!stopRequested) {
+      log.warn('the controller does not answer /info yet; still trying', { url: `${apiUrl}/info` });
+    }
+  }
+  if (routerUp && !stopRequested) {
+    process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
+    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health\n`);
   }
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  await stopped;
   log.info('stopping the platform');
+  // The DEA first, with its instances (it unregisters their routes while the
+  // router still listens), then what feeds it, then the router and NATS.
+  for (const name of STOP_ORDER) await byName.get(name)?.stop();
   for (const supervised of roles.slice().reverse()) await supervised.stop();
   return 0;
+}
+
+const STOP_ORDER = ['dea', 'controller', 'stager', 'health', 'router'];
+
+const ROLE_MODULES: Record<string, string> = {
+  router: '../router/main',
+  controller: '../control/controller/main',
+  stager: '../control/stager/main',
+  dea: '../dea/main',
+  health: '../control/health/main',
+};
+
+/** The roles are written on separate branches; a build without one runs without it. */
+function roleAvailable(name: string): boolean {
+  try {
+    require.resolve(ROLE_MODULES[name]!);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForInfo(apiUrl: string, timeoutMs: number): Promise<boolean> {
+  const api = new Api(apiUrl);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      await api.json('GET', '/info', { idleTimeoutMs: 5000 });
+      return true;
+    } catch {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return false;
+}
+
+/** `skiff up` logs the local CLI in as the admin, so `skiff push` works at once. */
+async function logInLocalCli(apiUrl: string, email: string, password: string, log: Logger): Promise<void> {
+  try {
+    const reply = await new Api(apiUrl).json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
+    if (typeof reply?.token !== 'string') throw new Error('no token in the answer');
+    const home = skiffHome();
+    let current = {};
+    try {
+      current = readConfig(home);
+    } catch {
+      // A broken config is replaced: this login is what the user asked `up` for.
+    }
+    writeConfig({ ...current, target: apiUrl, token: reply.token }, home);
+  } catch (error) {
+    // Never the password: only what went wrong.
+    log.warn('could not log the local CLI in; run the login line above', { error: (error as Error).message });
+  }
 }

@@ -1,0 +1,75 @@
+import t from 'tap';
+import { parseManifest } from './manifest';
+
+t.test('a single app with CF fields', async (t) => {
+  const m = parseManifest(`
+name: shop
+instances: 2
+memory: 1G
+command: node server.js
+env:
+  GREETING: hi
+  PORT_HINT: 3000
+  DEBUG: false
+routes:
+  - route: Shop.example.com
+  - route: shop.localhost/api
+`);
+  t.same(m, {
+    name: 'shop',
+    instances: 2,
+    memoryMb: 1024,
+    command: 'node server.js',
+    env: { GREETING: 'hi', PORT_HINT: '3000', DEBUG: 'false' },
+    uris: ['shop.example.com', 'shop.localhost/api'],
+  });
+});
+
+t.test('applications: the first, or the one --name picks; top-level fields are inherited', async (t) => {
+  const text = `
+memory: 128M
+applications:
+  - name: web
+    instances: 3
+  - name: worker
+    memory: 512M
+`;
+  t.same(parseManifest(text), { name: 'web', instances: 3, memoryMb: 128 });
+  t.same(parseManifest(text, 'worker'), { name: 'worker', memoryMb: 512 });
+  t.throws(() => parseManifest(text, 'nope'), /no application named "nope"/);
+  t.same(parseManifest('applications:\n  - name: web\n', 'renamed'), { name: 'web' }, 'a lone entry is taken; --name then renames it');
+});
+
+t.test('host and domain', async (t) => {
+  t.same(parseManifest('name: shop\nhost: store\ndomain: example.com\n').uris, ['store.example.com']);
+  t.same(parseManifest('name: shop\ndomains: [a.com, b.com]\n').uris, ['shop.a.com', 'shop.b.com']);
+  const hostOnly = parseManifest('name: shop\nhosts: [store, www]\n');
+  t.equal(hostOnly.uris, undefined);
+  t.same(hostOnly.hosts, ['store', 'www']);
+});
+
+t.test('empty manifest is no settings', async (t) => {
+  t.same(parseManifest(''), {});
+  t.same(parseManifest('# only a comment\n'), {});
+});
+
+t.test('bad manifests name the field', async (t) => {
+  t.throws(() => parseManifest('name: [\n'), /not valid YAML/);
+  t.throws(() => parseManifest('- a\n- b\n'), /must be a mapping/);
+  t.throws(() => parseManifest('instances: two\n'), /instances must be a whole number/);
+  t.throws(() => parseManifest('instances: -1\n'), /instances must be a whole number/);
+  t.throws(() => parseManifest('memory: lots\n'), /manifest.yml: memory must be like 256M/);
+  t.throws(() => parseManifest('memory: [1]\n'), /memory must be like/);
+  t.throws(() => parseManifest('env: [A]\n'), /env must be a mapping/);
+  t.throws(() => parseManifest('env:\n  1BAD: x\n'), /env name "1BAD"/);
+  t.throws(() => parseManifest('env:\n  A: {b: 1}\n'), /env A must be a string/);
+  t.throws(() => parseManifest('routes: shop.localhost\n'), /routes must be a list/);
+  t.throws(() => parseManifest('routes:\n  - shop.localhost\n'), /routes\[0\] must be/);
+  t.throws(() => parseManifest('routes:\n  - route: http://shop.localhost\n'), /manifest.yml: route .* without http/);
+  t.throws(() => parseManifest('applications: []\n'), /non-empty list/);
+  t.throws(() => parseManifest('name: 5\n'), /name must be a string/);
+  t.throws(() => parseManifest('command: [a]\n'), /command must be a string/);
+  t.throws(() => parseManifest('host: [a]\n'), /host must be a string/);
+  t.throws(() => parseManifest('hosts: a\n'), /hosts must be a list/);
+  t.throws(() => parseManifest('domain: example.com\n'), /domain needs a host or a name/);
+});

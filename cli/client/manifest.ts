@@ -1,0 +1,146 @@
+// manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
+// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains. A
+// top-level `applications:` list gives one entry per app; top-level fields
+// are defaults its entries inherit (as in CF). Skiff pushes one app: the
+// first entry, or the one named by --name.
+
+import { parse as parseYaml } from 'yaml';
+import { parseMemoryMb } from './size';
+import { checkUri } from './args';
+
+export interface AppManifest {
+  name?: string;
+  instances?: number;
+  memoryMb?: number;
+  command?: string;
+  env?: Record<string, string>;
+  /** Routes as the API wants them: "host.domain" or "host.domain/path". */
+  uris?: string[];
+  /** `host:`/`hosts:` without a domain: routes on the platform's default domain. */
+  hosts?: string[];
+}
+
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+}
+
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains'] as const;
+
+/** Parses manifest text; `wantedName` picks an entry of `applications:`. */
+export function parseManifest(text: string, wantedName?: string): AppManifest {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (error) {
+    throw new ManifestError(`manifest.yml is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isObject(doc)) throw new ManifestError('manifest.yml must be a mapping (name: ..., or applications: [...])');
+
+  let entry: Record<string, unknown> = {};
+  for (const field of APP_FIELDS) if (field in doc) entry[field] = doc[field];
+  if ('applications' in doc) {
+    const apps = doc.applications;
+    if (!Array.isArray(apps) || apps.length === 0 || !apps.every(isObject)) {
+      throw new ManifestError('manifest.yml: applications must be a non-empty list of mappings');
+    }
+    let chosen = apps[0] as Record<string, unknown>;
+    if (wantedName !== undefined) {
+      const named = (apps as Array<Record<string, unknown>>).find((app) => app.name === wantedName);
+      // With several apps, --name must pick one of them; with one, --name renames it.
+      if (named) chosen = named;
+      else if (apps.length > 1) throw new ManifestError(`manifest.yml has no application named "${wantedName}"`);
+    }
+    entry = { ...entry, ...chosen };
+  }
+  return normalise(entry);
+}
+
+function normalise(entry: Record<string, unknown>): AppManifest {
+  const manifest: AppManifest = {};
+  if (entry.name !== undefined && entry.name !== null) {
+    if (typeof entry.name !== 'string' || entry.name === '') throw new ManifestError('manifest.yml: name must be a string');
+    manifest.name = entry.name;
+  }
+  if (entry.instances !== undefined && entry.instances !== null) {
+    const n = entry.instances;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ManifestError('manifest.yml: instances must be a whole number of at least 0');
+    manifest.instances = n;
+  }
+  if (entry.memory !== undefined && entry.memory !== null) {
+    if (typeof entry.memory !== 'string' && typeof entry.memory !== 'number') throw new ManifestError('manifest.yml: memory must be like 256M or 1G');
+    try {
+      manifest.memoryMb = parseMemoryMb(entry.memory);
+    } catch (error) {
+      throw new ManifestError(`manifest.yml: ${(error as Error).message}`);
+    }
+  }
+  if (entry.command !== undefined && entry.command !== null) {
+    if (typeof entry.command !== 'string') throw new ManifestError('manifest.yml: command must be a string');
+    manifest.command = entry.command;
+  }
+  if (entry.env !== undefined && entry.env !== null) manifest.env = parseEnv(entry.env);
+  const uris = parseRoutes(entry);
+  if (uris !== undefined) manifest.uris = uris;
+  else {
+    const hosts = stringList(entry, 'host', 'hosts');
+    if (hosts !== undefined) manifest.hosts = hosts.map((host) => checkManifestUri(host));
+  }
+  return manifest;
+}
+
+function parseEnv(env: unknown): Record<string, string> {
+  if (!isObject(env)) throw new ManifestError('manifest.yml: env must be a mapping of NAME: value');
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new ManifestError(`manifest.yml: env name "${key}" must be letters, digits and _, not starting with a digit`);
+    if (value === null || typeof value === 'object') throw new ManifestError(`manifest.yml: env ${key} must be a string, number or boolean`);
+    out[key] = String(value);
+  }
+  return out;
+}
+
+function parseRoutes(entry: Record<string, unknown>): string[] | undefined {
+  if (entry.routes !== undefined && entry.routes !== null) {
+    if (!Array.isArray(entry.routes)) throw new ManifestError('manifest.yml: routes must be a list of "- route: host.domain"');
+    return entry.routes.map((item, i) => {
+      const route = isObject(item) ? item.route : undefined;
+      if (typeof route !== 'string') throw new ManifestError(`manifest.yml: routes[${i}] must be "- route: host.domain"`);
+      return checkManifestUri(route);
+    });
+  }
+  const hosts = stringList(entry, 'host', 'hosts');
+  const domains = stringList(entry, 'domain', 'domains');
+  if (hosts === undefined && domains === undefined) return undefined;
+  // Hosts without a domain take the platform's, which only the API knows: push resolves them.
+  if (domains === undefined) return undefined;
+  const names = hosts ?? (typeof entry.name === 'string' ? [entry.name] : undefined);
+  if (names === undefined) throw new ManifestError('manifest.yml: domain needs a host or a name');
+  return names.flatMap((host) => domains.map((domain) => checkManifestUri(`${host}.${domain}`)));
+}
+
+function stringList(entry: Record<string, unknown>, single: string, plural: string): string[] | undefined {
+  const list: string[] = [];
+  if (entry[single] !== undefined && entry[single] !== null) {
+    if (typeof entry[single] !== 'string') throw new ManifestError(`manifest.yml: ${single} must be a string`);
+    list.push(entry[single]);
+  }
+  if (entry[plural] !== undefined && entry[plural] !== null) {
+    const many = entry[plural];
+    if (!Array.isArray(many) || !many.every((x) => typeof x === 'string')) throw new ManifestError(`manifest.yml: ${plural} must be a list of strings`);
+    list.push(...many);
+  }
+  return list.length === 0 ? undefined : list;
+}
+
+function checkManifestUri(route: string): string {
+  try {
+    return checkUri(route);
+  } catch (error) {
+    throw new ManifestError(`manifest.yml: ${(error as Error).message}`);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,154 @@
+// push: pack the directory, create or update the app from manifest.yml and
+// flags, upload with a progress bar, stream the staging log, start, wait for
+// the instances, print the URLs.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { ApiError, type Api, type Query } from './api';
+import { checkAppName, checkPositionals, checkUri, checkWholeNumber, UsageError } from './args';
+import { getApp, memoryFlag, updateApp, waitAndShowUrls } from './apps';
+import { appPath, CliError, groupQuery, type Context } from './context';
+import { ManifestError, parseManifest, type AppManifest } from './manifest';
+import { packApp } from './pack';
+import { progressReporter } from './progress';
+import type { CommandArgs } from './registry';
+import { formatBytes } from './size';
+import type { App, Info } from './types';
+import { platformDomain } from './urls';
+
+const MANIFEST_FILES = ['manifest.yml', 'manifest.yaml'];
+const STAGING_POLL_MS = 1000;
+
+export async function push(ctx: Context, args: CommandArgs): Promise<number> {
+  const { values, positionals } = args;
+  checkPositionals(positionals, 1, 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--no-start]');
+  const dir = resolve(positionals[0] ?? '.');
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
+  const wantedName = values.name as string | undefined;
+  if (wantedName !== undefined) checkAppName(wantedName);
+  const manifest = readManifest(dir, wantedName);
+
+  const name = checkAppName(wantedName ?? manifest.name ?? basename(dir), wantedName ?? manifest.name ? 'app name' : `app name (from the directory; pass --name)`);
+  const desired: Record<string, unknown> = {};
+  const instances = values.instances ?? manifest.instances;
+  if (instances !== undefined) desired.instances = checkWholeNumber(instances, '--instances', 0, 1000);
+  const memory = values.memory !== undefined ? memoryFlag(values.memory) : manifest.memoryMb;
+  if (memory !== undefined) desired.memory = memory;
+  if (manifest.command !== undefined) desired.command = manifest.command;
+  if (manifest.env !== undefined) desired.env = manifest.env;
+
+  const api = ctx.api();
+  const query = groupQuery(values.group);
+  if (manifest.uris !== undefined) desired.uris = manifest.uris;
+  else if (manifest.hosts !== undefined) desired.uris = await hostsOnPlatformDomain(api, manifest.hosts);
+
+  const pushStarted = Math.floor(Date.now() / 1000);
+  let app = await findApp(api, name, query);
+  const wasStarted = app?.state === 'STARTED';
+  if (app === undefined) {
+    app = await api.json<App>('POST', '/apps', { query, body: { name, ...desired } }).catch((error: unknown) => {
+      if (error instanceof ApiError && error.status === 409) throw new CliError(`the name "${name}" is taken: pick another with --name`);
+      throw error;
+    });
+    ctx.print(`created ${name}`);
+  } else if (Object.keys(desired).length > 0) {
+    app = await updateApp(api, name, query, desired);
+    ctx.print(`updated ${name}`);
+  } else {
+    ctx.print(`pushing a new version of ${name}`);
+  }
+
+  const packed = await packApp(dir);
+  try {
+    ctx.note(`packed ${packed.fileCount} file${packed.fileCount === 1 ? '' : 's'} (${formatBytes(packed.size)})`);
+    const progress = progressReporter(ctx.err, packed.size, ctx.err.isTTY === true);
+    await api
+      .upload(appPath(name, '/application') + queryString(query), packed.path, packed.size, { 'Content-Type': 'application/gzip', 'X-Skiff-Sha256': packed.sha256 }, (sent) =>
+        progress.update(sent),
+      )
+      .catch((error: unknown) => {
+        if (error instanceof ApiError && error.status === 413) throw new CliError(`the app is too large to upload (${formatBytes(packed.size)} packed): ${error.message}`);
+        throw error;
+      });
+    progress.done();
+  } finally {
+    packed.dispose();
+  }
+
+  app = await followStaging(ctx, api, name, query, (values.timeout as number | undefined) ?? 600);
+  if (app.package_state === 'FAILED') {
+    throw new CliError(`staging failed: ${app.staging_error ?? 'see the log above'}${wasStarted ? ' (the previous version keeps running)' : ''}`);
+  }
+  if (values['no-start']) {
+    ctx.print(`${name} is staged and not started: skiff start ${name}`);
+    return 0;
+  }
+  if (app.state !== 'STARTED') app = await updateApp(api, name, query, { state: 'STARTED' });
+  ctx.print(`starting ${name}`);
+  // A push onto a running app replaces its instances: the ones from before the push do not count.
+  await waitAndShowUrls(ctx, api, app, query, args, wasStarted ? pushStarted : 0);
+  return 0;
+}
+
+function readManifest(dir: string, wantedName: string | undefined): AppManifest {
+  const file = MANIFEST_FILES.map((name) => join(dir, name)).find((path) => existsSync(path));
+  if (file === undefined) return {};
+  try {
+    return parseManifest(readFileSync(file, 'utf8'), wantedName);
+  } catch (error) {
+    if (error instanceof ManifestError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+async function hostsOnPlatformDomain(api: Api, hosts: string[]): Promise<string[]> {
+  const info = await api.json<Info>('GET', '/info');
+  const domain = platformDomain(info ?? {});
+  if (domain === undefined) throw new CliError('manifest.yml gives host without domain, and the API does not say its domain: add domain: to the manifest');
+  return hosts.map((host) => checkUri(`${host}.${domain}`));
+}
+
+async function findApp(api: Api, name: string, query: Query): Promise<App | undefined> {
+  try {
+    return await getApp(api, name, query);
+  } catch (error) {
+    if (error instanceof CliError && /^unknown app/.test(error.message)) return undefined;
+    throw error;
+  }
+}
+
+function queryString(query: Query): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** Streams the staging log to stdout, then waits until the API reports the outcome. */
+async function followStaging(ctx: Context, api: Api, name: string, query: Query, timeoutS: number): Promise<App> {
+  ctx.print('staging:');
+  try {
+    const response = await api.stream('GET', appPath(name, '/staging_log'), { query, idleTimeoutMs: timeoutS * 1000 });
+    let endedWithNewline = true;
+    await new Promise<void>((resolvePromise, reject) => {
+      response.on('data', (chunk: Buffer) => {
+        ctx.out.write(chunk);
+        endedWithNewline = chunk[chunk.length - 1] === 0x0a;
+      });
+      response.on('end', () => resolvePromise());
+      response.on('error', reject);
+      response.on('aborted', () => reject(new Error('the staging log was cut off')));
+    });
+    if (!endedWithNewline) ctx.print('');
+  } catch (error) {
+    // The outcome still comes from the app's state; losing the log is not fatal.
+    ctx.note(`(staging log unavailable: ${(error as Error).message})`);
+  }
+  const deadline = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const app = await getApp(api, name, query);
+    if (app.package_state !== 'STAGING' && app.package_state !== 'PENDING') return app;
+    if (Date.now() >= deadline) throw new CliError(`staging of ${name} did not finish within ${timeoutS} s (package state ${app.package_state})`);
+    await new Promise((r) => setTimeout(r, STAGING_POLL_MS));
+  }
+}

@@ -1,0 +1,148 @@
+// The client commands of design.md: their flags, usage and handlers, and the
+// one place that turns failures into a single line and an exit code
+// (2 for bad usage, 1 for everything else).
+
+import type { FlagSpec, FlagValue } from '../../bus/flags';
+import { helpText } from '../../bus/flags';
+import { ApiError, oneLine, UnreachableError } from './api';
+import { parseCommandFlags, UsageError } from './args';
+import { CliError, Context } from './context';
+
+export interface CommandArgs {
+  values: Record<string, FlagValue | undefined>;
+  positionals: string[];
+}
+
+export interface ClientCommand {
+  usage: string;
+  help: string;
+  flags: readonly FlagSpec[];
+  /** Loaded on use, so a command pulls in only its own modules. */
+  handler: () => (ctx: Context, args: CommandArgs) => Promise<number>;
+}
+
+const json: FlagSpec = { name: 'json', kind: 'boolean', help: "print the API's JSON" };
+const group: FlagSpec = { name: 'group', kind: 'string', help: "(admin) act on this user's app" };
+const instance: FlagSpec = { name: 'instance', kind: 'string', help: 'instance index (or instance id)', defaultText: 'newest running, else newest crashed' };
+const force: FlagSpec = { name: 'force', kind: 'boolean', help: 'do not ask for confirmation' };
+const timeout: FlagSpec = { name: 'timeout', kind: 'number', min: 1, max: 86400, help: 'seconds to wait for the instances to run', defaultText: '180' };
+const memory: FlagSpec = { name: 'memory', kind: 'string', help: 'memory per instance, e.g. 256M or 1G (unitless: MB)' };
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const apps = () => require('./apps') as typeof import('./apps');
+const session = () => require('./session') as typeof import('./session');
+const instances = () => require('./instances') as typeof import('./instances');
+const users = () => require('./users') as typeof import('./users');
+
+export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
+  target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
+  login: {
+    usage: 'skiff login [--email E --password P]',
+    help: 'log in (asks on a terminal)',
+    flags: [{ name: 'email', kind: 'string', help: 'your email' }, { name: 'password', kind: 'string', secret: true, help: 'your password' }],
+    handler: () => session().login,
+  },
+  logout: { usage: 'skiff logout', help: 'forget the token', flags: [], handler: () => session().logout },
+  push: {
+    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--no-start]',
+    help: 'upload an app (reads manifest.yml), stage it and run it',
+    flags: [
+      { name: 'name', kind: 'string', help: 'app name (or picks the entry of manifest.yml applications:)', defaultText: 'manifest name, else the directory name' },
+      { name: 'instances', kind: 'number', help: 'number of instances', defaultText: 'manifest, else 1' },
+      memory,
+      { name: 'no-start', kind: 'boolean', help: 'upload and stage, but do not start' },
+      timeout,
+      group,
+    ],
+    handler: () => (require('./push') as typeof import('./push')).push,
+  },
+  apps: {
+    usage: 'skiff apps [--json] [--all]',
+    help: 'list your apps',
+    flags: [json, group, { name: 'all', kind: 'boolean', help: "(admin) every user's apps" }],
+    handler: () => apps().list,
+  },
+  app: { usage: 'skiff app N [--json]', help: 'show one app and its instances', flags: [json, group], handler: () => apps().show },
+  start: { usage: 'skiff start N', help: 'start an app and wait for it to run', flags: [group, timeout], handler: () => apps().start },
+  stop: { usage: 'skiff stop N', help: 'stop an app', flags: [group], handler: () => apps().stop },
+  restart: { usage: 'skiff restart N', help: 'stop and start an app', flags: [group, timeout], handler: () => apps().restart },
+  delete: { usage: 'skiff delete N [--force]', help: 'delete an app (asks on a terminal)', flags: [group, force], handler: () => apps().remove },
+  scale: {
+    usage: 'skiff scale N --instances K [--memory MB]',
+    help: 'change the number of instances or their memory',
+    flags: [{ name: 'instances', kind: 'number', help: 'number of instances' }, memory, group],
+    handler: () => apps().scale,
+  },
+  env: { usage: 'skiff env N [K=V ...]', help: 'show the environment, or set (K=V) and unset (K=) variables', flags: [json, group], handler: () => apps().env },
+  map: { usage: 'skiff map N HOST', help: 'add a route, e.g. shop.localhost', flags: [group], handler: () => apps().map },
+  unmap: { usage: 'skiff unmap N HOST', help: 'remove a route', flags: [group], handler: () => apps().unmap },
+  stats: { usage: 'skiff stats N [--json]', help: 'CPU, memory, disk and uptime per instance', flags: [json, group], handler: () => instances().stats },
+  crashes: { usage: 'skiff crashes N [--json]', help: 'instances that crashed', flags: [json, group], handler: () => instances().crashes },
+  files: { usage: 'skiff files N [PATH] [--instance I]', help: "list or print an instance's files", flags: [instance, json, group], handler: () => instances().files },
+  logs: {
+    usage: 'skiff logs N [--instance I] [--follow]',
+    help: "print an instance's stdout and stderr logs",
+    flags: [
+      instance,
+      { name: 'follow', kind: 'boolean', help: 'keep printing new lines until Ctrl-C' },
+      { name: 'tail', kind: 'number', min: 0, help: 'bytes of each log to print first', defaultText: '65536' },
+      group,
+    ],
+    handler: () => instances().logs,
+  },
+  users: { usage: 'skiff users [--json]', help: '(admin) list users', flags: [json], handler: () => users().list },
+  'add-user': {
+    usage: 'skiff add-user EMAIL --password P [--admin]',
+    help: '(admin) create a user',
+    flags: [{ name: 'password', kind: 'string', secret: true, help: 'their password (asked on a terminal)' }, { name: 'admin', kind: 'boolean', help: 'make them an admin' }],
+    handler: () => users().add,
+  },
+  'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
+  events: { usage: 'skiff events N', help: "an app's events (not available yet)", flags: [group], handler: () => notYet('events') },
+  ssh: { usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]', help: 'a shell in an instance (not available yet)', flags: [instance, group], handler: () => notYet('ssh') },
+};
+
+function notYet(name: string) {
+  return async (): Promise<number> => {
+    throw new CliError(`\`skiff ${name}\` is not available yet in this version of Skiff`);
+  };
+}
+
+export function commandHelp(name: string, command: ClientCommand): string {
+  const flags = helpText(command.usage, command.flags, 'SKIFF').split('\n').slice(2);
+  // helpText names environment variables; client commands never read them.
+  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z_]+\]$/, ''));
+  return [`usage: ${command.usage}`, '', command.help, ...(lines.length ? ['', 'flags:', ...lines] : [])].join('\n') + `\n`;
+}
+
+/** Runs one client command; never throws. */
+export async function runClientCommand(name: string, argv: string[]): Promise<number> {
+  const command = CLIENT_COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`skiff: unknown command "${name}" (run \`skiff help\`)\n`);
+    return 2;
+  }
+  try {
+    const parsed = parseCommandFlags(argv, command.flags);
+    if (parsed.values.help) {
+      process.stdout.write(commandHelp(name, command));
+      return 0;
+    }
+    const ctx = new Context();
+    return await command.handler()(ctx, { values: parsed.values, positionals: parsed.positionals });
+  } catch (error) {
+    const { message, code } = describeFailure(error);
+    process.stderr.write(`skiff ${name}: ${message}\n`);
+    return code;
+  }
+}
+
+export function describeFailure(error: unknown): { message: string; code: number } {
+  if (error instanceof UsageError) return { message: error.message, code: 2 };
+  if (error instanceof ApiError) {
+    if (error.status === 401) return { message: 'not logged in, or the login expired: run `skiff login`', code: 1 };
+    return { message: error.message, code: 1 };
+  }
+  if (error instanceof UnreachableError || error instanceof CliError) return { message: error.message, code: 1 };
+  return { message: oneLine(error instanceof Error ? error.message : String(error)), code: 1 };
+}

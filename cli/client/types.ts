@@ -1,0 +1,70 @@
+// Shapes of the controller API's answers (control/API.md), as far as the CLI reads them.
+
+export interface App {
+  name: string;
+  id?: string;
+  state: 'STARTED' | 'STOPPED' | string;
+  instances: number;
+  runningInstances?: number;
+  memory: number;
+  uris: string[];
+  env?: Record<string, string>;
+  staging?: { runtime?: string | null; framework?: string | null; command?: string | null } | null;
+  version?: string | null;
+  owner?: string;
+  meta?: { created?: number; updated?: number };
+  package_state?: 'PENDING' | 'STAGING' | 'STAGED' | 'FAILED' | string;
+  staging_error?: string | null;
+  droplet?: string | null;
+  command?: string | null;
+}
+
+export interface InstanceInfo {
+  index: number;
+  state: string;
+  since?: number;
+  host?: string;
+  port?: number;
+  instance?: string;
+}
+
+export interface InstanceStats {
+  state: string;
+  stats?: {
+    name?: string;
+    host?: string;
+    port?: number;
+    uris?: string[];
+    uptime?: number;
+    mem_quota?: number;
+    disk_quota?: number;
+    fds_quota?: number;
+    usage?: { cpu?: number; mem?: number; disk?: number; time?: string };
+  };
+}
+
+export interface Crash {
+  instance: string;
+  index?: number;
+  since: number;
+  reason?: string;
+  exit_status?: number | null;
+}
+
+export interface Info {
+  name?: string;
+  version?: string;
+  description?: string;
+  user?: string;
+  /** Where apps are reached, e.g. "http://localhost:8080" (Skiff addition, see control/API.md). */
+  router_url?: string;
+  /** Default app domain (Skiff addition, see control/API.md). */
+  domain?: string;
+  limits?: { memory?: number; apps?: number };
+  usage?: { memory?: number; apps?: number };
+}
+
+export interface User {
+  email: string;
+  admin?: boolean;
+}

@@ -1,0 +1,89 @@
+// The CLI without any API: help, bad arguments, no target, unreachable target,
+// not logged in. Each failure is one line on stderr and a non-zero exit.
+
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from './harness';
+import { skiff, skiffOnTerminal, tempHome, type SkiffRun } from './cli_harness';
+
+function oneErrorLine(t: tap.Test, run: SkiffRun, code: number, pattern: RegExp): void {
+  t.equal(run.code, code, `exit ${code}`);
+  t.equal(run.stdout, '', 'nothing on stdout');
+  const lines = run.stderr.split('\n').filter((l) => l !== '');
+  t.equal(lines.length, 1, `one line: ${run.stderr}`);
+  t.match(lines[0], pattern);
+}
+
+t.test('help lists the client commands and each command has its own', async (t) => {
+  const home = tempHome(t);
+  const help = await skiff(['--help'], home);
+  t.equal(help.code, 0);
+  for (const command of ['push', 'apps', 'scale', 'logs', 'add-user', 'up']) t.match(help.stdout, new RegExp(`\\n  ${command} `));
+  const push = await skiff(['push', '--help'], home);
+  t.equal(push.code, 0);
+  t.match(push.stdout, /usage: skiff push \[DIR\]/);
+  t.match(push.stdout, /--no-start/);
+  t.notMatch(push.stdout, /\$SKIFF_/, 'client flags are not read from the environment, so help does not name variables');
+});
+
+t.test('bad arguments: exit 2 with one clear line', async (t) => {
+  const home = tempHome(t);
+  const cases: Array<[string[], RegExp]> = [
+    [['nope'], /^skiff: unknown command "nope"/],
+    [['apps', '--bogus'], /^skiff apps: unknown option --bogus$/],
+    [['scale', 'shop', '--instances', 'two'], /^skiff scale: --instances must be a number, got "two"$/],
+    [['scale', 'shop', '--instances', '-1'], /option --instances needs a value; for one starting with '-' write --instances=VALUE/],
+    [['scale', 'shop', '--instances=-1'], /--instances must be a whole number from 0 to 1000, got -1/],
+    [['scale', 'shop', '--memory', 'lots'], /^skiff scale: --memory must be like 256M/],
+    [['scale', 'shop'], /nothing to change/],
+    [['app', 'Bad_Name'], /^skiff app: invalid app name "Bad_Name"/],
+    [['app'], /^skiff app: missing app name$/],
+    [['app', 'a', 'b'], /unexpected argument "b"/],
+    [['env', 'shop', '1X=2'], /invalid variable name "1X"/],
+    [['map', 'shop', 'http://x.localhost'], /without http/],
+    [['target', 'ftp://x'], /only http/],
+    [['push', join(home, 'missing')], /is not a directory$/],
+    [['add-user', 'not-an-email', '--password', 'p'], /invalid email/],
+  ];
+  // Independent processes: run them side by side to keep the file quick.
+  const runs = await Promise.all(cases.map(([args]) => skiff(args, home)));
+  runs.forEach((run, i) => oneErrorLine(t, run, 2, cases[i]![1]));
+});
+
+t.test('events and ssh are not there yet', async (t) => {
+  const home = tempHome(t);
+  oneErrorLine(t, await skiff(['events', 'shop'], home), 1, /^skiff events: `skiff events` is not available yet/);
+  oneErrorLine(t, await skiff(['ssh', 'shop'], home), 1, /^skiff ssh: `skiff ssh` is not available yet/);
+});
+
+t.test('no target, unreachable target, not logged in', async (t) => {
+  const home = tempHome(t);
+  oneErrorLine(t, await skiff(['apps'], home), 1, /^skiff apps: no target set: run `skiff target URL`/);
+  const port = await freePort();
+  oneErrorLine(t, await skiff(['target', `127.0.0.1:${port}`], home), 1, new RegExp(`^skiff target: cannot reach http://127.0.0.1:${port}: connection refused`));
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ target: `http://127.0.0.1:${port}` }));
+  oneErrorLine(t, await skiff(['apps'], home), 1, /^skiff apps: not logged in to http:\/\/127.0.0.1:\d+: run `skiff login`$/);
+  oneErrorLine(t, await skiff(['login', '--email', 'a@b.c'], home), 2, /login needs --email and --password when not run on a terminal/);
+  oneErrorLine(t, await skiff(['login', '--email', 'a@b.c', '--password', 'pw'], home), 1, /cannot reach/);
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ target: `http://127.0.0.1:${port}`, token: 'tok' }));
+  oneErrorLine(t, await skiff(['push', home, '--name', 'shop'], home), 1, /^skiff push: cannot reach/);
+  writeFileSync(join(home, 'config.json'), '{broken');
+  oneErrorLine(t, await skiff(['apps'], home), 1, /config.json is not valid JSON/);
+});
+
+t.test('on a terminal, login asks for what is missing and does not echo the password', async (t) => {
+  const home = tempHome(t);
+  const port = await freePort();
+  writeFileSync(join(home, 'config.json'), JSON.stringify({ target: `http://127.0.0.1:${port}` }));
+  const run = await skiffOnTerminal(['login'], home, [['email: ', 'me@example.com'], ['password: ', 'hunter2-secret']]);
+  if (run === undefined) {
+    t.pass('skipped: util-linux script is not installed');
+    return;
+  }
+  t.equal(run.code, 1);
+  t.match(run.stdout, /email: .*me@example\.com/);
+  t.match(run.stdout, /password: /);
+  t.notMatch(run.stdout + run.stderr, /hunter2/, 'the password is not echoed');
+  t.match(run.stdout, /skiff login: cannot reach/, 'it went on to log in with the answers');
+});
