@@ -67,14 +67,26 @@ t.test('the app port', async (t) => {
   t.test('a request head over --max-header-kb (32 here) is refused and never forwarded', async (t) => {
     const before = backend.requests.length;
     const big = 'x'.repeat(40 * 1024);
-    const { socket, firstReply } = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${big}\r\n\r\n`);
-    t.teardown(() => socket.destroy());
-    const reply = await firstReply;
-    t.match(reply, /^HTTP\/1\.1 431 /, '431 Request Header Fields Too Large');
+    // 431 when the head arrives in one read. A loaded machine can split a
+    // 40 KB write, and uWebSockets.js 20.30 drops heads over ~4 KB split
+    // across reads without an answer (README, known limits): such a try is
+    // repeated; the app must see none of them.
+    const replies: string[] = [];
+    for (let i = 0; i < 3 && !replies.some((r) => r.startsWith('HTTP/1.1 431 ')); i++) {
+      const { socket, firstReply } = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${big}\r\n\r\n`);
+      t.teardown(() => socket.destroy());
+      replies.push(await firstReply);
+    }
+    t.ok(replies.some((r) => r.startsWith('HTTP/1.1 431 ')), `431 Request Header Fields Too Large (${replies.map((r) => JSON.stringify(r.slice(0, 30))).join(', ')})`);
+    t.ok(replies.every((r) => r === '' || r.startsWith('HTTP/1.1 431 ')), 'every try refused');
     t.equal(backend.requests.length, before, 'the app saw nothing');
     const fits = 'y'.repeat(24 * 1024);
-    const ok = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${fits}\r\n\r\n`);
-    t.teardown(() => ok.socket.destroy());
-    t.match(await ok.firstReply, /^HTTP\/1\.1 200 /, 'a 24 KB header is accepted');
+    let accepted = '';
+    for (let i = 0; i < 3 && !accepted.startsWith('HTTP/1.1 200 '); i++) {
+      const ok = await rawExchange(router.port, `GET / HTTP/1.1\r\nHost: idle.localhost\r\nX-Big: ${fits}\r\n\r\n`);
+      t.teardown(() => ok.socket.destroy());
+      accepted = await ok.firstReply;
+    }
+    t.match(accepted, /^HTTP\/1\.1 200 /, 'a 24 KB header is accepted');
   });
 });

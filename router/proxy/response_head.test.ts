@@ -34,7 +34,6 @@ t.test('keep-alive, reasons and bodiless statuses', async (t) => {
 t.test('anything unusual is left to llhttp', async (t) => {
   const cases: Record<string, string> = {
     'head not complete': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n',
-    'body not complete': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel',
     'bytes after the body': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n\r\n',
     chunked: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     'close-delimited': 'HTTP/1.1 200 OK\r\n\r\nbody',
@@ -56,6 +55,15 @@ t.test('anything unusual is left to llhttp', async (t) => {
     'control byte in the reason': 'HTTP/1.1 200 O\u0001K\r\nContent-Length: 0\r\n\r\n',
   };
   for (const [name, raw] of Object.entries(cases)) t.equal(parse(raw), null, name);
+});
+
+t.test('a body that continues in later reads: what this read holds is counted', async (t) => {
+  const r = parse('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel');
+  t.ok(r);
+  t.equal(r!.bodyLength, 5);
+  t.equal(r!.bodyAvailable, 3);
+  const none = parse('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n');
+  t.equal(none!.bodyAvailable, 0, 'head alone');
 });
 
 t.test('a head over the limit is left to llhttp (which refuses it)', async (t) => {

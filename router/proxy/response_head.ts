@@ -1,11 +1,13 @@
-// The common upstream response, parsed without llhttp: an HTTP/1.1 head and a
-// Content-Length body that arrive whole in one read. Handing such a response
+// The common upstream response, parsed without llhttp: an HTTP/1.1 head that
+// arrives whole in one read, with a Content-Length body (the rest of which
+// the caller counts off the following reads). Handing such a response
 // through Node's parser costs a C++ -> JS call per event, a JS array of
 // header strings built in C++, and a fresh Buffer for the body; here it is
 // one latin1 decode of the head and a view of the read buffer. Anything
 // unusual (1xx, chunked, close-delimited, HTTP/1.0, obs-fold, odd bytes, a
-// head or body split over reads) returns null and goes to llhttp, which then
-// parses the same bytes from the start, with all its strictness.
+// head split over reads, bytes after the body) returns null and goes to
+// llhttp, which then parses the same bytes from the start, with all its
+// strictness.
 
 export interface SimpleResponse {
   status: number;
@@ -17,6 +19,8 @@ export interface SimpleResponse {
   bodyStart: number;
   /** Body length (0 for HEAD, 204 and 304). */
   bodyLength: number;
+  /** Body bytes in this read (the rest follows in later reads). */
+  bodyAvailable: number;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -61,8 +65,9 @@ function hasCloseToken(value: string): boolean {
 }
 
 /**
- * The response in buf[0, length) when it is simple and complete, with
- * nothing after it; otherwise null (let llhttp parse it). `headOnly`: the
+ * The response starting at buf[0] when its head is simple and complete in
+ * buf[0, length) and nothing follows its body; otherwise null (let llhttp
+ * parse it). `headOnly`: the
  * request was HEAD, so no body follows whatever the head says.
  */
 export function parseSimpleResponse(buf: Buffer, length: number, maxHeadBytes: number, headOnly: boolean): SimpleResponse | null {
@@ -119,7 +124,7 @@ export function parseSimpleResponse(buf: Buffer, length: number, maxHeadBytes: n
     if (contentLength === -1) return null; // close-delimited
     bodyLength = contentLength;
   }
-  // The whole body here, and nothing after it.
-  if (bodyStart + bodyLength !== length) return null;
-  return { status, reason, headers, keepAlive, bodyStart, bodyLength };
+  // Nothing may follow the body in this read.
+  if (bodyStart + bodyLength < length) return null;
+  return { status, reason, headers, keepAlive, bodyStart, bodyLength, bodyAvailable: length - bodyStart };
 }

@@ -102,6 +102,8 @@ export class UpstreamConnection {
   complete = false;
   /** The app sent more than one response: the socket cannot be trusted. */
   unexpectedData = false;
+  /** Body bytes still owed by a response whose head the fast parser took (response_head.ts). */
+  bodyRemaining = 0;
   paused = false;
 
   constructor(
@@ -171,6 +173,7 @@ export class UpstreamConnection {
     this.interim = false;
     this.keepAlive = false;
     this.complete = false;
+    this.bodyRemaining = 0;
   }
 }
 
@@ -194,18 +197,39 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
   }
   conn.lastActivity = Date.now();
   const handler = conn.handler;
+  if (conn.bodyRemaining > 0) {
+    // The rest of a Content-Length body: counted off, passed on as it is.
+    if (nread > conn.bodyRemaining) {
+      conn.client.fail(conn, UpstreamFailure.InvalidResponse, 'data after the response');
+      return false;
+    }
+    conn.bodyRemaining -= nread;
+    handler.upstreamBody(conn, buf.subarray(0, nread));
+    if (conn.state !== State.Busy) return false;
+    if (conn.bodyRemaining === 0) {
+      conn.complete = true;
+      handler.upstreamEnd(conn);
+    }
+    handler.upstreamReadDone(conn);
+    return true;
+  }
   if (!conn.responseStarted) {
     conn.responseStarted = true;
-    // Most responses are a plain head and a Content-Length body in one read.
+    // Most responses are a plain head, whole in the first read, and a Content-Length body.
     const simple = parseSimpleResponse(buf, nread, conn.client.options.maxResponseHeaderBytes, conn.skipBody);
     if (simple !== null) {
       conn.headReceived = true;
       conn.keepAlive = simple.keepAlive;
       handler.upstreamHead(conn, simple.status, simple.reason, simple.headers, simple.keepAlive);
       if (conn.state !== State.Busy) return false;
-      if (simple.bodyLength > 0) handler.upstreamBody(conn, buf.subarray(simple.bodyStart, simple.bodyStart + simple.bodyLength));
-      conn.complete = true;
-      handler.upstreamEnd(conn);
+      if (simple.bodyAvailable > 0) handler.upstreamBody(conn, buf.subarray(simple.bodyStart, nread));
+      if (conn.state !== State.Busy) return false;
+      if (simple.bodyAvailable === simple.bodyLength) {
+        conn.complete = true;
+        handler.upstreamEnd(conn);
+      } else {
+        conn.bodyRemaining = simple.bodyLength - simple.bodyAvailable;
+      }
       handler.upstreamReadDone(conn);
       return true;
     }
