@@ -5,6 +5,7 @@ type Command = (argv: string[]) => Promise<number>;
 // Roles are loaded only when asked for, so `skiff apps` does not load uWebSockets.js.
 const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   router: { help: 'run the HTTP/WebSocket router', load: () => require('../router/main').main },
+  controller: { help: 'run the controller (REST API, users, placement)', load: () => require('../control/controller/main').main },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
 };
 
