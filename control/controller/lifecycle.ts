@@ -5,7 +5,7 @@
 
 import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
-import type { HmRequest } from '../../bus/messages';
+import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
 import { HM_REQUESTS_QUEUE, Subjects } from '../../bus/subjects';
 import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmRequest } from '../../bus/validate';
 import { convergence, plan } from './desired';
@@ -106,6 +106,16 @@ export class Lifecycle {
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
   }
 
+  /** Instances seen on a DEA end their grace: if they vanish later, they are missing. */
+  private seen(app: AppRecord, found: DeaFindDropletReply[]): void {
+    const version = appVersion(app);
+    for (const instance of found) {
+      if (instance.version === version && (instance.state === 'RUNNING' || instance.state === 'STARTING')) {
+        this.placedAt.delete(`${app.id}/${version}/${instance.index}`);
+      }
+    }
+  }
+
   private recentlyPlaced(app: AppRecord, now: number): Set<number> {
     const indices = new Set<number>();
     const prefix = `${app.id}/${appVersion(app)}/`;
@@ -131,6 +141,7 @@ export class Lifecycle {
         const app = await this.store.getApp(appId);
         if (app === undefined || app.state !== 'STARTED') return;
         const found = await this.instances.find({ droplet: appId });
+        this.seen(app, found);
         const { stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
         if (stop.length > 0) this.instances.stop({ droplet: appId, instances: stop });
         const version = appVersion(app);
@@ -155,6 +166,7 @@ export class Lifecycle {
         if (this.closed) return;
         if (app.state !== 'STARTED' || appVersion(app) === null) continue;
         const found = await this.instances.find({ droplet: app.id });
+        this.seen(app, found);
         const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
         if (place.length > 0) {
           this.log.info('reconcile: placing missing instances', { app: app.name, indices: place.join(',') });
