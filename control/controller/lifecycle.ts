@@ -166,6 +166,9 @@ export class Lifecycle {
         if (this.closed) return;
         if (app.state !== 'STARTED' || appVersion(app) === null) continue;
         const found = await this.instances.find({ droplet: app.id });
+        // The listing is a find window old: a stop or restart since then must win.
+        const fresh = await this.store.getApp(app.id);
+        if (fresh === undefined || fresh.state !== 'STARTED' || appVersion(fresh) !== appVersion(app) || fresh.instances !== app.instances) continue;
         this.seen(app, found);
         const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
         if (place.length > 0) {

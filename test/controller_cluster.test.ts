@@ -1,0 +1,60 @@
+// Controllers share all state through JetStream: side by side or restarted
+// they serve the same apps and accept each other's tokens. And the API is
+// reachable through the router as api.<domain>.
+
+import t from 'tap';
+import * as http from 'node:http';
+import { ADMIN, startController } from './controller_harness';
+import { eventually, startNats } from './harness';
+import { startRouter } from './router_harness';
+
+t.test('two controllers on one store', async (t) => {
+  const nats = await startNats(t);
+  const [a, b] = await Promise.all([startController(t, nats), startController(t, nats)]);
+  a.api.token = await a.api.login(ADMIN.email, ADMIN.password);
+  b.api.token = a.api.token;
+
+  t.equal((await b.api.get('/apps')).status, 200, 'a token from one controller works on the other');
+  t.equal((await a.api.post('/users', { email: 'ann@example.com', password: 'ann-password' })).status, 201);
+  const annToken = await b.api.login('ann@example.com', 'ann-password');
+  t.equal((await a.api.post('/apps', { name: 'shared' }, { token: annToken })).status, 201);
+  t.match((await b.api.get('/apps/shared', { token: annToken })).json(), { name: 'shared', owner: 'ann@example.com' });
+  t.equal((await b.api.post('/apps', { name: 'shared' }, { token: annToken })).status, 409, 'the name is taken on both');
+
+  // Concurrent read-modify-writes of different fields through different controllers: none is lost.
+  for (let round = 1; round <= 5; round++) {
+    const [ra, rb] = await Promise.all([
+      a.api.put('/apps/shared', { memory: 100 + round }, { token: annToken }),
+      b.api.put('/apps/shared', { instances: round }, { token: annToken }),
+    ]);
+    t.equal(ra.status, 200);
+    t.equal(rb.status, 200);
+    t.match((await a.api.get('/apps/shared', { token: annToken })).json(), { memory: 100 + round, instances: round }, `round ${round}`);
+  }
+
+  await a.stop();
+  const c = await startController(t, nats);
+  t.match((await c.api.get('/apps/shared', { token: annToken })).json(), { name: 'shared', memory: 105 }, 'a restarted controller serves the same state and tokens');
+  t.notMatch(c.log(), /first admin created/, 'the admin is created once');
+});
+
+t.test('the API registers as api.<domain> with routers, also with one that starts later', async (t) => {
+  const nats = await startNats(t);
+  const controller = await startController(t, nats, { args: ['--domain', 'example.test'] });
+  const router = await startRouter(t, nats);
+  // The controller re-registers every 20 s; a router that starts later learns the route from the answer to its router.start.
+  await eventually(async () => {
+    const routes = await router.routes();
+    return (routes['api.example.test'] ?? []).some((e: any) => e.address === `127.0.0.1:${controller.port}`);
+  }, 'api.example.test routed to the controller', 5000);
+  const body = await new Promise<string>((resolve, reject) => {
+    http.get({ port: router.port, path: '/info', headers: { host: 'api.example.test' } }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve(text));
+    }).on('error', reject);
+  });
+  t.equal(JSON.parse(body).name, 'skiff');
+  await controller.stop();
+  await eventually(async () => ((await router.routes())['api.example.test'] ?? []).length === 0, 'the route gone after the controller stops', 5000);
+});
