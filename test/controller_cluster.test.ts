@@ -4,8 +4,9 @@
 
 import t from 'tap';
 import * as http from 'node:http';
-import { ADMIN, startController } from './controller_harness';
-import { eventually, startNats } from './harness';
+import { gzipSync } from 'node:zlib';
+import { ADMIN, fakeDea, fakeStager, startController, testBus } from './controller_harness';
+import { eventually, sleep, startNats } from './harness';
 import { startRouter } from './router_harness';
 
 t.test('two controllers on one store', async (t) => {
@@ -57,4 +58,27 @@ t.test('the API registers as api.<domain> with routers, also with one that start
   t.equal(JSON.parse(body).name, 'skiff');
   await controller.stop();
   await eventually(async () => ((await router.routes())['api.example.test'] ?? []).length === 0, 'the route gone after the controller stops', 5000);
+});
+
+t.test('two controllers reconciling place a lost instance once, not twice', async (t) => {
+  const nats = await startNats(t);
+  const bus = await testBus(t, nats);
+  const dea = fakeDea(t, bus, { id: 'dea-1', memory: 4096, advertiseEveryMs: 500, reportAfterMs: 1500 });
+  fakeStager(t, bus, () => ({ droplet: 'd1', sha1: 'd1', runtime: 'node', framework: 'node', start_command: 'node s.js' }));
+  const args = ['--reconcile-interval', '0.5'];
+  const [a, b] = await Promise.all([startController(t, nats, { args }), startController(t, nats, { args })]);
+  a.api.token = await a.api.login(ADMIN.email, ADMIN.password);
+  await a.api.post('/apps', { name: 'web', instances: 2 });
+  await a.api.request('PUT', '/apps/web/application', { raw: gzipSync(Buffer.from('app')) });
+  await eventually(async () => (await a.api.get('/apps/web')).json().package_state === 'STAGED', 'staged');
+  await a.api.put('/apps/web', { state: 'STARTED' });
+  await eventually(() => dea.running.length === 2, 'two running');
+  // Let a reconcile pass see them running: a start never seen on a DEA gets 20 s before it counts as lost.
+  await sleep(1500);
+  dea.starts.length = 0;
+  dea.running = [];
+  await eventually(() => dea.running.length === 2, 'both placed again', 8000);
+  await sleep(2000);
+  t.same(dea.starts.map((s) => s.index).sort(), [0, 1], 'each index placed once by the two controllers together');
+  t.ok(b.log().includes('controller listening'));
 });

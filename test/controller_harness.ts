@@ -164,7 +164,7 @@ export interface FakeDea {
 export function fakeDea(
   t: TeardownHost,
   bus: Bus,
-  opts: { id: string; memory: number; runtimes?: string[]; startAs?: string; advertiseEveryMs?: number },
+  opts: { id: string; memory: number; runtimes?: string[]; startAs?: string; advertiseEveryMs?: number; /** A slow DEA: the instance shows in find.droplet only this long after the start. */ reportAfterMs?: number },
 ): FakeDea {
   let seq = 0;
   const dea: FakeDea = {
@@ -179,10 +179,13 @@ export function fakeDea(
     },
   };
   const subs = [
+    bus.subscribe('dea.locate', () => dea.advertise()),
     bus.subscribe(`dea.${opts.id}.start`, (msg) => {
       const start = JSON.parse(new TextDecoder().decode(msg.data));
       dea.starts.push(start);
-      dea.running.push({ droplet: start.droplet, version: start.version, index: start.index, instance: `${opts.id}-${++seq}`, state: opts.startAs ?? 'RUNNING' });
+      const instance = { droplet: start.droplet, version: start.version, index: start.index, instance: `${opts.id}-${++seq}`, state: opts.startAs ?? 'RUNNING' };
+      if (opts.reportAfterMs === undefined) dea.running.push(instance);
+      else setTimeout(() => dea.running.push(instance), opts.reportAfterMs);
     }),
     bus.subscribe('dea.find.droplet', (msg) => {
       const q = JSON.parse(new TextDecoder().decode(msg.data));

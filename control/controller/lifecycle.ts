@@ -3,6 +3,7 @@
 // health manager's requests, records crashes, and reconciles every few
 // seconds so that a restarted platform brings started apps back.
 
+import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
@@ -32,6 +33,7 @@ export class Lifecycle {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling = false;
   private closed = false;
+  private readonly id = randomUUID();
 
   constructor(
     private readonly bus: Bus,
@@ -162,6 +164,8 @@ export class Lifecycle {
     if (this.pool.size(Date.now()) === 0) return;
     this.reconciling = true;
     try {
+      // Two controllers reconciling at once would both place a missing index.
+      if (!(await this.store.lease('reconcile', this.id, Date.now(), this.options.reconcileIntervalMs * 3))) return;
       for (const app of await this.store.listApps()) {
         if (this.closed) return;
         if (app.state !== 'STARTED' || appVersion(app) === null) continue;

@@ -147,6 +147,29 @@ export class Store {
     return Buffer.from(decoder.decode(entry.value), 'base64');
   }
 
+  /**
+   * A lease for jobs one controller should do at a time (the reconcile pass):
+   * true when `holder` has it until `now + ttlMs`. Taken over once expired.
+   */
+  async lease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    const key = `lease.${name}`;
+    const value = encode({ holder, until: now + ttlMs });
+    const entry = await this.meta.get(key);
+    try {
+      if (!live(entry)) {
+        await this.meta.create(key, value);
+        return true;
+      }
+      const current = parse<{ holder: string; until: number }>(entry);
+      if (current.holder !== holder && current.until > now) return false;
+      await this.meta.update(key, value, entry.revision);
+      return true;
+    } catch (err) {
+      if (isWrongRevision(err)) return false;
+      throw err;
+    }
+  }
+
   // ---- users ----
 
   async getUser(email: string): Promise<UserRecord | undefined> {
