@@ -41,6 +41,10 @@ class BodyReader {
   private wake: (() => void) | undefined;
   received = 0;
 
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
   constructor(private readonly res: HttpResponse) {
     res.onData((chunk, isLast) => {
       if (chunk.byteLength > 0) {
@@ -169,11 +173,19 @@ export class Exchange {
   send(status: number, body: string | Buffer, headers: Record<string, string> = {}, close = false): void {
     if (this.aborted || this.done || this.streaming) return;
     this.done = true;
+    // Answered before the body was read (401, 404, 413...): the rest of it would be taken for the next request.
+    const closeAfter = close || this.unreadBody();
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status));
       for (const [key, value] of Object.entries(headers)) this.res.writeHeader(key, value);
-      this.res.end(body, close);
+      this.res.end(body, closeAfter);
     });
+  }
+
+  private unreadBody(): boolean {
+    if (this.body === undefined || this.body.isEnded) return false;
+    const length = this.contentLength();
+    return (length !== undefined && length > 0) || this.headers['transfer-encoding'] !== undefined;
   }
 
   empty(status: number): void {
