@@ -82,3 +82,58 @@ t.test('two controllers reconciling place a lost instance once, not twice', asyn
   t.same(dea.starts.map((s) => s.index).sort(), [0, 1], 'each index placed once by the two controllers together');
   t.ok(b.log().includes('controller listening'));
 });
+
+t.test('a staging run by one controller streams its log through another', async (t) => {
+  const nats = await startNats(t);
+  const bus = await testBus(t, nats);
+  let release: () => void = () => {};
+  fakeStager(t, bus, async (req) => {
+    bus.publish(`staging.${req.app}.log`, Buffer.from('-----> detecting\n'));
+    await new Promise<void>((resolve) => (release = resolve));
+    bus.publish(`staging.${req.app}.log`, Buffer.from('-----> done\n'));
+    await bus.flush();
+    return { droplet: 'd1', sha1: 'd1', runtime: 'node', framework: 'node', start_command: 'node s.js' };
+  });
+  const [a, b] = await Promise.all([startController(t, nats), startController(t, nats)]);
+  a.api.token = await a.api.login(ADMIN.email, ADMIN.password);
+  await a.api.post('/apps', { name: 'web' });
+  t.equal((await a.api.request('PUT', '/apps/web/application', { raw: gzipSync(Buffer.from('app')) })).status, 202);
+  let body = '';
+  let ended = false;
+  const req = http.get({ port: b.port, path: '/apps/web/staging_log', headers: { authorization: `Bearer ${a.api.token}` } }, (res) => {
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => (body += c));
+    res.on('end', () => (ended = true));
+  });
+  t.teardown(() => req.destroy());
+  // The reader may come after the first line went out: what matters is that it follows the rest live and ends.
+  await sleep(500);
+  t.notOk(ended, 'open while staging runs elsewhere');
+  release();
+  await eventually(() => body.includes('done'), 'the next line, live', 5000);
+  await eventually(() => ended, 'the stream ends once the app is staged', 5000);
+  t.equal((await b.api.get('/apps/web', { token: a.api.token })).json().package_state, 'STAGED');
+  t.match((await b.api.get('/apps/web/staging_log', { token: a.api.token })).body.toString(), /detecting[\s\S]*done/, 'the kept log is the whole log');
+});
+
+t.test('with no advertised DEA the controller asks dea.discover', async (t) => {
+  const nats = await startNats(t);
+  const bus = await testBus(t, nats);
+  fakeStager(t, bus, () => ({ droplet: 'd1', sha1: 'd1', runtime: 'node', framework: 'node', start_command: 'node s.js' }));
+  const discovered: any[] = [];
+  const starts: any[] = [];
+  bus.subscribe('dea.discover', (m) => {
+    discovered.push(JSON.parse(new TextDecoder().decode(m.data)));
+    m.respond({ id: 'dea-quiet', ip: '127.0.0.1', port: 1 });
+  });
+  bus.subscribe('dea.dea-quiet.start', (m) => starts.push(JSON.parse(new TextDecoder().decode(m.data))));
+  const c = await startController(t, nats);
+  c.api.token = await c.api.login(ADMIN.email, ADMIN.password);
+  await c.api.post('/apps', { name: 'web', memory: 128 });
+  await c.api.request('PUT', '/apps/web/application', { raw: gzipSync(Buffer.from('app')) });
+  await eventually(async () => (await c.api.get('/apps/web')).json().package_state === 'STAGED', 'staged');
+  await c.api.put('/apps/web', { state: 'STARTED' });
+  await eventually(() => starts.length === 1, 'the start goes to the DEA that answered');
+  t.match(discovered[0], { limits: { mem: 128 }, runtime: 'node', sha: 'd1' });
+  t.equal(starts[0].index, 0);
+});
