@@ -198,11 +198,25 @@ t.test('staging, placement and lifecycle', async (t) => {
     t.same(allStarts(), [], 'nothing restarted');
   });
 
+  await t.test('a new droplet for a started app replaces its instances once the new ones run', async (t) => {
+    clearStarts();
+    const old = deaA.running.concat(deaB.running).filter((i) => i.droplet === id).map((i) => i.instance);
+    t.equal(old.length, 2);
+    stagerReply = () => ({ droplet: 'd2', sha1: 'd2', runtime: 'node', framework: 'node', start_command: 'node server.js' });
+    t.equal((await api.request('PUT', '/apps/web/application', { raw: gzipSync(Buffer.from('v3')) })).status, 202);
+    await eventually(() => stager.requests.length === 3, 'third job');
+    release();
+    await eventually(() => allStarts().length === 2, 'the new droplet started');
+    t.same(allStarts().map((s) => [s.sha1, s.version]), [['d2', 'd2-3'], ['d2', 'd2-3']]);
+    await eventually(() => deaA.running.concat(deaB.running).every((i) => !old.includes(i.instance)), 'old instances stopped', 8000);
+    t.match((await api.get('/apps/web')).json(), { droplet: 'd2', version: 'd2-3', package_state: 'STAGED', runningInstances: 2 });
+  });
+
   await t.test('a python app goes only to a DEA offering python', async (t) => {
     stagerReply = () => ({ droplet: 'p1', sha1: 'p1', runtime: 'python', framework: 'python', start_command: 'python app.py' });
     await api.post('/apps', { name: 'py', instances: 2, memory: 1024 });
     await api.request('PUT', '/apps/py/application', { raw: PACKAGE });
-    await eventually(() => stager.requests.length === 3, 'third job');
+    await eventually(() => stager.requests.length === 4, 'fourth job');
     release();
     await eventually(async () => (await api.get('/apps/py')).json().package_state === 'STAGED', 'STAGED');
     clearStarts();
