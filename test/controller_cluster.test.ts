@@ -137,3 +137,24 @@ t.test('with no advertised DEA the controller asks dea.discover', async (t) => {
   t.match(discovered[0], { limits: { mem: 128 }, runtime: 'node', sha: 'd1' });
   t.equal(starts[0].index, 0);
 });
+
+t.test('a staging whose controller died is marked FAILED by another', async (t) => {
+  const nats = await startNats(t);
+  const bus = await testBus(t, nats);
+  // A stager that never answers: the job outlives the controller that sent it.
+  const stager = fakeStager(t, bus, () => new Promise<object>(() => {}));
+  const args = ['--reconcile-interval', '0.5', '--staging-timeout', '1'];
+  const a = await startController(t, nats, { args: ['--reconcile-interval', '0.5', '--staging-timeout', '30'] });
+  a.api.token = await a.api.login(ADMIN.email, ADMIN.password);
+  await a.api.post('/apps', { name: 'web' });
+  await a.api.request('PUT', '/apps/web/application', { raw: gzipSync(Buffer.from('app')) });
+  await eventually(() => stager.requests.length === 1, 'the job sent');
+  await a.stop();
+  const b = await startController(t, nats, { args });
+  let app: any;
+  await eventually(async () => {
+    app = (await b.api.get('/apps/web', { token: a.api.token })).json();
+    return app.package_state === 'FAILED';
+  }, 'the lost job marked FAILED', 8000);
+  t.match(app.staging_error, /interrupted/);
+});

@@ -328,6 +328,7 @@ export class Api {
       current.package_state = 'STAGING';
       current.staging_error = null;
       current.staging_id = stagingId;
+      current.staging_started = nowSeconds();
       current.updated = nowSeconds();
       return current;
     });

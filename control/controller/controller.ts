@@ -51,6 +51,7 @@ export class Controller {
     const instances = new Instances(bus, pool, log, options.findWindowMs);
     const lifecycle = new Lifecycle(bus, store, pool, instances, log, {
       reconcileIntervalMs: options.reconcileIntervalMs,
+      stagingTimeoutMs: options.stagingTimeoutMs,
       replacePollMs: 1000,
     });
     this.lifecycle = lifecycle;

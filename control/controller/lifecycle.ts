@@ -21,6 +21,8 @@ const REPLACE_TIMEOUT_MS = 10 * 60_000;
 
 export interface LifecycleOptions {
   reconcileIntervalMs: number;
+  /** A STAGING app whose job began longer ago than this (plus a margin) lost its job: it is marked FAILED. */
+  stagingTimeoutMs: number;
   replacePollMs: number;
 }
 
@@ -160,14 +162,15 @@ export class Lifecycle {
   /** Brings every started app to its instance count; one pass. */
   async reconcile(): Promise<void> {
     if (this.reconciling || this.closed) return;
-    // Placing blind would pile every instance onto whichever DEA answers discover first.
-    if (this.pool.size(Date.now()) === 0) return;
     this.reconciling = true;
     try {
       // Two controllers reconciling at once would both place a missing index.
       if (!(await this.store.lease('reconcile', this.id, Date.now(), this.options.reconcileIntervalMs * 3))) return;
       for (const app of await this.store.listApps()) {
         if (this.closed) return;
+        if (app.package_state === 'STAGING') await this.failLostStaging(app);
+        // Placing blind would pile every instance onto whichever DEA answers discover first.
+        if (this.pool.size(Date.now()) === 0) continue;
         if (app.state !== 'STARTED' || appVersion(app) === null) continue;
         const found = await this.instances.find({ droplet: app.id });
         // The listing is a find window old: a stop or restart since then must win.
@@ -186,6 +189,23 @@ export class Lifecycle {
     } finally {
       this.reconciling = false;
     }
+  }
+
+  private async failLostStaging(app: AppRecord): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    const started = app.staging_started ?? app.updated;
+    // The margin covers clocks of controllers that disagree a little.
+    const timeout = this.options.stagingTimeoutMs / 1000;
+    if (now - started <= timeout + Math.min(60, timeout)) return;
+    const result = await this.store.updateApp(app.id, (current) => {
+      if (current.package_state !== 'STAGING' || current.staging_id !== app.staging_id) return undefined;
+      current.package_state = 'FAILED';
+      current.staging_error = 'staging was interrupted (the controller running it stopped): upload again';
+      current.staging_id = null;
+      current.updated = now;
+      return current;
+    });
+    if (result?.after.package_state === 'FAILED') this.log.warn('staging lost, marked FAILED', { app: app.name });
   }
 
   private async onHmRequest(subject: string, data: Uint8Array): Promise<void> {

@@ -56,6 +56,8 @@ export interface AppRecord {
   bits: { object: string; sha256: string; size: number } | null;
   /** Identifies the staging job in flight, so a superseded job's result is dropped. */
   staging_id: string | null;
+  /** Epoch seconds the job in flight began; a job older than the staging timeout was lost (its controller died). */
+  staging_started?: number;
   /** Bumped on each start, restart and new droplet: version = `<droplet>-<run_count>`. */
   run_count: number;
   /** Epoch seconds of the last change of desired state (health manager STOP requests must match it). */
