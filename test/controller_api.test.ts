@@ -13,7 +13,7 @@ const PACKAGE = gzipSync(Buffer.from('pretend this is a tar'));
 
 t.test('controller REST API', async (t) => {
   const nats = await startNats(t);
-  const controller = await startController(t, nats, { args: ['--max-upload-mb', '1'] });
+  const controller = await startController(t, nats, { args: ['--max-upload-mb', '1', '--user-apps', '3'] });
   const api = controller.api;
 
   await t.test('info answers without a token', async (t) => {
@@ -117,6 +117,24 @@ t.test('controller REST API', async (t) => {
     const made = await api.post(`/apps?group=${bob.email}`, { name: 'made-for-bob' });
     t.equal(made.status, 201);
     t.equal(made.json().owner, bob.email);
+  });
+
+  await t.test('routes belong to one app; users have an app limit', async (t) => {
+    const taken = await api.post('/apps', { name: 'thief', uris: ['shop.localhost'] }, { token: bobToken });
+    t.equal(taken.status, 409);
+    t.match(taken.json().description, /shop.localhost is taken/);
+    t.equal((await api.post('/apps', { name: 'api' }, { token: bobToken })).status, 409, "api.<domain> is the platform's");
+    t.equal((await api.put('/apps/bobs', { uris: ['bobs.localhost', 'SHOP.localhost'] }, { token: bobToken })).status, 409);
+    t.equal((await api.put('/apps/shop', { uris: ['shop.localhost', 'www.shop.localhost'] }, { token: annToken })).status, 200, 'keeping its own uri is fine');
+
+    t.equal((await api.post('/apps', { name: 'a2' }, { token: annToken })).status, 201);
+    t.equal((await api.post('/apps', { name: 'a3' }, { token: annToken })).status, 201);
+    const over = await api.post('/apps', { name: 'a4' }, { token: annToken });
+    t.equal(over.status, 403);
+    t.match(over.json().description, /limit/);
+    t.match((await api.get('/info', { token: annToken })).json(), { user: ann.email, admin: false, usage: { apps: 3, memory: 0 }, limits: { apps: 3 } });
+    t.equal((await api.delete('/apps/a2', { token: annToken })).status, 204);
+    t.equal((await api.delete('/apps/a3', { token: annToken })).status, 204);
   });
 
   await t.test('uploads: size limit, format, checksum, and a clear failure with no stager', async (t) => {

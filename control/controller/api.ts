@@ -230,6 +230,7 @@ export class Api {
     const owner = (await this.actingFor(e, user)) ?? user.email;
     const body = checkNewApp(await e.readJson(), this.options.domain);
     if (!body.ok) throw new HttpError(400, body.error);
+    await this.checkUrisFree(body.value.uris, undefined);
     if (!user.admin && (await this.appsOf(owner)).length >= this.options.limits.apps) {
       throw new HttpError(403, `app limit reached (${this.options.limits.apps} apps)`);
     }
@@ -266,6 +267,7 @@ export class Api {
     const { user, app } = await this.findApp(e, name);
     const body = checkAppChange(await e.readJson());
     if (!body.ok) throw new HttpError(400, body.error);
+    if (body.value.uris !== undefined) await this.checkUrisFree(body.value.uris, app.id);
     let refusal: HttpError | undefined;
     const others = user.admin ? [] : (await this.appsOf(app.owner)).filter((a) => a.id !== app.id);
     const result = await this.deps.store.updateApp(app.id, (current) => {
@@ -285,6 +287,19 @@ export class Api {
     if (refusal !== undefined) throw refusal;
     await this.deps.lifecycle.changed(result.before, result.after);
     e.json(200, await this.view(result.after));
+  }
+
+  /** A route belongs to one app: the router would otherwise balance one app's traffic onto another's instances. */
+  private async checkUrisFree(uris: string[], appId: string | undefined): Promise<void> {
+    const reserved = `api.${this.options.domain}`;
+    for (const uri of uris) {
+      if (uri === reserved || uri.startsWith(`${reserved}/`)) throw new HttpError(409, `${uri} is the platform's API`);
+    }
+    for (const other of await this.deps.store.listApps()) {
+      if (other.id === appId) continue;
+      const taken = uris.find((uri) => other.uris.includes(uri));
+      if (taken !== undefined) throw new HttpError(409, `${taken} is taken by another app`);
+    }
   }
 
   private async deleteApp(e: Exchange, name: string): Promise<void> {
