@@ -124,6 +124,8 @@ export class Staging {
       return;
     }
     await this.store.putStagingLog(app.id, session.text).catch((err: unknown) => this.log.warn('could not keep the staging log', { droplet: app.id, error: err }));
+    // Readers learn the outcome from the app now; starting the new version is not part of the log.
+    session.finish();
     if (outcome.ok) {
       this.log.info('staged', { app: app.name, droplet: outcome.droplet.sha1, runtime: outcome.droplet.runtime });
       await this.onStaged(updated.before, updated.after);
