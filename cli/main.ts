@@ -6,7 +6,7 @@ type Command = (argv: string[]) => Promise<number>;
 // Roles are loaded only when asked for, so `skiff apps` does not load uWebSockets.js.
 const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   router: { help: 'run the HTTP/WebSocket router', load: () => require('../router/main').main },
-  controller: { help: 'run the controller (REST API)', load: () => loadRole('../control/controller/main') },
+  controller: { help: 'run the controller (REST API, users, placement)', load: () => require('../control/controller/main').main },
   stager: { help: 'run a stager: turn pushed apps into droplets', load: () => require('../control/stager/main').main },
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },

@@ -1,0 +1,513 @@
+// The REST API of design.md and control/API.md: routing, authentication,
+// ownership, and the handlers. State goes to the Store; DEA work to the
+// Lifecycle and Instances; staging to Staging.
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import type { Bus } from '../../bus/connection';
+import type { Logger } from '../../bus/log';
+import type { DeaFindDropletReply } from '../../bus/messages';
+import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
+import { SKIFF_VERSION } from '../../bus/version';
+import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
+import { applyChange } from './desired';
+import { HttpError, type Exchange } from './http';
+import type { Instances } from './instances';
+import type { Lifecycle } from './lifecycle';
+import type { Staging } from './staging';
+import { appVersion, ConflictError, type AppRecord, type Store, type UserRecord } from './store';
+import { receivePackage } from './upload';
+import { checkAppChange, checkLogin, checkNewApp, checkNewUser, isEmail, normalizeEmail } from './validation';
+
+export interface ApiOptions {
+  domain: string;
+  maxUploadBytes: number;
+  uploadDir: string;
+  /** Per non-admin user. */
+  limits: { memory: number; apps: number };
+  defaultDiskMb: number;
+}
+
+export interface ApiDeps {
+  bus: Bus;
+  store: Store;
+  secret: Buffer;
+  lifecycle: Lifecycle;
+  staging: Staging;
+  instances: Instances;
+  log: Logger;
+}
+
+type Params = Record<string, string>;
+type Route = { method: string; pattern: string[]; handle: (e: Exchange, p: Params) => Promise<void> };
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const FILES_TIMEOUT_MS = 5000;
+const MAX_FILE_STREAM = 64 * 1024 * 1024;
+
+export class Api {
+  private readonly routes: Route[] = [];
+  /** Checked against when the email is unknown, so a login takes as long for a missing user as for a wrong password. */
+  private dummyHash: Promise<PasswordHash> | undefined;
+
+  constructor(
+    private readonly deps: ApiDeps,
+    private readonly options: ApiOptions,
+  ) {
+    const r = (method: string, path: string, handle: Route['handle']) => this.routes.push({ method, pattern: path.split('/').filter(Boolean), handle });
+    r('GET', '/info', (e) => this.info(e));
+    r('POST', '/users/:email/tokens', (e, p) => this.login(e, p.email!));
+    r('GET', '/users', (e) => this.listUsers(e));
+    r('POST', '/users', (e) => this.addUser(e));
+    r('DELETE', '/users/:email', (e, p) => this.deleteUser(e, p.email!));
+    r('GET', '/apps', (e) => this.listApps(e));
+    r('POST', '/apps', (e) => this.createApp(e));
+    r('GET', '/apps/:name', (e, p) => this.showApp(e, p.name!));
+    r('PUT', '/apps/:name', (e, p) => this.updateApp(e, p.name!));
+    r('DELETE', '/apps/:name', (e, p) => this.deleteApp(e, p.name!));
+    r('PUT', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
+    r('POST', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
+    r('GET', '/apps/:name/staging_log', (e, p) => this.stagingLog(e, p.name!));
+    r('GET', '/apps/:name/instances', (e, p) => this.listInstances(e, p.name!));
+    r('GET', '/apps/:name/stats', (e, p) => this.stats(e, p.name!));
+    r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
+    r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
+  }
+
+  async handle(e: Exchange): Promise<void> {
+    let segments: string[];
+    try {
+      segments = e.path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
+    } catch {
+      throw new HttpError(400, 'the path is not valid percent-encoding');
+    }
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const params = match(route.pattern, segments);
+      if (params === undefined) continue;
+      pathMatched = true;
+      if (route.method !== e.method) continue;
+      await route.handle(e, params);
+      return;
+    }
+    if (pathMatched) throw new HttpError(405, `${e.method} is not allowed on ${e.path}`);
+    throw new HttpError(404, `no such endpoint: ${e.path}`);
+  }
+
+  /** Turns any failure into the API's error shape; internals are logged, not sent. */
+  fail(error: unknown, e: Exchange): void {
+    if (error instanceof HttpError) {
+      if (e.isStreaming) e.end();
+      // A client still sending a body we refused: close, or it would wait to be read.
+      e.send(error.status, JSON.stringify({ code: error.code, description: error.message }), { 'Content-Type': 'application/json' }, error.status === 413);
+      return;
+    }
+    if (error instanceof ConflictError) {
+      e.error(409, error.message);
+      return;
+    }
+    this.deps.log.error('request failed', { method: e.method, path: e.path, error });
+    if (e.isStreaming) e.end();
+    else e.error(500, 'internal error (see the controller log)');
+  }
+
+  // ---- auth ----
+
+  private async authenticate(e: Exchange): Promise<UserRecord> {
+    const token = bearerToken(e.headers.authorization);
+    if (token === undefined) throw new HttpError(401, 'not logged in: send Authorization: Bearer <token> (skiff login)');
+    const check = verifyToken(this.deps.secret, token, nowSeconds());
+    if (!check.ok) throw new HttpError(401, check.reason === 'expired' ? 'the token has expired: log in again' : 'invalid token: log in again');
+    const user = await this.deps.store.getUser(check.claims.email);
+    if (user === undefined) throw new HttpError(401, 'the user of this token no longer exists');
+    return user;
+  }
+
+  private async admin(e: Exchange): Promise<UserRecord> {
+    const user = await this.authenticate(e);
+    if (!user.admin) throw new HttpError(403, 'only an admin may do this');
+    return user;
+  }
+
+  /** The owner the caller acts for: themself, or with `?group=` (admins only) another user. */
+  private async actingFor(e: Exchange, user: UserRecord): Promise<string | undefined> {
+    const group = e.query.get('group');
+    if (group === null || group === '') return undefined;
+    const owner = normalizeEmail(group);
+    if (owner === user.email) return owner;
+    if (!user.admin) throw new HttpError(403, 'only an admin may act for another user (--group)');
+    if ((await this.deps.store.getUser(owner)) === undefined) throw new HttpError(404, `no user ${owner}`);
+    return owner;
+  }
+
+  private async findApp(e: Exchange, name: string): Promise<{ user: UserRecord; app: AppRecord }> {
+    const user = await this.authenticate(e);
+    const group = await this.actingFor(e, user);
+    const app = await this.deps.store.getAppByName(name);
+    if (app === undefined || (group !== undefined && app.owner !== group)) throw new HttpError(404, `no app named ${name}`);
+    if (app.owner !== user.email && !user.admin) throw new HttpError(403, `app ${name} belongs to another user`);
+    return { user, app };
+  }
+
+  // ---- handlers ----
+
+  private async info(e: Exchange): Promise<void> {
+    let user: UserRecord | undefined;
+    if (e.headers.authorization !== undefined) user = await this.authenticate(e);
+    const body: Record<string, unknown> = {
+      name: 'skiff',
+      version: SKIFF_VERSION,
+      description: 'Skiff: a router-first platform-as-a-service',
+      limits: this.options.limits,
+    };
+    if (user !== undefined) {
+      body.user = user.email;
+      body.admin = user.admin;
+      body.usage = usage(await this.appsOf(user.email));
+    }
+    e.json(200, body);
+  }
+
+  private async login(e: Exchange, rawEmail: string): Promise<void> {
+    const body = checkLogin(await e.readJson());
+    if (!body.ok) throw new HttpError(400, body.error);
+    const email = normalizeEmail(rawEmail);
+    const user = isEmail(email) ? await this.deps.store.getUser(email) : undefined;
+    if (user === undefined) {
+      this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+      await checkPassword(body.value.password, await this.dummyHash);
+      throw new HttpError(401, 'wrong email or password');
+    }
+    if (!(await checkPassword(body.value.password, user.password))) throw new HttpError(401, 'wrong email or password');
+    const { token, expiresAt } = signToken(this.deps.secret, user.email, nowSeconds());
+    e.json(200, { token, expires_at: expiresAt });
+  }
+
+  private async listUsers(e: Exchange): Promise<void> {
+    await this.admin(e);
+    const users = await this.deps.store.listUsers();
+    e.json(200, users.map((u) => ({ email: u.email, admin: u.admin })).sort((a, b) => a.email.localeCompare(b.email)));
+  }
+
+  private async addUser(e: Exchange): Promise<void> {
+    await this.admin(e);
+    const body = checkNewUser(await e.readJson());
+    if (!body.ok) throw new HttpError(400, body.error);
+    const { email, password, admin } = body.value;
+    const created = await this.deps.store.createUser({ email, admin, password: await hashPassword(password), created: nowSeconds() });
+    if (!created) throw new HttpError(409, `user ${email} exists already`);
+    this.deps.log.info('user added', { email, admin });
+    e.json(201, { email, admin });
+  }
+
+  private async deleteUser(e: Exchange, rawEmail: string): Promise<void> {
+    const caller = await this.admin(e);
+    const email = normalizeEmail(rawEmail);
+    if (email === caller.email) throw new HttpError(400, 'you cannot delete yourself');
+    if ((await this.deps.store.getUser(email)) === undefined) throw new HttpError(404, `no user ${email}`);
+    for (const app of await this.appsOf(email)) await this.removeApp(app);
+    await this.deps.store.deleteUser(email);
+    this.deps.log.info('user deleted', { email });
+    e.empty(204);
+  }
+
+  private async appsOf(owner: string): Promise<AppRecord[]> {
+    return (await this.deps.store.listApps()).filter((a) => a.owner === owner);
+  }
+
+  private async listApps(e: Exchange): Promise<void> {
+    const user = await this.authenticate(e);
+    const group = await this.actingFor(e, user);
+    const all = e.query.get('all');
+    if (all !== null && all !== '0' && !user.admin) throw new HttpError(403, 'only an admin may list every app');
+    const apps = all !== null && all !== '0' ? await this.deps.store.listApps() : await this.appsOf(group ?? user.email);
+    e.json(200, await Promise.all(apps.map((app) => this.view(app))));
+  }
+
+  private async createApp(e: Exchange): Promise<void> {
+    const user = await this.authenticate(e);
+    const owner = (await this.actingFor(e, user)) ?? user.email;
+    const body = checkNewApp(await e.readJson(), this.options.domain);
+    if (!body.ok) throw new HttpError(400, body.error);
+    await this.checkUrisFree(body.value.uris, undefined);
+    if (!user.admin && (await this.appsOf(owner)).length >= this.options.limits.apps) {
+      throw new HttpError(403, `app limit reached (${this.options.limits.apps} apps)`);
+    }
+    const now = nowSeconds();
+    const app: AppRecord = {
+      id: randomBytes(12).toString('hex'),
+      ...body.value,
+      owner,
+      state: 'STOPPED',
+      disk: this.options.defaultDiskMb,
+      package_state: 'PENDING',
+      staging_error: null,
+      droplet: null,
+      droplet_object: null,
+      staging: null,
+      bits: null,
+      staging_id: null,
+      run_count: 0,
+      last_updated: now,
+      created: now,
+      updated: now,
+    };
+    if (!(await this.deps.store.createApp(app))) throw new HttpError(409, `the app name ${app.name} is taken`);
+    this.deps.log.info('app created', { app: app.name, droplet: app.id, owner });
+    e.json(201, await this.view(app, []));
+  }
+
+  private async showApp(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    e.json(200, await this.view(app));
+  }
+
+  private async updateApp(e: Exchange, name: string): Promise<void> {
+    const { user, app } = await this.findApp(e, name);
+    const body = checkAppChange(await e.readJson());
+    if (!body.ok) throw new HttpError(400, body.error);
+    if (body.value.uris !== undefined) await this.checkUrisFree(body.value.uris, app.id);
+    let refusal: HttpError | undefined;
+    const others = user.admin ? [] : (await this.appsOf(app.owner)).filter((a) => a.id !== app.id);
+    const result = await this.deps.store.updateApp(app.id, (current) => {
+      const changed = applyChange(current, body.value, nowSeconds());
+      if (!changed.ok) {
+        refusal = new HttpError(changed.status, changed.error);
+        return undefined;
+      }
+      if (!user.admin && usage([...others, changed.app]).memory > this.options.limits.memory && changed.app.state === 'STARTED') {
+        refusal = new HttpError(403, `memory limit reached: ${this.options.limits.memory} MB for all started instances`);
+        return undefined;
+      }
+      refusal = undefined;
+      return changed.app;
+    });
+    if (result === undefined) throw new HttpError(404, `no app named ${name}`);
+    if (refusal !== undefined) throw refusal;
+    await this.deps.lifecycle.changed(result.before, result.after);
+    e.json(200, await this.view(result.after));
+  }
+
+  /** A route belongs to one app: the router would otherwise balance one app's traffic onto another's instances. */
+  private async checkUrisFree(uris: string[], appId: string | undefined): Promise<void> {
+    const reserved = `api.${this.options.domain}`;
+    for (const uri of uris) {
+      if (uri === reserved || uri.startsWith(`${reserved}/`)) throw new HttpError(409, `${uri} is the platform's API`);
+    }
+    for (const other of await this.deps.store.listApps()) {
+      if (other.id === appId) continue;
+      const taken = uris.find((uri) => other.uris.includes(uri));
+      if (taken !== undefined) throw new HttpError(409, `${taken} is taken by another app`);
+    }
+  }
+
+  private async deleteApp(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    await this.removeApp(app);
+    e.empty(204);
+  }
+
+  /** Stops the app everywhere, forgets it, and removes its bits and any droplet no other app uses. */
+  private async removeApp(app: AppRecord): Promise<void> {
+    const { store } = this.deps;
+    this.deps.lifecycle.stopAll(app);
+    await store.deleteApp(app);
+    for (const object of await store.bits.list()) {
+      if (object.name.startsWith(`${app.id}.`) && !object.deleted) await store.bits.delete(object.name).catch(() => {});
+    }
+    if (app.droplet_object !== null) await this.collectDroplet(app.droplet_object);
+    this.deps.log.info('app deleted', { app: app.name, droplet: app.id });
+  }
+
+  private async collectDroplet(object: string): Promise<void> {
+    const apps = await this.deps.store.listApps();
+    if (apps.some((a) => a.droplet_object === object)) return;
+    await this.deps.store.droplets.delete(object).catch(() => {});
+  }
+
+  private async upload(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    const received = await receivePackage(e, this.options.uploadDir, this.options.maxUploadBytes);
+    const { store } = this.deps;
+    const object = bitsObjectName(app.id, received.sha256);
+    try {
+      const stream = Readable.toWeb(createReadStream(received.path)) as unknown as ReadableStream<Uint8Array>;
+      await store.bits.put({ name: object, description: `${app.name} package (${received.format})` }, stream);
+    } finally {
+      await received.discard();
+    }
+    const stagingId = randomBytes(8).toString('hex');
+    const result = await store.updateApp(app.id, (current) => {
+      current.bits = { object, sha256: received.sha256, size: received.size };
+      current.package_state = 'STAGING';
+      current.staging_error = null;
+      current.staging_id = stagingId;
+      current.staging_started = nowSeconds();
+      current.updated = nowSeconds();
+      return current;
+    });
+    if (result === undefined) throw new HttpError(404, `no app named ${name}`);
+    const previous = result.before.bits?.object;
+    if (previous !== undefined && previous !== object) await store.bits.delete(previous).catch(() => {});
+    this.deps.log.info('bits uploaded', { app: app.name, sha256: received.sha256, size: received.size, format: received.format });
+    e.json(202, { sha256: received.sha256, size: received.size, package_state: 'STAGING' });
+    const oldDroplet = result.before.droplet_object;
+    void this.deps.staging.run(result.after).then(async () => {
+      if (oldDroplet !== null) await this.collectDroplet(oldDroplet);
+    });
+  }
+
+  private async stagingLog(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    await this.deps.staging.streamLog(app, e);
+  }
+
+  private async listInstances(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    const found = await this.deps.instances.find({ droplet: app.id, include_stats: true });
+    type Listed = { index: number; state: string; since: number; host: string | null; port: number | null; instance: string; version: string };
+    const listed: Listed[] = found
+      .filter((i) => i.state !== 'DELETED')
+      .sort((a, b) => a.index - b.index || a.state_timestamp - b.state_timestamp)
+      .map((i) => ({ index: i.index, state: i.state, since: i.state_timestamp, host: i.stats?.host ?? null, port: i.stats?.port ?? null, instance: i.instance, version: i.version }));
+    if (app.state === 'STARTED') {
+      for (let index = 0; index < app.instances; index++) {
+        if (!listed.some((i) => i.index === index && (i.state === 'RUNNING' || i.state === 'STARTING'))) {
+          listed.push({ index, state: 'DOWN', since: app.last_updated, host: null, port: null, instance: '', version: appVersion(app) ?? '' });
+        }
+      }
+      listed.sort((a, b) => a.index - b.index);
+    }
+    e.json(200, { instances: listed });
+  }
+
+  private async stats(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    const found = await this.deps.instances.find({ droplet: app.id, include_stats: true });
+    const byIndex: Record<string, { state: string; stats: unknown }> = {};
+    for (const [index, instance] of bestPerIndex(found, appVersion(app))) {
+      byIndex[String(index)] = { state: instance.state, stats: instance.stats ?? null };
+    }
+    if (app.state === 'STARTED') {
+      for (let index = 0; index < app.instances; index++) byIndex[String(index)] ??= { state: 'DOWN', stats: null };
+    }
+    e.json(200, byIndex);
+  }
+
+  private async crashes(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    e.json(200, await this.deps.store.crashes(app.id));
+  }
+
+  private async files(e: Exchange, name: string, which: string, path: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    const filter = /^\d+$/.test(which) ? { droplet: app.id, indices: [Number(which)] } : { droplet: app.id, instances: [which] };
+    const found = await this.deps.instances.find(filter);
+    const instance = bestPerIndex(found, appVersion(app)).values().next().value;
+    if (instance === undefined) throw new HttpError(404, `no instance ${which} of ${name} is known to any DEA`);
+    const ask = async (request: Omit<FilesRequest, 'droplet' | 'instance'>): Promise<FilesReply> => {
+      try {
+        return await this.deps.bus.request<FilesReply>(deaFilesSubject(instance.dea), { droplet: app.id, instance: instance.instance, ...request }, FILES_TIMEOUT_MS);
+      } catch (err) {
+        throw new HttpError(502, `the DEA running instance ${which} did not answer: ${(err as Error).message}`);
+      }
+    };
+    const tailParam = e.query.get('tail');
+    const tail = tailParam !== null ? Number(tailParam) : undefined;
+    if (tail !== undefined && (!Number.isInteger(tail) || tail <= 0)) throw new HttpError(400, 'tail must be a positive integer');
+    let offset = tail !== undefined ? -tail : 0;
+    let remaining = tail ?? MAX_FILE_STREAM;
+    const first = await ask({ path, offset, length: Math.min(remaining, FILES_MAX_SLICE) });
+    if ('error' in first) {
+      throw new HttpError(first.code === 'bad_path' ? 400 : 404, first.error);
+    }
+    if (first.type === 'directory') {
+      e.json(200, { path: first.path, entries: first.entries });
+      return;
+    }
+    e.startStream(200, { 'Content-Type': 'application/octet-stream' });
+    let slice: FilesReply = first;
+    for (;;) {
+      if ('error' in slice || slice.type !== 'file') break;
+      const data = Buffer.from(slice.data_base64, 'base64');
+      await e.write(data);
+      remaining -= data.length;
+      offset = slice.offset + data.length;
+      if (data.length === 0 || offset >= slice.size || remaining <= 0 || e.isAborted) break;
+      slice = await ask({ path, offset, length: Math.min(remaining, FILES_MAX_SLICE) });
+    }
+    e.end();
+  }
+
+  // ---- views ----
+
+  private async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
+    const version = appVersion(app);
+    let running = 0;
+    if (app.state === 'STARTED' && version !== null) {
+      const found = known ?? (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []));
+      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version).map((i) => i.index)).size;
+    }
+    return {
+      id: app.id,
+      name: app.name,
+      state: app.state,
+      instances: app.instances,
+      runningInstances: running,
+      memory: app.memory,
+      disk: app.disk,
+      uris: app.uris,
+      env: app.env,
+      command: app.command,
+      staging: app.staging,
+      package_state: app.package_state,
+      staging_error: app.staging_error,
+      droplet: app.droplet,
+      version,
+      owner: app.owner,
+      meta: { created: app.created, updated: app.updated, last_updated: app.last_updated },
+    };
+  }
+}
+
+function match(pattern: string[], segments: string[]): Params | undefined {
+  const params: Params = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const part = pattern[i]!;
+    if (part === '*') {
+      params['*'] = segments.slice(i).join('/');
+      return params;
+    }
+    const segment = segments[i];
+    if (segment === undefined) return undefined;
+    if (part.startsWith(':')) params[part.slice(1)] = segment;
+    else if (part !== segment) return undefined;
+  }
+  return segments.length === pattern.length ? params : undefined;
+}
+
+const STATE_RANK: Record<string, number> = { RUNNING: 0, STARTING: 1, CRASHED: 2, STOPPING: 3, STOPPED: 4, DELETED: 5 };
+
+/** Per index the instance to show: the current version first, then the liveliest, then the newest. */
+function bestPerIndex(found: DeaFindDropletReply[], version: string | null): Map<number, DeaFindDropletReply> {
+  const best = new Map<number, DeaFindDropletReply>();
+  const score = (i: DeaFindDropletReply) => [i.version === version ? 0 : 1, STATE_RANK[i.state] ?? 9, -i.state_timestamp];
+  for (const instance of found) {
+    const current = best.get(instance.index);
+    if (current === undefined || less(score(instance), score(current))) best.set(instance.index, instance);
+  }
+  return new Map([...best].sort((a, b) => a[0] - b[0]));
+}
+
+function less(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
+}
+
+function usage(apps: AppRecord[]): { memory: number; apps: number } {
+  return {
+    apps: apps.length,
+    memory: apps.filter((a) => a.state === 'STARTED').reduce((sum, a) => sum + a.memory * a.instances, 0),
+  };
+}

@@ -1,0 +1,99 @@
+// Wires the controller's parts: the KV/object store, the DEA pool and
+// lifecycle, staging, the REST API on uWebSockets.js, and its route.
+
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Bus } from '../../bus/connection';
+import type { Logger } from '../../bus/log';
+import { Api } from './api';
+import { hashPassword } from './auth';
+import { HttpServer } from './http';
+import { Instances } from './instances';
+import { Lifecycle } from './lifecycle';
+import type { ControllerOptions } from './options';
+import { DeaPool } from './placement';
+import { RouteRegistration } from './registration';
+import { Staging } from './staging';
+import { Store } from './store';
+
+export const DEFAULT_DISK_MB = 1024;
+
+export class Controller {
+  port = 0;
+  private http: HttpServer | undefined;
+  private lifecycle: Lifecycle | undefined;
+  private registration: RouteRegistration | undefined;
+  private uploadDir: string | undefined;
+  private ownUploadDir = false;
+
+  constructor(
+    private readonly options: ControllerOptions,
+    private readonly bus: Bus,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const { options, bus, log } = this;
+    const store = await Store.open(bus);
+    const secret = await store.tokenSecret();
+    await this.ensureFirstAdmin(store);
+
+    if (options.uploadDir !== undefined) {
+      mkdirSync(options.uploadDir, { recursive: true, mode: 0o700 });
+      this.uploadDir = options.uploadDir;
+    } else {
+      this.uploadDir = mkdtempSync(join(tmpdir(), 'skiff-controller-'));
+      this.ownUploadDir = true;
+    }
+
+    const pool = new DeaPool();
+    const instances = new Instances(bus, pool, log, options.findWindowMs);
+    const lifecycle = new Lifecycle(bus, store, pool, instances, log, {
+      reconcileIntervalMs: options.reconcileIntervalMs,
+      stagingTimeoutMs: options.stagingTimeoutMs,
+      replacePollMs: 1000,
+    });
+    this.lifecycle = lifecycle;
+    const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
+      lifecycle.changed(before, after),
+    );
+    const api = new Api({ bus, store, secret, lifecycle, staging, instances, log }, {
+      domain: options.domain,
+      maxUploadBytes: options.maxUploadBytes,
+      uploadDir: this.uploadDir,
+      limits: options.limits,
+      defaultDiskMb: DEFAULT_DISK_MB,
+    });
+    this.http = new HttpServer((e) => api.handle(e), (error, e) => api.fail(error, e));
+    this.port = await this.http.listen(options.host, options.port);
+
+    lifecycle.start();
+    const registeredHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+    this.registration = new RouteRegistration(bus, {
+      host: registeredHost,
+      port: this.port,
+      uris: [`api.${options.domain}`],
+      tags: { component: 'CloudController' },
+    }, log);
+    this.registration.start();
+  }
+
+  private async ensureFirstAdmin(store: Store): Promise<void> {
+    const admin = this.options.admin;
+    if (await store.hasUsers()) return;
+    if (admin === undefined) {
+      this.log.warn('no users yet and no SKIFF_ADMIN_EMAIL/SKIFF_ADMIN_PASSWORD: nobody can log in');
+      return;
+    }
+    const created = await store.createUser({ email: admin.email, admin: true, password: await hashPassword(admin.password), created: Math.floor(Date.now() / 1000) });
+    if (created) this.log.info('first admin created', { email: admin.email });
+  }
+
+  async stop(): Promise<void> {
+    this.registration?.stop();
+    this.lifecycle?.stop();
+    this.http?.close();
+    if (this.ownUploadDir && this.uploadDir !== undefined) rmSync(this.uploadDir, { recursive: true, force: true });
+  }
+}

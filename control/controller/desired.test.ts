@@ -1,0 +1,93 @@
+import t from 'tap';
+import type { DeaFindDropletReply } from '../../bus/messages';
+import { applyChange, applyStaged, convergence, plan } from './desired';
+import type { AppRecord } from './store';
+
+function app(overrides: Partial<AppRecord> = {}): AppRecord {
+  return {
+    id: 'app1', name: 'shop', owner: 'ann@example.com', state: 'STOPPED', instances: 2, memory: 256, disk: 1024,
+    uris: ['shop.localhost'], env: {}, command: null, package_state: 'STAGED', staging_error: null,
+    droplet: 'abc', droplet_object: 'abc', staging: { runtime: 'node', framework: 'node', command: 'node s.js' },
+    bits: null, staging_id: null, run_count: 1, last_updated: 100, created: 100, updated: 100,
+    ...overrides,
+  };
+}
+
+function changed(before: AppRecord, change: Parameters<typeof applyChange>[1]): AppRecord {
+  const result = applyChange(before, change, 200);
+  if (!result.ok) throw new Error(result.error);
+  return result.app;
+}
+
+t.test('starting needs a droplet and bumps the run count', async (t) => {
+  t.same(applyChange(app({ droplet: null }), { state: 'STARTED' }, 200), { ok: false, status: 400, error: 'app shop has no droplet yet: upload its bits first' });
+  const started = changed(app(), { state: 'STARTED' });
+  t.equal(started.run_count, 2);
+  t.equal(started.last_updated, 200);
+  t.same(plan(app(), started), [{ kind: 'start', indices: [0, 1] }]);
+});
+
+t.test('stopping a started app stops all its instances', async (t) => {
+  const running = app({ state: 'STARTED' });
+  const stopped = changed(running, { state: 'STOPPED' });
+  t.equal(stopped.run_count, 1);
+  t.same(plan(running, stopped), [{ kind: 'stop', filter: { droplet: 'app1' } }]);
+});
+
+t.test('scaling a started app starts or stops only the indices that change', async (t) => {
+  const running = app({ state: 'STARTED', instances: 2 });
+  const up = changed(running, { instances: 4 });
+  t.equal(up.run_count, 1, 'scaling is no restart');
+  t.same(plan(running, up), [{ kind: 'start', indices: [2, 3] }]);
+  const down = changed(running, { instances: 1 });
+  t.same(plan(running, down), [{ kind: 'stop', filter: { droplet: 'app1', indices: [1] } }]);
+  t.same(plan(app(), changed(app(), { instances: 5 })), [], 'a stopped app only records the count');
+});
+
+t.test('memory, env or command changes restart a started app with a new version', async (t) => {
+  const running = app({ state: 'STARTED' });
+  for (const change of [{ memory: 512 }, { env: { A: 'b' } }, { command: 'node other.js' }]) {
+    const next = changed(running, change);
+    t.equal(next.run_count, 2, JSON.stringify(change));
+    t.same(plan(running, next), [{ kind: 'start', indices: [0, 1] }, { kind: 'replace-old-versions' }]);
+  }
+  t.equal(changed(app(), { memory: 512 }).run_count, 1, 'a stopped app is not restarted');
+});
+
+t.test('new uris go to the DEAs as dea.update', async (t) => {
+  const running = app({ state: 'STARTED' });
+  t.same(plan(running, changed(running, { uris: ['a.localhost'] })), [{ kind: 'update-uris', uris: ['a.localhost'] }]);
+});
+
+t.test('a staged droplet gives a started app a new version, a stopped one just the droplet', async (t) => {
+  const droplet = { sha1: 'def', object: 'def', runtime: 'node', framework: 'node', command: 'node s.js' };
+  const running = app({ state: 'STARTED', package_state: 'STAGING', staging_id: 's1' });
+  const next = applyStaged(running, droplet, 300);
+  t.equal(next.package_state, 'STAGED');
+  t.equal(next.staging_id, null);
+  t.equal(next.run_count, 2);
+  t.same(plan(running, next), [{ kind: 'start', indices: [0, 1] }, { kind: 'replace-old-versions' }]);
+  const stopped = applyStaged(app({ package_state: 'STAGING' }), droplet, 300);
+  t.equal(stopped.run_count, 1);
+  t.same(plan(app(), stopped), []);
+});
+
+function instance(index: number, version: string, state: DeaFindDropletReply['state'], id = `${version}-${index}`): DeaFindDropletReply {
+  return { dea: 'd', droplet: 'app1', version, instance: id, index, state, state_timestamp: 0 };
+}
+
+t.test('convergence places missing indices and retires old versions once replaced', async (t) => {
+  const running = app({ state: 'STARTED', instances: 3, run_count: 2 });
+  const result = convergence(running, [
+    instance(0, 'abc-2', 'RUNNING'),
+    instance(0, 'abc-1', 'RUNNING'),
+    instance(1, 'abc-2', 'STARTING'),
+    instance(1, 'abc-1', 'RUNNING'),
+    instance(2, 'abc-2', 'CRASHED'),
+    instance(3, 'abc-2', 'RUNNING'),
+  ], new Set());
+  t.same(result.place, [2], 'a crashed instance does not count');
+  t.same(result.stop.sort(), ['abc-1-0', 'abc-2-3'], 'the old one at a STARTING index keeps running');
+  t.same(convergence(running, [], new Set([0, 1])).place, [2], 'indices just placed are not placed twice');
+  t.same(convergence(app(), [instance(0, 'abc-1', 'RUNNING')], new Set()), { place: [], stop: [] }, 'stopped apps are left alone');
+});

@@ -1,0 +1,257 @@
+// Keeps the DEAs in line with the desired state in KV: carries out the
+// actions of a change, replaces old versions once new ones run, answers the
+// health manager's requests, records crashes, and reconciles every few
+// seconds so that a restarted platform brings started apps back.
+
+import { randomUUID } from 'node:crypto';
+import type { Bus, Subscription } from '../../bus/connection';
+import type { Logger } from '../../bus/log';
+import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
+import { HM_REQUESTS_QUEUE, Subjects } from '../../bus/subjects';
+import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmRequest } from '../../bus/validate';
+import { convergence, plan } from './desired';
+import type { Instances } from './instances';
+import type { DeaPool } from './placement';
+import { appVersion, type AppRecord, type Store } from './store';
+
+/** A start that has not shown up in dea.find.droplet yet is given this long before the index counts as missing. */
+const PLACEMENT_GRACE_MS = 20_000;
+/** How long old versions are left running while the new ones fail to come up. */
+const REPLACE_TIMEOUT_MS = 10 * 60_000;
+
+export interface LifecycleOptions {
+  reconcileIntervalMs: number;
+  /** A STAGING app whose job began longer ago than this (plus a margin) lost its job: it is marked FAILED. */
+  stagingTimeoutMs: number;
+  replacePollMs: number;
+}
+
+export class Lifecycle {
+  private readonly subscriptions: Subscription[] = [];
+  private readonly rejections: RejectionCounter;
+  /** `${appId}/${version}/${index}` -> when placed. */
+  private readonly placedAt = new Map<string, number>();
+  private readonly replacing = new Set<string>();
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconciling = false;
+  private closed = false;
+  private readonly id = randomUUID();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly store: Store,
+    private readonly pool: DeaPool,
+    private readonly instances: Instances,
+    private readonly log: Logger,
+    private readonly options: LifecycleOptions,
+  ) {
+    this.rejections = new RejectionCounter(log);
+  }
+
+  start(): void {
+    this.subscriptions.push(
+      this.bus.subscribe(Subjects.deaAdvertise, (msg) => {
+        const ad = decode(msg.data, validateDeaAdvertise);
+        if (ad.ok) this.pool.advertise(ad.value, Date.now());
+        else this.rejections.reject(msg.subject, ad.error);
+      }),
+      this.bus.subscribe(Subjects.hmRequests, (msg) => this.onHmRequest(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
+      // One controller records each crash.
+      this.bus.subscribe(Subjects.dropletExited, (msg) => this.onExited(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
+    );
+    // Ask DEAs to advertise now rather than within 5 s, so the pool fills at once.
+    this.bus.publish(Subjects.deaLocate, {});
+    this.reconcileTimer = setInterval(() => void this.reconcile(), this.options.reconcileIntervalMs);
+    this.reconcileTimer.unref();
+    setTimeout(() => void this.reconcile(), 1000).unref();
+  }
+
+  stop(): void {
+    this.closed = true;
+    clearInterval(this.reconcileTimer);
+    for (const sub of this.subscriptions.splice(0)) sub.unsubscribe();
+  }
+
+  /** Carries out what it takes to go from `before` to `after`, and tells the world. */
+  async changed(before: AppRecord, after: AppRecord): Promise<void> {
+    if (before.last_updated !== after.last_updated || before.state !== after.state) {
+      this.bus.publish(Subjects.dropletUpdated, { droplet: after.id });
+    }
+    for (const action of plan(before, after)) {
+      switch (action.kind) {
+        case 'start':
+          await this.place(after, action.indices);
+          break;
+        case 'stop':
+          this.instances.stop(action.filter);
+          break;
+        case 'update-uris':
+          this.instances.updateUris(after);
+          break;
+        case 'replace-old-versions':
+          void this.replaceOldVersions(after.id);
+          break;
+      }
+    }
+  }
+
+  /** Stops every instance of a deleted (or to-be-deleted) app. */
+  stopAll(app: AppRecord): void {
+    this.instances.stop({ droplet: app.id });
+    this.bus.publish(Subjects.dropletUpdated, { droplet: app.id });
+  }
+
+  private async place(app: AppRecord, indices: number[], flapping = false): Promise<void> {
+    if (indices.length === 0) return;
+    const now = Date.now();
+    for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, now);
+    const unplaced = await this.instances.start(app, indices, flapping);
+    // Unplaced indices count as missing at the next reconcile, not as placed.
+    for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
+  }
+
+  /** Instances seen on a DEA end their grace: if they vanish later, they are missing. */
+  private seen(app: AppRecord, found: DeaFindDropletReply[]): void {
+    const version = appVersion(app);
+    for (const instance of found) {
+      if (instance.version === version && (instance.state === 'RUNNING' || instance.state === 'STARTING')) {
+        this.placedAt.delete(`${app.id}/${version}/${instance.index}`);
+      }
+    }
+  }
+
+  private recentlyPlaced(app: AppRecord, now: number): Set<number> {
+    const indices = new Set<number>();
+    const prefix = `${app.id}/${appVersion(app)}/`;
+    for (const [key, at] of this.placedAt) {
+      if (now - at > PLACEMENT_GRACE_MS) this.placedAt.delete(key);
+      else if (key.startsWith(prefix)) indices.add(Number(key.slice(prefix.length)));
+    }
+    return indices;
+  }
+
+  /**
+   * After a restart or a new droplet: polls until each index runs the new
+   * version, stopping the old instance of an index as soon as its successor
+   * is RUNNING. A newer change takes over; on timeout the old ones stay.
+   */
+  private async replaceOldVersions(appId: string): Promise<void> {
+    if (this.replacing.has(appId)) return;
+    this.replacing.add(appId);
+    const deadline = Date.now() + REPLACE_TIMEOUT_MS;
+    try {
+      while (!this.closed && Date.now() < deadline) {
+        await sleep(this.options.replacePollMs);
+        const app = await this.store.getApp(appId);
+        if (app === undefined || app.state !== 'STARTED') return;
+        const found = await this.instances.find({ droplet: appId });
+        this.seen(app, found);
+        const { stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
+        if (stop.length > 0) this.instances.stop({ droplet: appId, instances: stop });
+        const version = appVersion(app);
+        const oldLeft = found.some((i) => i.version !== version && (i.state === 'RUNNING' || i.state === 'STARTING') && !stop.includes(i.instance));
+        if (!oldLeft) return;
+      }
+    } catch (err) {
+      this.log.warn('replacing old instances failed; the reconcile loop will retry', { droplet: appId, error: err });
+    } finally {
+      this.replacing.delete(appId);
+    }
+  }
+
+  /** Brings every started app to its instance count; one pass. */
+  async reconcile(): Promise<void> {
+    if (this.reconciling || this.closed) return;
+    this.reconciling = true;
+    try {
+      // Two controllers reconciling at once would both place a missing index.
+      if (!(await this.store.lease('reconcile', this.id, Date.now(), this.options.reconcileIntervalMs * 3))) return;
+      for (const app of await this.store.listApps()) {
+        if (this.closed) return;
+        if (app.package_state === 'STAGING') await this.failLostStaging(app);
+        // Placing blind would pile every instance onto whichever DEA answers discover first.
+        if (this.pool.size(Date.now()) === 0) continue;
+        if (app.state !== 'STARTED' || appVersion(app) === null) continue;
+        const found = await this.instances.find({ droplet: app.id });
+        // The listing is a find window old: a stop or restart since then must win.
+        const fresh = await this.store.getApp(app.id);
+        if (fresh === undefined || fresh.state !== 'STARTED' || appVersion(fresh) !== appVersion(app) || fresh.instances !== app.instances) continue;
+        this.seen(app, found);
+        const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
+        if (place.length > 0) {
+          this.log.info('reconcile: placing missing instances', { app: app.name, indices: place.join(',') });
+          await this.place(app, place);
+        }
+        if (stop.length > 0) this.instances.stop({ droplet: app.id, instances: stop });
+      }
+    } catch (err) {
+      this.log.warn('reconcile pass failed', { error: err });
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  private async failLostStaging(app: AppRecord): Promise<void> {
+    const now = Math.floor(Date.now() / 1000);
+    const started = app.staging_started ?? app.updated;
+    // The margin covers clocks of controllers that disagree a little.
+    const timeout = this.options.stagingTimeoutMs / 1000;
+    if (now - started <= timeout + Math.min(60, timeout)) return;
+    const result = await this.store.updateApp(app.id, (current) => {
+      if (current.package_state !== 'STAGING' || current.staging_id !== app.staging_id) return undefined;
+      current.package_state = 'FAILED';
+      current.staging_error = 'staging was interrupted (the controller running it stopped): upload again';
+      current.staging_id = null;
+      current.updated = now;
+      return current;
+    });
+    if (result?.after.package_state === 'FAILED') this.log.warn('staging lost, marked FAILED', { app: app.name });
+  }
+
+  private async onHmRequest(subject: string, data: Uint8Array): Promise<void> {
+    const decoded = decode(data, validateHmRequest);
+    if (!decoded.ok) {
+      this.rejections.reject(subject, decoded.error);
+      return;
+    }
+    const request: HmRequest = decoded.value;
+    const app = await this.store.getApp(request.droplet);
+    if (request.op === 'START') {
+      if (app === undefined || app.state !== 'STARTED' || appVersion(app) !== request.version) {
+        this.log.info('health manager START ignored: app stopped, gone or changed', { droplet: request.droplet, version: request.version });
+        return;
+      }
+      const indices = request.indices.filter((i) => i < app.instances);
+      await this.place(app, indices, request.flapping);
+      return;
+    }
+    // A deleted app has nothing left to protect: its instances may go.
+    if (app !== undefined && app.last_updated !== request.last_updated) {
+      this.log.info('health manager STOP ignored: app changed since', { droplet: request.droplet });
+      return;
+    }
+    this.instances.stop({ droplet: request.droplet, instances: request.instances });
+  }
+
+  private async onExited(subject: string, data: Uint8Array): Promise<void> {
+    const decoded = decode(data, validateDropletExited);
+    if (!decoded.ok) {
+      this.rejections.reject(subject, decoded.error);
+      return;
+    }
+    const exited = decoded.value;
+    if (exited.reason !== 'CRASHED') return;
+    if ((await this.store.getApp(exited.droplet)) === undefined) return;
+    await this.store.addCrash(exited.droplet, {
+      instance: exited.instance,
+      index: exited.index,
+      since: exited.crash_timestamp ?? Math.floor(Date.now() / 1000),
+      reason: exited.exit_description ?? 'crashed',
+      exit_status: exited.exit_status ?? null,
+    });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

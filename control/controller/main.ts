@@ -1,0 +1,49 @@
+import { connectBus, redactUrl } from '../../bus/connection';
+import { helpText, UsageError } from '../../bus/flags';
+import { createLogger } from '../../bus/log';
+import { Controller } from './controller';
+import { CONTROLLER_FLAGS, ENV_PREFIX, parseControllerOptions } from './options';
+
+/** `skiff controller ...`: parses flags, connects the bus, serves the API until SIGTERM/SIGINT. */
+export async function main(argv: string[]): Promise<number> {
+  const log = createLogger('controller');
+  let options: ReturnType<typeof parseControllerOptions>;
+  try {
+    options = parseControllerOptions(argv, process.env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`skiff controller: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(helpText('skiff controller', CONTROLLER_FLAGS, ENV_PREFIX) + '\n');
+    return 0;
+  }
+  // The admin password has done its job once read: keep it out of anything this process spawns or dumps.
+  delete process.env.SKIFF_ADMIN_PASSWORD;
+
+  const bus = await connectBus({ servers: options.nats, name: 'skiff-controller', logger: log, waitForServer: true });
+  const controller = new Controller(options, bus, log);
+  try {
+    await controller.start();
+  } catch (error) {
+    await controller.stop();
+    await bus.close();
+    throw error;
+  }
+  log.info('controller listening', { port: controller.port, host: options.host, domain: options.domain, nats: redactUrl(options.nats) });
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info('stopping', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  await controller.stop();
+  await bus.close();
+  return 0;
+}

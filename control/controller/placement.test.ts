@@ -1,0 +1,42 @@
+import t from 'tap';
+import { DeaPool } from './placement';
+
+function ad(id: string, available_memory: number, runtimes = ['node'], app_id_to_count: Record<string, number> = {}) {
+  return { id, available_memory, runtimes, app_id_to_count };
+}
+
+t.test('instances of one app spread across DEAs before doubling up', async (t) => {
+  const pool = new DeaPool();
+  pool.advertise(ad('a', 4096), 0);
+  pool.advertise(ad('b', 1024), 0);
+  const req = { appId: 'app', runtime: 'node', memoryMb: 256 };
+  const chosen = [pool.choose(req, 1), pool.choose(req, 1), pool.choose(req, 1)];
+  t.same(chosen, ['a', 'b', 'a'], 'most free memory first, then the DEA with fewer of this app');
+});
+
+t.test('DEAs already running the app are counted from the advertisement', async (t) => {
+  const pool = new DeaPool();
+  pool.advertise(ad('a', 4096, ['node'], { app: 2 }), 0);
+  pool.advertise(ad('b', 512, ['node'], { app: 0, other: 5 }), 0);
+  t.equal(pool.choose({ appId: 'app', runtime: 'node', memoryMb: 256 }, 0), 'b');
+});
+
+t.test('a DEA without the runtime or the memory is never chosen', async (t) => {
+  const pool = new DeaPool();
+  pool.advertise(ad('small', 128, ['node', 'python']), 0);
+  pool.advertise(ad('static-only', 8192, ['static']), 0);
+  t.equal(pool.choose({ appId: 'x', runtime: 'python', memoryMb: 256 }, 0), undefined);
+  t.equal(pool.choose({ appId: 'x', runtime: 'python', memoryMb: 128 }, 0), 'small');
+  t.equal(pool.choose({ appId: 'x', runtime: 'python', memoryMb: 128 }, 0), undefined, 'memory charged until the next advertisement');
+  t.equal(pool.choose({ appId: 'x', runtime: 'static', memoryMb: 4096 }, 0), 'static-only');
+});
+
+t.test('a DEA silent for more than 10 s is dropped', async (t) => {
+  const pool = new DeaPool();
+  pool.advertise(ad('a', 4096), 0);
+  t.same(pool.live(10_000), ['a']);
+  t.equal(pool.choose({ appId: 'x', runtime: 'node', memoryMb: 1 }, 10_001), undefined);
+  t.equal(pool.size(10_001), 0);
+  pool.advertise(ad('a', 4096), 10_002);
+  t.equal(pool.size(10_003), 1, 'back once it advertises again');
+});

@@ -1,0 +1,79 @@
+// The pool of DEAs known from `dea.advertise`, and the choice of a DEA for a
+// new instance. Pure: the caller feeds advertisements and the clock.
+
+import type { DeaAdvertise } from '../../bus/messages';
+
+/** CF v1's cloud controller forgot a DEA that had not advertised for 10 s. */
+export const ADVERTISE_EXPIRY_MS = 10_000;
+
+interface KnownDea {
+  id: string;
+  availableMemory: number;
+  runtimes: Set<string>;
+  appCounts: Map<string, number>;
+  seenAt: number;
+}
+
+export interface PlacementRequest {
+  appId: string;
+  runtime: string;
+  memoryMb: number;
+}
+
+export class DeaPool {
+  private readonly deas = new Map<string, KnownDea>();
+
+  constructor(private readonly expiryMs = ADVERTISE_EXPIRY_MS) {}
+
+  advertise(message: DeaAdvertise, now: number): void {
+    this.deas.set(message.id, {
+      id: message.id,
+      availableMemory: message.available_memory,
+      runtimes: new Set(message.runtimes),
+      appCounts: new Map(Object.entries(message.app_id_to_count)),
+      seenAt: now,
+    });
+  }
+
+  /** DEAs heard from within the expiry window; older ones are dropped. */
+  live(now: number): string[] {
+    this.expire(now);
+    return [...this.deas.keys()];
+  }
+
+  size(now: number): number {
+    return this.live(now).length;
+  }
+
+  /**
+   * The DEA for one instance: the right runtime and enough free memory; among
+   * those, the fewest instances of this app (spreading), then the most free
+   * memory. The choice is charged to the DEA until its next advertisement, so
+   * several instances placed at once spread too. Undefined: no DEA fits.
+   */
+  choose(request: PlacementRequest, now: number): string | undefined {
+    this.expire(now);
+    let best: KnownDea | undefined;
+    for (const dea of this.deas.values()) {
+      if (!dea.runtimes.has(request.runtime) || dea.availableMemory < request.memoryMb) continue;
+      if (best === undefined || better(dea, best, request.appId)) best = dea;
+    }
+    if (best === undefined) return undefined;
+    best.availableMemory -= request.memoryMb;
+    best.appCounts.set(request.appId, (best.appCounts.get(request.appId) ?? 0) + 1);
+    return best.id;
+  }
+
+  private expire(now: number): void {
+    for (const [id, dea] of this.deas) if (now - dea.seenAt > this.expiryMs) this.deas.delete(id);
+  }
+}
+
+function better(candidate: KnownDea, current: KnownDea, appId: string): boolean {
+  const a = candidate.appCounts.get(appId) ?? 0;
+  const b = current.appCounts.get(appId) ?? 0;
+  if (a !== b) return a < b;
+  if (candidate.availableMemory !== current.availableMemory) return candidate.availableMemory > current.availableMemory;
+  // Ties broken by id so that the choice does not depend on arrival order.
+  return candidate.id < current.id;
+}

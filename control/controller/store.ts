@@ -1,0 +1,325 @@
+// All controller state lives in JetStream: KV buckets for users, apps, crash
+// records, staging logs and the token secret; object stores for bits and
+// droplets. Nothing is cached, so controllers restarted or running side by
+// side see the same state. Read-modify-write goes through KV revisions
+// (`update` with the expected revision, retried), so concurrent controllers
+// never lose each other's writes.
+
+import { randomBytes } from 'node:crypto';
+import type { KV, KvEntry, ObjectStore } from 'nats';
+import type { Bus } from '../../bus/connection';
+import { ObjectStores } from '../../bus/platform';
+import type { PasswordHash } from './auth';
+
+export const Buckets = {
+  users: 'skiff_users',
+  apps: 'skiff_apps',
+  appNames: 'skiff_app_names',
+  crashes: 'skiff_crashes',
+  stagingLogs: 'skiff_staging_logs',
+  meta: 'skiff_controller',
+} as const;
+
+export const TOKEN_SECRET_KEY = 'token_secret';
+/** Crash records kept per app (newest last). */
+export const MAX_CRASHES = 50;
+/** The last staging log kept per app, in bytes (its tail). */
+export const MAX_STORED_LOG = 256 * 1024;
+
+export interface UserRecord {
+  email: string;
+  admin: boolean;
+  password: PasswordHash;
+  created: number;
+}
+
+export type PackageState = 'PENDING' | 'STAGING' | 'STAGED' | 'FAILED';
+
+export interface AppRecord {
+  id: string;
+  name: string;
+  owner: string;
+  state: 'STARTED' | 'STOPPED';
+  instances: number;
+  memory: number;
+  /** MB */
+  disk: number;
+  uris: string[];
+  env: Record<string, string>;
+  command: string | null;
+  package_state: PackageState;
+  staging_error: string | null;
+  /** Sha1 of the current droplet. */
+  droplet: string | null;
+  droplet_object: string | null;
+  staging: { runtime: string; framework: string; command: string } | null;
+  bits: { object: string; sha256: string; size: number } | null;
+  /** Identifies the staging job in flight, so a superseded job's result is dropped. */
+  staging_id: string | null;
+  /** Epoch seconds the job in flight began; a job older than the staging timeout was lost (its controller died). */
+  staging_started?: number;
+  /** Bumped on each start, restart and new droplet: version = `<droplet>-<run_count>`. */
+  run_count: number;
+  /** Epoch seconds of the last change of desired state (health manager STOP requests must match it). */
+  last_updated: number;
+  created: number;
+  updated: number;
+}
+
+export interface CrashRecord {
+  instance: string;
+  index: number;
+  since: number;
+  reason: string;
+  exit_status: number | null;
+}
+
+export function appVersion(app: AppRecord): string | null {
+  return app.droplet === null ? null : `${app.droplet}-${app.run_count}`;
+}
+
+/** KV keys allow only [-/_=.a-zA-Z0-9]; emails carry '@' and '+'. */
+export function emailKey(email: string): string {
+  return Buffer.from(email, 'utf8').toString('base64url');
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function live(entry: KvEntry | null): entry is KvEntry {
+  return entry !== null && entry.operation === 'PUT';
+}
+
+function parse<T>(entry: KvEntry): T {
+  return JSON.parse(decoder.decode(entry.value)) as T;
+}
+
+function encode(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+/** Concurrent writers: how often a read-modify-write is retried before giving up. */
+const CAS_ATTEMPTS = 20;
+
+export class ConflictError extends Error {}
+
+export class Store {
+  private constructor(
+    private readonly users: KV,
+    private readonly apps: KV,
+    private readonly appNames: KV,
+    private readonly crashLog: KV,
+    private readonly stagingLogs: KV,
+    private readonly meta: KV,
+    readonly bits: ObjectStore,
+    readonly droplets: ObjectStore,
+  ) {}
+
+  static async open(bus: Bus, timeoutMs = 10_000): Promise<Store> {
+    const js = bus.nats.jetstream({ timeout: timeoutMs });
+    const kv = (name: string) => js.views.kv(name, { history: 1 });
+    try {
+      const [users, apps, appNames, crashes, logs, meta, bits, droplets] = await Promise.all([
+        kv(Buckets.users),
+        kv(Buckets.apps),
+        kv(Buckets.appNames),
+        kv(Buckets.crashes),
+        kv(Buckets.stagingLogs),
+        kv(Buckets.meta),
+        js.views.os(ObjectStores.bits),
+        js.views.os(ObjectStores.droplets),
+      ]);
+      return new Store(users, apps, appNames, crashes, logs, meta, bits, droplets);
+    } catch (err) {
+      throw new Error(`cannot open the controller's JetStream buckets (is nats-server running with -js?): ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The HMAC secret for tokens, created by whichever controller comes first. */
+  async tokenSecret(): Promise<Buffer> {
+    const existing = await this.meta.get(TOKEN_SECRET_KEY);
+    if (live(existing)) return Buffer.from(decoder.decode(existing.value), 'base64');
+    try {
+      await this.meta.create(TOKEN_SECRET_KEY, encoder.encode(randomBytes(32).toString('base64')));
+    } catch {
+      // Another controller created it first: use theirs.
+    }
+    const entry = await this.meta.get(TOKEN_SECRET_KEY);
+    if (!live(entry)) throw new Error('token secret missing from the KV store');
+    return Buffer.from(decoder.decode(entry.value), 'base64');
+  }
+
+  /**
+   * A lease for jobs one controller should do at a time (the reconcile pass):
+   * true when `holder` has it until `now + ttlMs`. Taken over once expired.
+   */
+  async lease(name: string, holder: string, now: number, ttlMs: number): Promise<boolean> {
+    const key = `lease.${name}`;
+    const value = encode({ holder, until: now + ttlMs });
+    const entry = await this.meta.get(key);
+    try {
+      if (!live(entry)) {
+        await this.meta.create(key, value);
+        return true;
+      }
+      const current = parse<{ holder: string; until: number }>(entry);
+      if (current.holder !== holder && current.until > now) return false;
+      await this.meta.update(key, value, entry.revision);
+      return true;
+    } catch (err) {
+      if (isWrongRevision(err)) return false;
+      throw err;
+    }
+  }
+
+  // ---- users ----
+
+  async getUser(email: string): Promise<UserRecord | undefined> {
+    const entry = await this.users.get(emailKey(email));
+    return live(entry) ? parse<UserRecord>(entry) : undefined;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    return this.all<UserRecord>(this.users);
+  }
+
+  /** False when the email is taken. */
+  async createUser(user: UserRecord): Promise<boolean> {
+    try {
+      await this.users.create(emailKey(user.email), encode(user));
+      return true;
+    } catch (err) {
+      if (await this.getUser(user.email)) return false;
+      throw err;
+    }
+  }
+
+  async deleteUser(email: string): Promise<void> {
+    await this.users.delete(emailKey(email));
+  }
+
+  async hasUsers(): Promise<boolean> {
+    const keys = await this.users.keys();
+    for await (const _ of keys) {
+      keys.stop();
+      return true;
+    }
+    return false;
+  }
+
+  // ---- apps ----
+
+  async getApp(id: string): Promise<AppRecord | undefined> {
+    const entry = await this.apps.get(id);
+    return live(entry) ? parse<AppRecord>(entry) : undefined;
+  }
+
+  async getAppByName(name: string): Promise<AppRecord | undefined> {
+    const entry = await this.appNames.get(name);
+    if (!live(entry)) return undefined;
+    return this.getApp(decoder.decode(entry.value));
+  }
+
+  async listApps(): Promise<AppRecord[]> {
+    return (await this.all<AppRecord>(this.apps)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** False when the name is taken (names are unique on the platform: they are host names). */
+  async createApp(app: AppRecord): Promise<boolean> {
+    try {
+      await this.appNames.create(app.name, encoder.encode(app.id));
+    } catch (err) {
+      if (live(await this.appNames.get(app.name))) return false;
+      throw err;
+    }
+    try {
+      await this.apps.create(app.id, encode(app));
+    } catch (err) {
+      await this.appNames.delete(app.name).catch(() => {});
+      throw err;
+    }
+    return true;
+  }
+
+  /**
+   * Read-modify-write of one app. `change` gets the current record and
+   * returns the new one, or undefined to leave it as it is; it may run more
+   * than once when another controller writes in between. Resolves with
+   * {before, after}, or undefined when the app is gone.
+   */
+  async updateApp(id: string, change: (app: AppRecord) => AppRecord | undefined): Promise<{ before: AppRecord; after: AppRecord } | undefined> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const entry = await this.apps.get(id);
+      if (!live(entry)) return undefined;
+      const before = parse<AppRecord>(entry);
+      const after = change(structuredClone(before));
+      if (after === undefined) return { before, after: before };
+      try {
+        await this.apps.update(id, encode(after), entry.revision);
+        return { before, after };
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+      }
+    }
+    throw new ConflictError(`app ${id}: too many concurrent changes, try again`);
+  }
+
+  async deleteApp(app: AppRecord): Promise<void> {
+    await this.apps.delete(app.id);
+    const name = await this.appNames.get(app.name);
+    // Only our own reservation: the name may have been taken anew meanwhile.
+    if (live(name) && decoder.decode(name.value) === app.id) await this.appNames.delete(app.name);
+    await this.crashLog.delete(app.id);
+    await this.stagingLogs.delete(app.id);
+  }
+
+  // ---- crashes ----
+
+  async addCrash(appId: string, crash: CrashRecord): Promise<void> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const entry = await this.crashLog.get(appId);
+      const list = live(entry) ? parse<CrashRecord[]>(entry) : [];
+      if (list.some((c) => c.instance === crash.instance && c.since === crash.since)) return;
+      list.push(crash);
+      const kept = list.slice(-MAX_CRASHES);
+      try {
+        if (live(entry)) await this.crashLog.update(appId, encode(kept), entry.revision);
+        else await this.crashLog.create(appId, encode(kept));
+        return;
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+      }
+    }
+    throw new ConflictError(`crashes of ${appId}: too many concurrent changes`);
+  }
+
+  async crashes(appId: string): Promise<CrashRecord[]> {
+    const entry = await this.crashLog.get(appId);
+    return live(entry) ? parse<CrashRecord[]>(entry) : [];
+  }
+
+  // ---- staging logs ----
+
+  async putStagingLog(appId: string, log: string): Promise<void> {
+    const bytes = Buffer.from(log, 'utf8');
+    await this.stagingLogs.put(appId, bytes.length > MAX_STORED_LOG ? bytes.subarray(bytes.length - MAX_STORED_LOG) : bytes);
+  }
+
+  async stagingLog(appId: string): Promise<string> {
+    const entry = await this.stagingLogs.get(appId);
+    return live(entry) ? decoder.decode(entry.value) : '';
+  }
+
+  private async all<T>(kv: KV): Promise<T[]> {
+    const keys: string[] = [];
+    for await (const key of await kv.keys()) keys.push(key);
+    const entries = await Promise.all(keys.map((key) => kv.get(key)));
+    return entries.filter(live).map((entry) => parse<T>(entry));
+  }
+}
+
+function isWrongRevision(err: unknown): boolean {
+  const text = err instanceof Error ? err.message : String(err);
+  // create(): "wrong last sequence" / "key exists"; update(): "wrong last sequence".
+  return /wrong last sequence|key exists/i.test(text);
+}

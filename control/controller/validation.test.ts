@@ -1,0 +1,54 @@
+import t from 'tap';
+import { checkAppChange, checkLogin, checkNewApp, checkNewUser, isAppName } from './validation';
+
+t.test('app names become host names: lowercase letters, digits, dashes', async (t) => {
+  for (const good of ['a', 'hello', 'my-app-2', '0x', 'a'.repeat(63)]) t.ok(isAppName(good), good);
+  for (const bad of ['', '-a', 'Hello', 'my_app', 'a.b', 'a'.repeat(64), 'é', 'a b']) t.notOk(isAppName(bad), bad);
+});
+
+t.test('a new app gets the documented defaults', async (t) => {
+  t.same(checkNewApp({ name: 'shop' }, 'localhost'), {
+    ok: true,
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null },
+  });
+  const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js' }, 'localhost');
+  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js' } });
+});
+
+t.test('bad app fields are named in the error', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [null, /JSON object/],
+    [{ name: 'Bad_Name' }, /name must be/],
+    [{ name: 'ok', instances: -1 }, /instances/],
+    [{ name: 'ok', instances: 1.5 }, /instances/],
+    [{ name: 'ok', memory: 1 }, /memory/],
+    [{ name: 'ok', uris: 'x' }, /uris/],
+    [{ name: 'ok', uris: ['bad host'] }, /uris\[0\]/],
+    [{ name: 'ok', env: { '1A': 'x' } }, /env keys/],
+    [{ name: 'ok', env: { A: 1 } }, /env\.A/],
+  ];
+  for (const [body, error] of cases) {
+    const result = checkNewApp(body, 'localhost');
+    t.notOk(result.ok, JSON.stringify(body));
+    if (!result.ok) t.match(result.error, error);
+  }
+});
+
+t.test('an app change holds only the fields given', async (t) => {
+  t.same(checkAppChange({ state: 'STARTED' }), { ok: true, value: { state: 'STARTED' } });
+  t.same(checkAppChange({ instances: 0, memory: 128 }), { ok: true, value: { instances: 0, memory: 128 } });
+  t.notOk(checkAppChange({ state: 'RUNNING' }).ok);
+  t.notOk(checkAppChange({ name: 'other' }).ok);
+  t.notOk(checkAppChange([]).ok);
+});
+
+t.test('users need an email and a long enough password, never echoed', async (t) => {
+  t.same(checkNewUser({ email: ' Bob@Example.com ', password: 'longenough' }), { ok: true, value: { email: 'bob@example.com', password: 'longenough', admin: false } });
+  const short = checkNewUser({ email: 'bob@example.com', password: 'secret1' });
+  t.notOk(short.ok);
+  if (!short.ok) t.notMatch(short.error, /secret1/);
+  t.notOk(checkNewUser({ email: 'not-an-email', password: 'longenough' }).ok);
+  t.notOk(checkNewUser({ email: 'a@b', password: 'longenough', admin: 'yes' }).ok);
+  t.notOk(checkLogin({}).ok);
+  t.ok(checkLogin({ password: 'x' }).ok);
+});
