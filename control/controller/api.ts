@@ -22,6 +22,8 @@ import { checkAppChange, checkLogin, checkNewApp, checkNewUser, isEmail, normali
 
 export interface ApiOptions {
   domain: string;
+  /** Where apps are reached, for /info. */
+  routerUrl: string;
   maxUploadBytes: number;
   uploadDir: string;
   /** Per non-admin user. */
@@ -159,6 +161,8 @@ export class Api {
       name: 'skiff',
       version: SKIFF_VERSION,
       description: 'Skiff: a router-first platform-as-a-service',
+      router_url: this.options.routerUrl,
+      domain: this.options.domain,
       limits: this.options.limits,
     };
     if (user !== undefined) {
@@ -416,7 +420,12 @@ export class Api {
     const tailParam = e.query.get('tail');
     const tail = tailParam !== null ? Number(tailParam) : undefined;
     if (tail !== undefined && (!Number.isInteger(tail) || tail <= 0)) throw new HttpError(400, 'tail must be a positive integer');
-    let offset = tail !== undefined ? -tail : 0;
+    const offsetParam = e.query.get('offset');
+    const from = offsetParam !== null ? Number(offsetParam) : undefined;
+    if (from !== undefined && (!Number.isInteger(from) || from < 0)) throw new HttpError(400, 'offset must be a whole number of bytes');
+    if (from !== undefined && tail !== undefined) throw new HttpError(400, 'give tail or offset, not both');
+    // `offset` lets `skiff logs --follow` ask for what was appended since its last read.
+    let offset = tail !== undefined ? -tail : (from ?? 0);
     let remaining = tail ?? MAX_FILE_STREAM;
     const first = await ask({ path, offset, length: Math.min(remaining, FILES_MAX_SLICE) });
     if ('error' in first) {
@@ -426,7 +435,7 @@ export class Api {
       e.json(200, { path: first.path, entries: first.entries });
       return;
     }
-    e.startStream(200, { 'Content-Type': 'application/octet-stream' });
+    e.startStream(200, { 'Content-Type': 'application/octet-stream', 'X-Skiff-File-Size': String(first.size) });
     let slice: FilesReply = first;
     for (;;) {
       if ('error' in slice || slice.type !== 'file') break;

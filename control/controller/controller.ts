@@ -60,6 +60,7 @@ export class Controller {
     );
     const api = new Api({ bus, store, secret, lifecycle, staging, instances, log }, {
       domain: options.domain,
+      routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,
       uploadDir: this.uploadDir,
       limits: options.limits,

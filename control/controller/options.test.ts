@@ -13,7 +13,7 @@ t.test('defaults follow design.md', async (t) => {
 
 t.test('flags beat the environment; the first admin comes from the environment', async (t) => {
   const o = parseControllerOptions(['--port', '9100', '--max-upload-mb', '2'], {
-    CONTROLLER_PORT: '9200', CONTROLLER_DOMAIN: 'example.com', NATS_URL: 'nats://n:4222',
+    SKIFF_CONTROLLER_PORT: '9200', SKIFF_CONTROLLER_DOMAIN: 'example.com', NATS_URL: 'nats://n:4222',
     SKIFF_ADMIN_EMAIL: 'Admin@Example.com', SKIFF_ADMIN_PASSWORD: 'pw',
   });
   t.equal(o.port, 9100);

@@ -1,12 +1,13 @@
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 
-export const ENV_PREFIX = 'CONTROLLER';
+export const ENV_PREFIX = 'SKIFF_CONTROLLER';
 
 export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port of the REST API', defaultText: '9022' },
   { name: 'host', kind: 'string', help: 'address to listen on, also the address registered with the routers', defaultText: '127.0.0.1' },
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
   { name: 'domain', kind: 'string', help: 'apps get <name>.<domain>; the API registers as api.<domain>', defaultText: 'localhost' },
+  { name: 'router-url', kind: 'string', help: 'where apps are reached, reported in /info for `skiff push` to print', defaultText: 'http://<domain>:8080' },
   { name: 'max-upload-mb', kind: 'number', min: 1, max: 16384, help: 'largest app package accepted (MiB)', defaultText: '512' },
   { name: 'upload-dir', kind: 'string', help: 'where uploads are spooled before they go to the object store', defaultText: 'the system temp dir' },
   { name: 'stager-queue', kind: 'string', help: 'stager queue: requests go to vcap.stager.<queue>', defaultText: 'default' },
@@ -22,6 +23,8 @@ export interface ControllerOptions {
   host: string;
   nats: string;
   domain: string;
+  /** Where apps are reached (`http://<domain>:<router port>`), reported in /info. */
+  routerUrl: string;
   maxUploadBytes: number;
   uploadDir: string | undefined;
   stagerQueue: string;
@@ -43,6 +46,8 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
   const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
   const domain = str('domain', 'localhost').toLowerCase();
   if (!DOMAIN.test(domain)) throw new UsageError(`--domain must be a host name, got ${JSON.stringify(domain)}`);
+  const routerUrl = str('router-url', `http://${domain}:8080`).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/]+$/.test(routerUrl)) throw new UsageError(`--router-url must be http(s)://host[:port], got ${JSON.stringify(routerUrl)}`);
   const queue = str('stager-queue', 'default');
   if (!QUEUE.test(queue)) throw new UsageError(`--stager-queue must be letters, digits, '-' or '_', got ${JSON.stringify(queue)}`);
   const email = env.SKIFF_ADMIN_EMAIL?.trim();
@@ -56,6 +61,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     host: str('host', '127.0.0.1'),
     nats: str('nats', 'nats://127.0.0.1:4222'),
     domain,
+    routerUrl,
     maxUploadBytes: num('max-upload-mb', 512) * 1024 * 1024,
     uploadDir: values['upload-dir'] as string | undefined,
     stagerQueue: queue,
