@@ -23,6 +23,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'connect-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for a connection to an app', defaultText: '5' },
   { name: 'backend-idle-timeout', kind: 'number', min: 0.001, help: 'seconds a kept-alive app connection may idle (keep below apps\' own)', defaultText: '4' },
   { name: 'droplet-stale-threshold', kind: 'number', min: 0.001, help: 'seconds a registration lives without a refresh, unless the message says', defaultText: '120' },
+  { name: 'empty-pool-timeout', kind: 'number', min: 0, max: 86400, help: 'seconds a route whose last instance left answers 503 no_endpoints before it is unknown (404)', defaultText: '5' },
   { name: 'prune-interval', kind: 'number', min: 0.01, help: 'seconds between sweeps for stale endpoints', defaultText: '30' },
   { name: 'sticky-session-cookies', kind: 'string', help: 'comma-separated cookie names that start a sticky session', defaultText: 'JSESSIONID' },
   { name: 'forwarded-headers', kind: 'string', choices: ['trust', 'sanitize'], help: 'trust: extend the client\'s X-Forwarded-For/-Proto; sanitize: replace them (edge routers)', defaultText: 'trust' },
@@ -56,6 +57,8 @@ export interface RouterOptions {
   connectTimeoutMs: number;
   backendIdleTimeoutMs: number;
   staleThresholdMs: number;
+  /** A route left without endpoints answers 503 this long, then 404 (an app stopped, not restarting). */
+  emptyPoolTimeoutMs: number;
   pruneIntervalMs: number;
   maxHeaderBytes: number;
   /** Largest WebSocket message relayed, either way. */
@@ -102,6 +105,7 @@ export function parseRouterOptions(
     connectTimeoutMs: num('connect-timeout', 5) * 1000,
     backendIdleTimeoutMs: num('backend-idle-timeout', 4) * 1000,
     staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
+    emptyPoolTimeoutMs: num('empty-pool-timeout', 5) * 1000,
     pruneIntervalMs: num('prune-interval', 30) * 1000,
     maxHeaderBytes: num('max-header-kb', 64) * 1024,
     wsMaxPayloadBytes: Math.round(num('ws-max-payload-mb', 16) * 1024 * 1024),

@@ -103,7 +103,7 @@ export class Router {
     });
     this.registry = new Registry({
       defaultStaleThresholdMs: options.staleThresholdMs,
-      emptyPoolTtlMs: options.staleThresholdMs,
+      emptyPoolTtlMs: options.emptyPoolTimeoutMs,
       onBackendRemoved: (backend) => this.upstream.closeIdle(backend),
     });
     this.settings = {

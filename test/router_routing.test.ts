@@ -195,7 +195,7 @@ t.test('register serves, unregister answers 503 no_endpoints, unknown host 404 u
 });
 
 t.test('stale endpoints are pruned; refreshed ones stay', async (t) => {
-  const { router, nc } = await setup(t, ['--droplet-stale-threshold', '1', '--prune-interval', '0.2']);
+  const { router, nc } = await setup(t, ['--droplet-stale-threshold', '1', '--prune-interval', '0.2', '--empty-pool-timeout', '1']);
   const stale = await named(t, 'stale');
   const fresh = await named(t, 'fresh');
   const staleReg = { port: stale.port, uris: ['stale.localhost'], stale_threshold_in_seconds: 1 };

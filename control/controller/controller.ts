@@ -93,7 +93,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     this.registration?.stop();
-    this.lifecycle?.stop();
+    await this.lifecycle?.stop();
     this.http?.close();
     if (this.ownUploadDir && this.uploadDir !== undefined) rmSync(this.uploadDir, { recursive: true, force: true });
   }

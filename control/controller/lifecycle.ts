@@ -52,8 +52,15 @@ export class Lifecycle {
     this.subscriptions.push(
       this.bus.subscribe(Subjects.deaAdvertise, (msg) => {
         const ad = decode(msg.data, validateDeaAdvertise);
-        if (ad.ok) this.pool.advertise(ad.value, Date.now());
-        else this.rejections.reject(msg.subject, ad.error);
+        if (!ad.ok) {
+          this.rejections.reject(msg.subject, ad.error);
+          return;
+        }
+        const now = Date.now();
+        const firstDea = this.pool.size(now) === 0;
+        this.pool.advertise(ad.value, now);
+        // The first DEA of a (re)started platform: bring started apps back now, not at the next pass.
+        if (firstDea) setTimeout(() => void this.reconcile(), 500).unref();
       }),
       this.bus.subscribe(Subjects.hmRequests, (msg) => this.onHmRequest(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
       // One controller records each crash.
@@ -66,10 +73,12 @@ export class Lifecycle {
     setTimeout(() => void this.reconcile(), 1000).unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.closed = true;
     clearInterval(this.reconcileTimer);
     for (const sub of this.subscriptions.splice(0)) sub.unsubscribe();
+    // A restarted platform reconciles at once instead of waiting out this controller's lease.
+    await this.store.releaseLease('reconcile', this.id).catch(() => undefined);
   }
 
   /** Carries out what it takes to go from `before` to `after`, and tells the world. */

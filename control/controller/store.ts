@@ -172,6 +172,18 @@ export class Store {
     }
   }
 
+  /** Gives a lease up (a controller stopping), so that another controller need not wait out its time. */
+  async releaseLease(name: string, holder: string): Promise<void> {
+    const key = `lease.${name}`;
+    const entry = await this.meta.get(key);
+    if (!live(entry) || parse<{ holder: string }>(entry).holder !== holder) return;
+    try {
+      await this.meta.delete(key, { previousSeq: entry.revision });
+    } catch (err) {
+      if (!isWrongRevision(err)) throw err;
+    }
+  }
+
   // ---- users ----
 
   async getUser(email: string): Promise<UserRecord | undefined> {

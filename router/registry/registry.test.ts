@@ -2,8 +2,10 @@ import t from 'tap';
 import type { Backend } from '../route/backend';
 import { Registry } from './registry';
 
+let clock = 0;
 function registry(removed: Backend[] = []): Registry {
-  return new Registry({ defaultStaleThresholdMs: 120_000, emptyPoolTtlMs: 10_000, onBackendRemoved: (b) => removed.push(b) });
+  clock = 0;
+  return new Registry({ defaultStaleThresholdMs: 120_000, emptyPoolTtlMs: 10_000, onBackendRemoved: (b) => removed.push(b), clock: () => clock });
 }
 
 t.test('register, look up, unregister', async (t) => {
@@ -18,8 +20,19 @@ t.test('register, look up, unregister', async (t) => {
   t.equal(r.lookup('shop.localhost', '/apix')!.contextPath, '');
   t.equal(r.lookup('other.localhost', '/'), undefined);
   r.unregister({ host: '127.0.0.1', port: 1, uris: ['shop.localhost/api'] }, 5);
-  t.equal(r.lookup('shop.localhost', '/api')!.endpoints.length, 0, 'emptied route kept (503) until pruned');
+  t.equal(r.lookup('shop.localhost', '/api')!.endpoints.length, 0, 'emptied route kept (503) for the empty-pool timeout');
   t.equal(r.endpointCount, 2);
+  clock = 10_005;
+  t.equal(r.lookup('shop.localhost', '/api/x')!.contextPath, '', 'then unknown: the request falls to the root route');
+  r.unregister({ host: '127.0.0.1', port: 1, uris: ['shop.localhost'] }, 10_010);
+  t.equal(r.lookup('shop.localhost', '/')!.endpoints.length, 1, 'a route with an endpoint left is served');
+  r.unregister({ host: '127.0.0.1', port: 2, uris: ['shop.localhost'] }, 10_020);
+  clock = 10_020 + 9_999;
+  t.ok(r.lookup('shop.localhost', '/'), '503 while within the timeout');
+  clock = 10_020 + 10_000;
+  t.equal(r.lookup('shop.localhost', '/'), undefined, '404 after it');
+  r.register({ host: '127.0.0.1', port: 3, uris: ['shop.localhost'] }, clock);
+  t.equal(r.lookup('shop.localhost', '/')!.endpoints.length, 1, 'a new registration brings it back');
 });
 
 t.test('re-registering refreshes instead of duplicating', async (t) => {

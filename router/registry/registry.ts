@@ -12,6 +12,8 @@ export interface RegistryOptions {
    * 503 no_endpoints (an app being restarted) before it is forgotten (404).
    */
   emptyPoolTtlMs: number;
+  /** Epoch ms now, for the empty-route expiry at lookup; Date.now unless a test sets it. */
+  clock?: () => number;
   /** Called when no route references a backend any more (close its idle sockets). */
   onBackendRemoved?: (backend: Backend) => void;
   /** Host resolutions (wildcards, misses) kept in the LRU cache. */
@@ -115,9 +117,22 @@ export class Registry {
       if (pools === undefined) return undefined;
     }
     // Most hosts have a single root route: no path work at all.
-    if (pools.length === 1 && pools[0].contextPath === '') return pools[0];
+    if (pools.length === 1 && pools[0].contextPath === '') return this.live(pools[0]);
     const lowered = path.toLowerCase();
-    for (const pool of pools) if (contextPathCovers(pool.contextPath, lowered)) return pool;
+    for (const pool of pools) {
+      // An expired empty route no longer covers its paths: a shorter one may.
+      if (contextPathCovers(pool.contextPath, lowered) && this.live(pool) !== undefined) return pool;
+    }
+    return undefined;
+  }
+
+  /**
+   * A route whose last endpoint left answers 503 for emptyPoolTtlMs (an
+   * instance restarting), then counts as unknown (404: the app was stopped)
+   * until prune removes it.
+   */
+  private live(pool: EndpointPool): EndpointPool | undefined {
+    if (pool.endpoints.length > 0 || (this.options.clock ?? Date.now)() - pool.emptySince < this.options.emptyPoolTtlMs) return pool;
     return undefined;
   }
 
