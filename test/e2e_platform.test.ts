@@ -197,6 +197,22 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   await run(t, home, ['scale', 'hello-node', '--instances', '1'], 'scale to 1');
   await eventually(async () => (await indicesAnswering(ports.router, 'hello-node.localhost', 6)).every((i) => i === '0'), 'only instance 0 to answer', 30_000);
 
+  // --- a rolling restart: a client polling meanwhile sees no error ---
+  const polled: number[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      polled.push((await request(ports.router, 'hello-node.localhost')).status);
+      await sleep(20);
+    }
+  })();
+  await run(t, home, ['restart', 'hello-node'], 'restart hello-node');
+  await sleep(1000);
+  polling = false;
+  await poller;
+  t.ok(polled.length > 20, `the client polled throughout (${polled.length} requests)`);
+  t.same([...new Set(polled)], [200], 'no failed request during the rolling restart');
+
   // --- stop: the route goes ---
   await run(t, home, ['stop', 'static-site'], 'stop static-site');
   const stoppedAt = Date.now();

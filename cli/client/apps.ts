@@ -104,8 +104,13 @@ export async function restart(ctx: Context, args: CommandArgs): Promise<number> 
   const api = ctx.api();
   const query = groupQuery(args.values.group);
   const before = Math.floor(Date.now() / 1000);
-  await updateApp(api, name, query, { state: 'STOPPED' });
-  const app = await updateApp(api, name, query, { state: 'STARTED' });
+  let app = await api.json<App>('GET', appPath(name), { query }).catch(notFoundAs(name));
+  if (app.state === 'STARTED') {
+    // Rolling: new instances start, and each old one stops once its successor runs.
+    app = await api.json<App>('POST', appPath(name, '/restart'), { query }).catch(notFoundAs(name));
+  } else {
+    app = await updateApp(api, name, query, { state: 'STARTED' });
+  }
   ctx.print(`restarting ${name}`);
   await waitAndShowUrls(ctx, api, app, query, args, before);
   return 0;

@@ -65,7 +65,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   app: { usage: 'skiff app N [--json]', help: 'show one app and its instances', flags: [json, group], handler: () => apps().show },
   start: { usage: 'skiff start N', help: 'start an app and wait for it to run', flags: [group, timeout], handler: () => apps().start },
   stop: { usage: 'skiff stop N', help: 'stop an app', flags: [group], handler: () => apps().stop },
-  restart: { usage: 'skiff restart N', help: 'stop and start an app', flags: [group, timeout], handler: () => apps().restart },
+  restart: { usage: 'skiff restart N', help: 'restart an app, rolling: new instances run before old ones stop', flags: [group, timeout], handler: () => apps().restart },
   delete: { usage: 'skiff delete N [--force]', help: 'delete an app (asks on a terminal)', flags: [group, force], handler: () => apps().remove },
   scale: {
     usage: 'skiff scale N --instances K [--memory MB]',

@@ -11,7 +11,7 @@ import type { DeaFindDropletReply } from '../../bus/messages';
 import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
-import { applyChange } from './desired';
+import { applyChange, applyRestart } from './desired';
 import { HttpError, type Exchange } from './http';
 import type { Instances } from './instances';
 import type { Lifecycle } from './lifecycle';
@@ -68,6 +68,7 @@ export class Api {
     r('GET', '/apps/:name', (e, p) => this.showApp(e, p.name!));
     r('PUT', '/apps/:name', (e, p) => this.updateApp(e, p.name!));
     r('DELETE', '/apps/:name', (e, p) => this.deleteApp(e, p.name!));
+    r('POST', '/apps/:name/restart', (e, p) => this.restartApp(e, p.name!));
     r('PUT', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
     r('POST', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
     r('GET', '/apps/:name/staging_log', (e, p) => this.stagingLog(e, p.name!));
@@ -286,6 +287,29 @@ export class Api {
       }
       refusal = undefined;
       return changed.app;
+    });
+    if (result === undefined) throw new HttpError(404, `no app named ${name}`);
+    if (refusal !== undefined) throw refusal;
+    await this.deps.lifecycle.changed(result.before, result.after);
+    e.json(200, await this.view(result.after));
+  }
+
+  /**
+   * A rolling restart: a new version of every index starts, and each old
+   * instance stops only once its successor runs (the rollover of a new
+   * droplet), so clients polling the app see no error.
+   */
+  private async restartApp(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    let refusal: HttpError | undefined;
+    const result = await this.deps.store.updateApp(app.id, (current) => {
+      const restarted = applyRestart(current, nowSeconds());
+      if (!restarted.ok) {
+        refusal = new HttpError(restarted.status, restarted.error);
+        return undefined;
+      }
+      refusal = undefined;
+      return restarted.app;
     });
     if (result === undefined) throw new HttpError(404, `no app named ${name}`);
     if (refusal !== undefined) throw refusal;
