@@ -230,6 +230,14 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   t.equal((await request(ports.router, 'static-site.localhost')).status, 404, 'the stopped app stays stopped');
   await eventually(async () => (await request(ports.router, 'hello-python.localhost')).status === 200, 'hello-python to run again', 30_000);
 
+  // --- the app's history ---
+  const history = JSON.parse(await run(t, home, ['events', 'hello-node', '--json'], 'events of hello-node')) as Array<{ type: string; actor: string }>;
+  const types = history.map((e) => e.type);
+  for (const type of ['created', 'pushed', 'staged', 'started', 'scaled', 'restarted']) t.ok(types.includes(type), `events include ${type} (${types.join(', ')})`);
+  t.ok(history.some((e) => e.type === 'staged' && e.actor === 'platform'), 'staging is the platform\'s doing');
+  t.notOk(history.some((e) => e.actor.startsWith('bob')), 'bob\'s refused attempt left no event');
+  t.match((await run(t, home, ['events', 'hello-node'], 'events table')).split('\n')[0], /^TIME\s+EVENT\s+BY\s+DESCRIPTION/, 'as a table');
+
   // --- delete ---
   await run(t, home, ['delete', 'hello-node', '--force'], 'delete hello-node');
   await eventually(async () => (await request(ports.router, 'hello-node.localhost')).status === 404, 'the deleted app\'s route to answer 404', 15_000);

@@ -98,7 +98,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     handler: () => users().add,
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
-  events: { usage: 'skiff events N', help: "an app's events (not available yet)", flags: [group], handler: () => notYet('events') },
+  events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: { usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]', help: 'a shell in an instance (not available yet)', flags: [instance, group], handler: () => notYet('ssh') },
 };
 
