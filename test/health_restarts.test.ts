@@ -137,6 +137,31 @@ t.test('health manager: restarts, backoff, give-up, two managers', async (t) => 
     ], 'one reply per droplet, from one manager');
   });
 
+  await t.test('a START for an index that runs already starts nothing (the controller checks)', async (t) => {
+    const startsBefore = (dea.log().match(/starting instance app=\S+ name=web /g) ?? []).length;
+    bus.publish('cloudcontrollers.hm.requests', { droplet: webId, op: 'START', last_updated: 0, version: `${webSha}-1`, indices: [0], flapping: false });
+    await sleep(1500);
+    t.equal((dea.log().match(/starting instance app=\S+ name=web /g) ?? []).length, startsBefore, 'no second instance of index 0');
+    t.equal((await viaRouter('web.localhost')).pid, webPid, 'the running one still serves');
+  });
+
+  await t.test('an instance of an app that does not exist is stopped', async (t) => {
+    const advert: any = await new Promise((resolve) => {
+      const sub = bus.subscribe('dea.advertise', (m) => {
+        sub.unsubscribe();
+        resolve(JSON.parse(decoder.decode(m.data)));
+      });
+      bus.publish('dea.locate', {});
+    });
+    const reply: any = await bus.request(`dea.${advert.id}.start`, {
+      droplet: 'ghost', index: 0, name: 'ghost', uris: ['ghost.localhost'], runtime: 'node', sha1: webSha, version: `${webSha}-1`,
+      limits: { mem: 64, disk: 256, fds: 100 }, env: [], services: [], users: ['nobody@example.com'], start_command: 'node server.js',
+    }, 5000);
+    await eventually(() => hmRequests.some((r) => r.body.droplet === 'ghost' && r.body.op === 'STOP' && r.body.instances.includes(reply.instance)), 'a STOP for the orphan', 10_000);
+    t.match(hmRequests.find((r) => r.body.droplet === 'ghost')!.body, { op: 'STOP', last_updated: 0 });
+    await eventually(() => exits.some((e) => e.body.instance === reply.instance && e.body.reason === 'STOPPED'), 'the orphan stopped', 10_000);
+  });
+
   await t.test('an app that always crashes backs off, is reported FLAPPING and given up after the fifth crash', async (t) => {
     const id = await push('crashy', crashSha);
     const version = `${crashSha}-1`;
