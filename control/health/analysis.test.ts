@@ -35,11 +35,21 @@ function world(settings: HealthSettings = S) {
 }
 
 t.test('restartDue: given up never, a crash at its backoff, else droplet_lost after the last sign of life', async (t) => {
-  const m = { since: 0, lastSeen: 5000, lastStart: 0 };
+  const m = { since: 0, lastSeen: 5000, lastStart: 0, vacatedAt: 0 };
   t.equal(restartDue(m, undefined, S), 35_000);
   t.equal(restartDue(m, { lastCrashAt: 6000, restartAt: 6000 }, S), 6000, 'an unanswered crash restarts at its time');
   t.equal(restartDue({ ...m, lastStart: 7000 }, { lastCrashAt: 6000, restartAt: 6000 }, S), 37_000, 'answered already: droplet_lost after the START');
   t.equal(restartDue(m, { lastCrashAt: 6000, restartAt: Infinity }, S), Infinity);
+});
+
+t.test('an instance whose DEA shut down is restarted at once, once', async (t) => {
+  const w = world();
+  w.beat('d1', [hb('i0', 0)], 0);
+  w.pass([app({ instances: 1 })], 0);
+  w.actual.exited({ instance: 'i0' });
+  w.ledger.vacated('app', 'sha-1', 0, 5000);
+  t.same(w.pass([app({ instances: 1 })], 5000), [{ droplet: 'app', op: 'START', last_updated: 100, version: 'sha-1', indices: [0], flapping: false }]);
+  t.same(w.pass([app({ instances: 1 })], 6000), [], 'asked for already');
 });
 
 t.test('a lost instance (its DEA went silent) is restarted after droplet_lost, not before', async (t) => {

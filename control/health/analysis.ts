@@ -14,17 +14,18 @@ import type { HealthSettings } from './settings';
 /**
  * When an index without a live instance may be started again: never once
  * given up; at the backoff's time when a crash since the last START is
- * unanswered; otherwise once nothing has been seen of it for droplet_lost
+ * unanswered; at once when its DEA shut down or evacuated; otherwise once nothing has been seen of it for droplet_lost
  * (counted from when it was wanted, last seen or last asked for), which
  * leaves the controller's own placements time to show up.
  */
 export function restartDue(
-  memory: { since: number; lastSeen: number; lastStart: number },
+  memory: { since: number; lastSeen: number; lastStart: number; vacatedAt: number },
   crash: { lastCrashAt: number; restartAt: number } | undefined,
   settings: Pick<HealthSettings, 'dropletLostMs'>,
 ): number {
   if (crash !== undefined && crash.restartAt === Infinity) return Infinity;
-  if (crash !== undefined && crash.lastCrashAt >= memory.lastStart) return crash.restartAt;
+  if (crash !== undefined && crash.lastCrashAt > memory.lastStart) return crash.restartAt;
+  if (memory.vacatedAt > memory.lastStart) return memory.vacatedAt;
   return Math.max(memory.since, memory.lastSeen, memory.lastStart) + settings.dropletLostMs;
 }
 

@@ -16,6 +16,8 @@ export interface IndexMemory {
   lastSeen: number;
   /** ms of the last START asked for this index; 0 when none. */
   lastStart: number;
+  /** ms its instance ended without crashing and without being asked to (its DEA shut down or evacuated); 0 when none. */
+  vacatedAt: number;
 }
 
 /** Crashed instances kept per app for `healthmanager.status` CRASHED. */
@@ -62,7 +64,7 @@ export class Ledger {
     const key = indexKey(droplet, version, index);
     let memory = this.indexes.get(key);
     if (memory === undefined) {
-      memory = { since: now, lastSeen: 0, lastStart: 0 };
+      memory = { since: now, lastSeen: 0, lastStart: 0, vacatedAt: 0 };
       this.indexes.set(key, memory);
     }
     return memory;
@@ -71,6 +73,11 @@ export class Ledger {
   seen(droplet: string, version: string, index: number, at: number): void {
     const memory = this.memory(droplet, version, index, at);
     memory.lastSeen = Math.max(memory.lastSeen, at);
+  }
+
+  /** The instance here went with its DEA: restart it now rather than after droplet_lost. */
+  vacated(droplet: string, version: string, index: number, now: number): void {
+    this.memory(droplet, version, index, now).vacatedAt = now;
   }
 
   started(droplet: string, version: string, indices: number[], now: number): void {

@@ -76,6 +76,10 @@ export class HealthManager {
     this.listen(Subjects.deaHeartbeat, validateDeaHeartbeat, (beat) => this.actual.heartbeat(beat, Date.now()));
     this.listen(Subjects.dropletExited, validateDropletExited, (exit) => {
       this.actual.exited(exit);
+      if (exit.reason === 'DEA_SHUTDOWN' || exit.reason === 'DEA_EVACUATION') {
+        this.ledger.vacated(exit.droplet, exit.version, exit.index, Date.now());
+        this.soon();
+      }
       if (exit.reason !== 'CRASHED') return;
       const since = exit.crash_timestamp ?? Math.floor(Date.now() / 1000);
       const count = this.ledger.crash(exit.droplet, exit.version, exit.index, exit.instance, Date.now(), since, this.settings);
