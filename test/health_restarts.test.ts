@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { putSetting } from '../bus/config';
+import { skiff, tempHome } from './cli_harness';
 import { requestAll } from '../bus/connection';
 import { ADMIN, fakeStager, startController, testBus } from './controller_harness';
 import { makeDataDir, putDroplet, startDea } from './dea_harness';
@@ -30,6 +31,12 @@ const SETTINGS = {
   giveup_crash_number: 4,
   analysis_interval: 0.5,
 };
+
+t.test('skiff health: a bad argument is one clear line and exit 2', async (t) => {
+  const run = await skiff(['health', '--min-restart-delay', 'soon'], tempHome(t));
+  t.equal(run.code, 2);
+  t.equal(run.stderr, 'skiff health: --min-restart-delay must be a number, got "soon"\n');
+});
 
 t.test('health manager: restarts, backoff, give-up, two managers', async (t) => {
   const nats = await startNats(t);
@@ -71,12 +78,22 @@ t.test('health manager: restarts, backoff, give-up, two managers', async (t) => 
   api.token = await api.login(ADMIN.email, ADMIN.password);
 
   await t.test('settings written to the config store apply while the managers run', async (t) => {
+    await putSetting(bus, 'health.giveup_crash_number', 'lots');
+    await eventually(() => /ignoring invalid setting, using the default key=health.giveup_crash_number/.test(hmA.log()), 'the bad value reported', 5000);
     for (const [key, value] of Object.entries(SETTINGS)) await putSetting(bus, `health.${key}`, value);
     for (const hm of [hmA, hmB]) {
       const expected = /settings changed dropletLostMs=20000 flappingTimeoutMs=60000 flappingDeath=1 minRestartDelayMs=1000 maxRestartDelayMs=4000 giveupCrashNumber=4 analysisIntervalMs=500$/m;
       await eventually(() => expected.test(hm.log()), 'the new settings in force', 5000);
     }
     t.pass('both managers took the new settings');
+  });
+
+  await t.test('malformed messages are counted and logged, not fatal', async (t) => {
+    bus.publish('dea.heartbeat', Buffer.from('{"dea": 7, "droplets": "secret-token-123"}'));
+    bus.publish('droplet.exited', Buffer.from('not json secret-token-123'));
+    await eventually(() => /rejected message subject=dea.heartbeat error="dea must be a non-empty string"/.test(hmA.log()), 'the heartbeat rejected', 5000);
+    await eventually(() => /rejected message subject=droplet.exited/.test(hmA.log()), 'the exit rejected', 5000);
+    t.notMatch(hmA.log() + hmB.log(), /secret-token-123/, 'the bodies are not logged');
   });
 
   const push = async (name: string, sha1: string): Promise<string> => {
