@@ -230,5 +230,9 @@ t.test('health manager: restarts, backoff, give-up, two managers', async (t) => 
       const pid = (await viaRouter('web.localhost')).pid ?? 0;
       return pid > 0 && pid !== webPid;
     }, 'web back', 15_000);
+    const stopping = Date.now();
+    t.equal(await other.stop(), 0, 'SIGTERM: exits 0');
+    t.ok(Date.now() - stopping < 2000, 'and promptly');
+    t.match(other.log(), /stopping signal=SIGTERM/);
   });
 });
