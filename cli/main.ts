@@ -43,6 +43,11 @@ function usage(): string {
 }
 
 export async function run(argv: string[]): Promise<void> {
+  // `skiff apps | head`: a reader that left is not an error of ours.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(usage() + '\n');
@@ -59,11 +64,6 @@ export async function run(argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  // `skiff apps | head`: a reader that left is not an error of ours.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw error;
-  });
   try {
     process.exitCode = await command.load()(rest);
   } catch (error) {

@@ -197,6 +197,22 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   await run(t, home, ['scale', 'hello-node', '--instances', '1'], 'scale to 1');
   await eventually(async () => (await indicesAnswering(ports.router, 'hello-node.localhost', 6)).every((i) => i === '0'), 'only instance 0 to answer', 30_000);
 
+  // --- a rolling restart: a client polling meanwhile sees no error ---
+  const polled: number[] = [];
+  let polling = true;
+  const poller = (async () => {
+    while (polling) {
+      polled.push((await request(ports.router, 'hello-node.localhost')).status);
+      await sleep(20);
+    }
+  })();
+  await run(t, home, ['restart', 'hello-node'], 'restart hello-node');
+  await sleep(1000);
+  polling = false;
+  await poller;
+  t.ok(polled.length > 20, `the client polled throughout (${polled.length} requests)`);
+  t.same([...new Set(polled)], [200], 'no failed request during the rolling restart');
+
   // --- stop: the route goes ---
   await run(t, home, ['stop', 'static-site'], 'stop static-site');
   const stoppedAt = Date.now();
@@ -213,6 +229,14 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   await eventually(async () => (await request(ports.router, 'hello-node.localhost')).status === 200, 'hello-node to run again after the restart', 60_000);
   t.equal((await request(ports.router, 'static-site.localhost')).status, 404, 'the stopped app stays stopped');
   await eventually(async () => (await request(ports.router, 'hello-python.localhost')).status === 200, 'hello-python to run again', 30_000);
+
+  // --- the app's history ---
+  const history = JSON.parse(await run(t, home, ['events', 'hello-node', '--json'], 'events of hello-node')) as Array<{ type: string; actor: string }>;
+  const types = history.map((e) => e.type);
+  for (const type of ['created', 'pushed', 'staged', 'started', 'scaled', 'restarted']) t.ok(types.includes(type), `events include ${type} (${types.join(', ')})`);
+  t.ok(history.some((e) => e.type === 'staged' && e.actor === 'platform'), 'staging is the platform\'s doing');
+  t.notOk(history.some((e) => e.actor.startsWith('bob')), 'bob\'s refused attempt left no event');
+  t.match((await run(t, home, ['events', 'hello-node'], 'events table')).split('\n')[0], /^TIME\s+EVENT\s+BY\s+DESCRIPTION/, 'as a table');
 
   // --- delete ---
   await run(t, home, ['delete', 'hello-node', '--force'], 'delete hello-node');

@@ -1,4 +1,4 @@
-// stats, crashes, files, logs: looking into an app's instances.
+// stats, crashes, events, files, logs: looking into an app's instances and history.
 
 import type { IncomingMessage } from 'node:http';
 import { ApiError, readBody, type Api, type Query } from './api';
@@ -53,6 +53,26 @@ export async function crashes(ctx: Context, { values, positionals }: CommandArgs
     .sort((a, b) => a.since - b.since)
     .map((crash) => [crash.instance, crash.index, formatTimestamp(crash.since), crash.reason, crash.exit_status]);
   ctx.print(formatTable(['INSTANCE', 'INDEX', 'SINCE', 'REASON', 'EXIT'], rows));
+  return 0;
+}
+
+interface AppEventLine {
+  time: number;
+  type: string;
+  description: string;
+  actor: string;
+}
+
+export async function events(ctx: Context, { values, positionals }: CommandArgs): Promise<number> {
+  checkPositionals(positionals, 1, 'skiff events N');
+  const name = checkAppName(positionals[0]);
+  const list = (await ctx.api().json<AppEventLine[]>('GET', appPath(name, '/events'), { query: groupQuery(values.group) }).catch(notFoundAs(name))) ?? [];
+  if (values.json) {
+    ctx.printJson(list);
+    return 0;
+  }
+  const rows = list.map((event) => [formatTimestamp(event.time), event.type, event.actor, event.description]);
+  ctx.print(formatTable(['TIME', 'EVENT', 'BY', 'DESCRIPTION'], rows));
   return 0;
 }
 

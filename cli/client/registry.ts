@@ -65,12 +65,12 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   app: { usage: 'skiff app N [--json]', help: 'show one app and its instances', flags: [json, group], handler: () => apps().show },
   start: { usage: 'skiff start N', help: 'start an app and wait for it to run', flags: [group, timeout], handler: () => apps().start },
   stop: { usage: 'skiff stop N', help: 'stop an app', flags: [group], handler: () => apps().stop },
-  restart: { usage: 'skiff restart N', help: 'stop and start an app', flags: [group, timeout], handler: () => apps().restart },
+  restart: { usage: 'skiff restart N', help: 'restart an app, rolling: new instances run before old ones stop', flags: [group, timeout], handler: () => apps().restart },
   delete: { usage: 'skiff delete N [--force]', help: 'delete an app (asks on a terminal)', flags: [group, force], handler: () => apps().remove },
   scale: {
     usage: 'skiff scale N --instances K [--memory MB]',
-    help: 'change the number of instances or their memory',
-    flags: [{ name: 'instances', kind: 'number', help: 'number of instances' }, memory, group],
+    help: 'change the number of instances or their memory, and wait until they run',
+    flags: [{ name: 'instances', kind: 'number', help: 'number of instances' }, memory, group, timeout],
     handler: () => apps().scale,
   },
   env: { usage: 'skiff env N [K=V ...]', help: 'show the environment, or set (K=V) and unset (K=) variables', flags: [json, group], handler: () => apps().env },
@@ -98,7 +98,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     handler: () => users().add,
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
-  events: { usage: 'skiff events N', help: "an app's events (not available yet)", flags: [group], handler: () => notYet('events') },
+  events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: { usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]', help: 'a shell in an instance (not available yet)', flags: [instance, group], handler: () => notYet('ssh') },
 };
 

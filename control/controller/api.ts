@@ -11,7 +11,8 @@ import type { DeaFindDropletReply } from '../../bus/messages';
 import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
-import { applyChange } from './desired';
+import { applyChange, applyRestart } from './desired';
+import { describeChange, recordEvents, type EventDraft } from './events';
 import { HttpError, type Exchange } from './http';
 import type { Instances } from './instances';
 import type { Lifecycle } from './lifecycle';
@@ -68,12 +69,14 @@ export class Api {
     r('GET', '/apps/:name', (e, p) => this.showApp(e, p.name!));
     r('PUT', '/apps/:name', (e, p) => this.updateApp(e, p.name!));
     r('DELETE', '/apps/:name', (e, p) => this.deleteApp(e, p.name!));
+    r('POST', '/apps/:name/restart', (e, p) => this.restartApp(e, p.name!));
     r('PUT', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
     r('POST', '/apps/:name/application', (e, p) => this.upload(e, p.name!));
     r('GET', '/apps/:name/staging_log', (e, p) => this.stagingLog(e, p.name!));
     r('GET', '/apps/:name/instances', (e, p) => this.listInstances(e, p.name!));
     r('GET', '/apps/:name/stats', (e, p) => this.stats(e, p.name!));
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
+    r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
   }
 
@@ -259,6 +262,7 @@ export class Api {
     };
     if (!(await this.deps.store.createApp(app))) throw new HttpError(409, `the app name ${app.name} is taken`);
     this.deps.log.info('app created', { app: app.name, droplet: app.id, owner });
+    await this.record(app.id, e, [{ type: 'created', description: `created for ${owner}` }]);
     e.json(201, await this.view(app, []));
   }
 
@@ -290,6 +294,31 @@ export class Api {
     if (result === undefined) throw new HttpError(404, `no app named ${name}`);
     if (refusal !== undefined) throw refusal;
     await this.deps.lifecycle.changed(result.before, result.after);
+    await this.record(app.id, e, describeChange(result.before, result.after));
+    e.json(200, await this.view(result.after));
+  }
+
+  /**
+   * A rolling restart: a new version of every index starts, and each old
+   * instance stops only once its successor runs (the rollover of a new
+   * droplet), so clients polling the app see no error.
+   */
+  private async restartApp(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    let refusal: HttpError | undefined;
+    const result = await this.deps.store.updateApp(app.id, (current) => {
+      const restarted = applyRestart(current, nowSeconds());
+      if (!restarted.ok) {
+        refusal = new HttpError(restarted.status, restarted.error);
+        return undefined;
+      }
+      refusal = undefined;
+      return restarted.app;
+    });
+    if (result === undefined) throw new HttpError(404, `no app named ${name}`);
+    if (refusal !== undefined) throw refusal;
+    await this.deps.lifecycle.changed(result.before, result.after);
+    await this.record(app.id, e, [{ type: 'restarted', description: `rolling restart of ${result.after.instances} instance${result.after.instances === 1 ? '' : 's'}` }]);
     e.json(200, await this.view(result.after));
   }
 
@@ -355,6 +384,7 @@ export class Api {
     const previous = result.before.bits?.object;
     if (previous !== undefined && previous !== object) await store.bits.delete(previous).catch(() => {});
     this.deps.log.info('bits uploaded', { app: app.name, sha256: received.sha256, size: received.size, format: received.format });
+    await this.record(app.id, e, [{ type: 'pushed', description: `${received.format} package, ${received.size} bytes, sha256 ${received.sha256.slice(0, 12)}` }]);
     e.json(202, { sha256: received.sha256, size: received.size, package_state: 'STAGING' });
     const oldDroplet = result.before.droplet_object;
     void this.deps.staging.run(result.after).then(async () => {
@@ -397,6 +427,21 @@ export class Api {
       for (let index = 0; index < app.instances; index++) byIndex[String(index)] ??= { state: 'DOWN', stats: null };
     }
     e.json(200, byIndex);
+  }
+
+  private async events(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    e.json(200, await this.deps.store.events(app.id));
+  }
+
+  /** The authenticated user is the actor. */
+  private async record(appId: string, e: Exchange, drafts: EventDraft[]): Promise<void> {
+    if (drafts.length === 0) return;
+    const actor = await this.authenticate(e).then(
+      (user) => user.email,
+      () => 'unknown user',
+    );
+    await recordEvents(this.deps.store, this.deps.log, appId, actor, drafts);
   }
 
   private async crashes(e: Exchange, name: string): Promise<void> {
@@ -456,7 +501,8 @@ export class Api {
     let running = 0;
     if (app.state === 'STARTED' && version !== null) {
       const found = known ?? (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []));
-      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version).map((i) => i.index)).size;
+      // Indices beyond the count are on their way out (scaled down): not part of the app any more.
+      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index)).size;
     }
     return {
       id: app.id,

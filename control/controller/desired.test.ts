@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { DeaFindDropletReply } from '../../bus/messages';
-import { applyChange, applyStaged, convergence, plan } from './desired';
+import { applyChange, applyRestart, applyStaged, convergence, plan } from './desired';
 import type { AppRecord } from './store';
 
 function app(overrides: Partial<AppRecord> = {}): AppRecord {
@@ -90,4 +90,16 @@ t.test('convergence places missing indices and retires old versions once replace
   t.same(result.stop.sort(), ['abc-1-0', 'abc-2-3'], 'the old one at a STARTING index keeps running');
   t.same(convergence(running, [], new Set([0, 1])).place, [2], 'indices just placed are not placed twice');
   t.same(convergence(app(), [instance(0, 'abc-1', 'RUNNING')], new Set()), { place: [], stop: [] }, 'stopped apps are left alone');
+});
+
+t.test('a restart gives a started app a new version, which rolls its instances over', async (t) => {
+  const started = app({ state: 'STARTED', instances: 2 });
+  const restarted = applyRestart(started, 2000);
+  t.ok(restarted.ok);
+  if (!restarted.ok) return;
+  t.equal(restarted.app.run_count, started.run_count + 1, 'new run count: a new version');
+  t.equal(restarted.app.last_updated, 2000);
+  t.same(plan(started, restarted.app), [{ kind: 'start', indices: [0, 1] }, { kind: 'replace-old-versions' }], 'start the new version, then replace the old');
+  const stopped = applyRestart(app({ state: 'STOPPED' }), 2000);
+  t.same(stopped.ok ? 'ok' : stopped.status, 409, 'a stopped app is started, not restarted');
 });

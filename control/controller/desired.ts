@@ -32,6 +32,17 @@ export function applyChange(app: AppRecord, change: AppChange, nowSeconds: numbe
   return { ok: true, app: next };
 }
 
+/** `POST /apps/:name/restart`: a started app gets a new version, which rolls over its instances. */
+export function applyRestart(app: AppRecord, nowSeconds: number): { ok: true; app: AppRecord } | { ok: false; status: number; error: string } {
+  if (app.state !== 'STARTED') return { ok: false, status: 409, error: `app ${app.name} is stopped: start it instead` };
+  if (app.droplet === null) return { ok: false, status: 400, error: `app ${app.name} has no droplet yet: upload its bits first` };
+  const next = structuredClone(app);
+  next.run_count++;
+  next.last_updated = nowSeconds;
+  next.updated = nowSeconds;
+  return { ok: true, app: next };
+}
+
 /** A successful staging: the new droplet becomes current; a started app gets a new version. */
 export function applyStaged(
   app: AppRecord,

@@ -10,6 +10,7 @@ import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
 import { HM_REQUESTS_QUEUE, Subjects } from '../../bus/subjects';
 import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmFlappingStatusReply, validateHmRequest } from '../../bus/validate';
 import { convergence, plan } from './desired';
+import { recordEvents } from './events';
 import type { Instances } from './instances';
 import type { DeaPool } from './placement';
 import { appVersion, type AppRecord, type Store } from './store';
@@ -264,6 +265,11 @@ export class Lifecycle {
         this.log.info('health manager START: some indices already run or are starting', { droplet: request.droplet, asked: request.indices.join(','), placing: indices.join(',') });
       }
       await this.place(app, indices, request.flapping);
+      if (indices.length > 0) {
+        await recordEvents(this.store, this.log, app.id, 'health manager', [
+          { type: 'hm_restarted', description: `restarted index ${indices.join(', ')}${request.flapping ? ' (flapping)' : ''}` },
+        ]);
+      }
       return;
     }
     // A deleted app has nothing left to protect: its instances may go.
@@ -272,6 +278,11 @@ export class Lifecycle {
       return;
     }
     this.instances.stop({ droplet: request.droplet, instances: request.instances });
+    if (app !== undefined) {
+      await recordEvents(this.store, this.log, app.id, 'health manager', [
+        { type: 'hm_stopped', description: `stopped ${request.instances.length} instance${request.instances.length === 1 ? '' : 's'}` },
+      ]);
+    }
   }
 
   private async onExited(subject: string, data: Uint8Array): Promise<void> {
@@ -292,6 +303,12 @@ export class Lifecycle {
       reason: exited.exit_description ?? 'crashed',
       exit_status: exited.exit_status ?? null,
     });
+    await recordEvents(this.store, this.log, exited.droplet, 'platform', [
+      {
+        type: 'crashed',
+        description: `index ${exited.index} crashed: ${exited.exit_description ?? 'crashed'}${exited.exit_status === undefined ? '' : ` (exit status ${exited.exit_status})`}`,
+      },
+    ]);
   }
 }
 

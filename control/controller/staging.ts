@@ -9,6 +9,7 @@ import { stagingLogSubject } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import { validateStagerReply } from '../../bus/validate';
 import { applyStaged } from './desired';
+import { recordEvents } from './events';
 import type { Exchange } from './http';
 import type { AppRecord, Store } from './store';
 
@@ -128,9 +129,13 @@ export class Staging {
     session.finish();
     if (outcome.ok) {
       this.log.info('staged', { app: app.name, droplet: outcome.droplet.sha1, runtime: outcome.droplet.runtime });
+      await recordEvents(this.store, this.log, app.id, 'platform', [
+        { type: 'staged', description: `${outcome.droplet.framework} (${outcome.droplet.runtime}): ${outcome.droplet.command}; droplet ${outcome.droplet.sha1.slice(0, 12)}` },
+      ]);
       await this.onStaged(updated.before, updated.after);
     } else {
       this.log.warn('staging failed', { app: app.name, error: outcome.error });
+      await recordEvents(this.store, this.log, app.id, 'platform', [{ type: 'staging_failed', description: outcome.error }]);
     }
   }
 

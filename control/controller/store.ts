@@ -17,8 +17,24 @@ export const Buckets = {
   appNames: 'skiff_app_names',
   crashes: 'skiff_crashes',
   stagingLogs: 'skiff_staging_logs',
+  /** One key per event: `<app id>.<epoch ms, 15 digits>.<random>`, so keys sort by time. */
+  events: 'skiff_events',
   meta: 'skiff_controller',
 } as const;
+
+/** Events listed per app (the newest). */
+export const MAX_EVENTS = 200;
+
+/** One entry of an app's history (`skiff events`). */
+export interface AppEvent {
+  /** Epoch seconds. */
+  time: number;
+  /** created, pushed, staged, staging_failed, started, stopped, scaled, updated, restarted, crashed, hm_restarted, hm_stopped, deleted. */
+  type: string;
+  description: string;
+  /** Who asked: a user's email, or "health manager", or "platform". */
+  actor: string;
+}
 
 export const TOKEN_SECRET_KEY = 'token_secret';
 /** Crash records kept per app (newest last). */
@@ -110,6 +126,7 @@ export class Store {
     private readonly appNames: KV,
     private readonly crashLog: KV,
     private readonly stagingLogs: KV,
+    private readonly eventLog: KV,
     private readonly meta: KV,
     readonly bits: ObjectStore,
     readonly droplets: ObjectStore,
@@ -119,17 +136,18 @@ export class Store {
     const js = bus.nats.jetstream({ timeout: timeoutMs });
     const kv = (name: string) => js.views.kv(name, { history: 1 });
     try {
-      const [users, apps, appNames, crashes, logs, meta, bits, droplets] = await Promise.all([
+      const [users, apps, appNames, crashes, logs, events, meta, bits, droplets] = await Promise.all([
         kv(Buckets.users),
         kv(Buckets.apps),
         kv(Buckets.appNames),
         kv(Buckets.crashes),
         kv(Buckets.stagingLogs),
+        kv(Buckets.events),
         kv(Buckets.meta),
         js.views.os(ObjectStores.bits),
         js.views.os(ObjectStores.droplets),
       ]);
-      return new Store(users, apps, appNames, crashes, logs, meta, bits, droplets);
+      return new Store(users, apps, appNames, crashes, logs, events, meta, bits, droplets);
     } catch (err) {
       throw new Error(`cannot open the controller's JetStream buckets (is nats-server running with -js?): ${(err as Error).message}`, { cause: err });
     }
@@ -283,6 +301,28 @@ export class Store {
     if (live(name) && decoder.decode(name.value) === app.id) await this.appNames.delete(app.name);
     await this.crashLog.delete(app.id);
     await this.stagingLogs.delete(app.id);
+    for (const key of await this.eventKeys(app.id)) await this.eventLog.purge(key);
+  }
+
+  // ---- events ----
+
+  /** Records one event of an app; never fails the action it describes. */
+  async addEvent(appId: string, event: AppEvent): Promise<void> {
+    const key = `${appId}.${String(Date.now()).padStart(15, '0')}.${Math.random().toString(36).slice(2, 8)}`;
+    await this.eventLog.put(key, encode(event));
+  }
+
+  /** An app's events, oldest first (the newest MAX_EVENTS). */
+  async events(appId: string): Promise<AppEvent[]> {
+    const keys = (await this.eventKeys(appId)).sort().slice(-MAX_EVENTS);
+    const entries = await Promise.all(keys.map((key) => this.eventLog.get(key)));
+    return entries.filter(live).map((entry) => parse<AppEvent>(entry));
+  }
+
+  private async eventKeys(appId: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const key of await this.eventLog.keys(`${appId}.>`)) keys.push(key);
+    return keys;
   }
 
   // ---- crashes ----
