@@ -136,6 +136,8 @@ t.test('staging, placement and lifecycle', async (t) => {
     bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'STOP', last_updated: app.meta.last_updated, instances: [victim.instance] });
     await eventually(() => deaA.stops.length > stopsBefore, 'the STOP');
     t.same(deaA.stops.at(-1), { droplet: id, instances: [victim.instance] });
+    // As a real DEA says once the instance is gone; it ends the placement's grace, so reconcile replaces it.
+    bus.publish('droplet.exited', { droplet: id, version: victim.version, instance: victim.instance, index: 1, reason: 'STOPPED', exit_status: 0 });
     await eventually(() => /rejected message.*cloudcontrollers.hm.requests/.test(controller.log()), 'the malformed request logged');
   });
 
