@@ -103,3 +103,20 @@ export interface AppDesiredState {
 export function desiredVersion(app: Pick<AppDesiredState, 'droplet' | 'run_count'>): string | null {
   return app.droplet === null ? null : `${app.droplet}-${app.run_count}`;
 }
+
+/**
+ * Published by the health manager that acts (the lease holder) when it gives
+ * up on an index of an app version: from crash `giveup_crash_number` + 1
+ * inside the flapping window it asks for no more restarts until the app
+ * changes. Not a CF v1 message: one controller (queue group `cc`) records it
+ * as the app event `gave_up`, so that `skiff events` says why nothing restarts.
+ */
+export const HM_GIVEUP_SUBJECT = 'healthmanager.giveup';
+
+export interface HmGiveUp {
+  droplet: string;
+  version: string;
+  index: number;
+  /** Crashes counted in the flapping window when it gave up. */
+  crashes: number;
+}

@@ -170,6 +170,11 @@ t.test('health manager and controller messages', async (t) => {
   accepts(t, v.validateHealthmanagerHello, {}, {});
   accepts(t, v.validateDropletUpdated, { droplet: 'app' }, { droplet: 'app' });
   rejects(t, v.validateDropletUpdated, { app: 'app' }, 'droplet must be a non-empty string');
+
+  const giveUp = { droplet: 'app', version: 'v-1', index: 0, crashes: 5 };
+  accepts(t, v.validateHmGiveUp, { ...giveUp, extra: true }, giveUp);
+  rejects(t, v.validateHmGiveUp, { ...giveUp, index: -1 }, 'index must be an integer >= 0');
+  rejects(t, v.validateHmGiveUp, { droplet: 'app', index: 0, crashes: 5 }, 'version must be a non-empty string');
 });
 
 t.test('stager and component messages', async (t) => {

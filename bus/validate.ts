@@ -5,6 +5,7 @@
 // errors end up in logs.
 
 import type { Logger } from './log';
+import type { HmGiveUp } from './platform';
 import {
   EXIT_REASONS,
   INSTANCE_STATES,
@@ -474,6 +475,13 @@ export const validateHealthmanagerHealthReply = validator((m): HealthmanagerHeal
 export const validateHealthmanagerHello = validator((): HealthmanagerHello => ({}));
 
 export const validateDropletUpdated = validator((m): DropletUpdated => ({ droplet: m.id('droplet') }));
+
+export const validateHmGiveUp = validator((m): HmGiveUp => ({
+  droplet: m.id('droplet'),
+  version: m.string('version'),
+  index: m.int('index'),
+  crashes: m.int('crashes'),
+}));
 
 // ---- stager ----
 

@@ -8,7 +8,7 @@ import type { CommandArgs } from './registry';
 import { formatMemoryMb, parseMemoryMb } from './size';
 import { formatFields, formatTable } from './table';
 import { formatAgo, formatTimestamp } from './time';
-import type { App, Info, InstanceInfo } from './types';
+import { isStarted, type App, type Info, type InstanceInfo } from './types';
 import { appUrls } from './urls';
 import { waitForInstances } from './wait';
 
@@ -48,7 +48,7 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
     ctx.printJson(app);
     return 0;
   }
-  const instances = app.state === 'STARTED' ? await listInstances(api, name, query) : [];
+  const instances = isStarted(app) ? await listInstances(api, name, query) : [];
   const info = await api.json<Info>('GET', '/info').catch(() => undefined);
   ctx.print(
     formatFields([
@@ -83,7 +83,7 @@ export async function start(ctx: Context, args: CommandArgs): Promise<number> {
   const api = ctx.api();
   const query = groupQuery(args.values.group);
   const app = await getApp(api, name, query);
-  if (app.state !== 'STARTED') await updateApp(api, name, query, { state: 'STARTED' });
+  if (!isStarted(app)) await updateApp(api, name, query, { state: 'STARTED' });
   ctx.print(`starting ${name}`);
   await waitAndShowUrls(ctx, api, app, query, args, 0);
   return 0;
@@ -105,7 +105,7 @@ export async function restart(ctx: Context, args: CommandArgs): Promise<number> 
   const query = groupQuery(args.values.group);
   const before = Math.floor(Date.now() / 1000);
   let app = await api.json<App>('GET', appPath(name), { query }).catch(notFoundAs(name));
-  if (app.state === 'STARTED') {
+  if (isStarted(app)) {
     // Rolling: new instances start, and each old one stops once its successor runs.
     app = await api.json<App>('POST', appPath(name, '/restart'), { query }).catch(notFoundAs(name));
   } else {
@@ -163,7 +163,7 @@ export async function scale(ctx: Context, { values, positionals }: CommandArgs):
   const before = await getApp(api, name, query);
   const app = await updateApp(api, name, query, change);
   ctx.print(`${name}: ${app.instances} instance${app.instances === 1 ? '' : 's'} of ${formatMemoryMb(app.memory)}`);
-  if (app.state === 'STARTED' && app.instances > 0) {
+  if (isStarted(app) && app.instances > 0) {
     // A new memory size restarts every instance; more instances start new ones: wait for them as push does.
     const restarted = app.memory !== before.memory;
     const timeoutS = values.timeout !== undefined ? checkWholeNumber(values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
@@ -194,7 +194,7 @@ export async function env(ctx: Context, { values, positionals }: CommandArgs): P
     }
     current = (await updateApp(api, name, query, { env: current })).env ?? current;
     if (!values.json) {
-      ctx.note(`updated the environment of ${name}${app.state === 'STARTED' ? ' (its instances are replaced, one by one, to pick it up)' : ''}`);
+      ctx.note(`updated the environment of ${name}${isStarted(app) ? ' (its instances are replaced, one by one, to pick it up)' : ''}`);
     }
   }
   if (values.json) ctx.printJson(current);

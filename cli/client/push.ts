@@ -13,7 +13,7 @@ import { packApp } from './pack';
 import { progressReporter } from './progress';
 import type { CommandArgs } from './registry';
 import { formatBytes } from './size';
-import type { App, Info } from './types';
+import { isStarted, type App, type Info } from './types';
 import { platformDomain } from './urls';
 
 const MANIFEST_FILES = ['manifest.yml', 'manifest.yaml'];
@@ -44,7 +44,7 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
 
   const pushStarted = Math.floor(Date.now() / 1000);
   let app = await findApp(api, name, query);
-  const wasStarted = app?.state === 'STARTED';
+  const wasStarted = isStarted(app);
   if (app === undefined) {
     app = await api.json<App>('POST', '/apps', { query, body: { name, ...desired } }).catch((error: unknown) => {
       if (error instanceof ApiError && error.status === 409) throw new CliError(`the name "${name}" is taken: pick another with --name`);
@@ -83,7 +83,7 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
     ctx.print(`${name} is staged and not started: skiff start ${name}`);
     return 0;
   }
-  if (app.state !== 'STARTED') app = await updateApp(api, name, query, { state: 'STARTED' });
+  if (!isStarted(app)) app = await updateApp(api, name, query, { state: 'STARTED' });
   ctx.print(`starting ${name}`);
   // A push onto a running app replaces its instances: the ones from before the push do not count.
   await waitAndShowUrls(ctx, api, app, query, args, wasStarted ? pushStarted : 0);

@@ -3,7 +3,8 @@
 export interface App {
   name: string;
   id?: string;
-  state: 'STARTED' | 'STOPPED' | string;
+  /** FLAPPING: started, with an index the health manager backs off (crash loop). */
+  state: 'STARTED' | 'STOPPED' | 'FLAPPING' | string;
   instances: number;
   runningInstances?: number;
   memory: number;
@@ -67,4 +68,9 @@ export interface Info {
 export interface User {
   email: string;
   admin?: boolean;
+}
+
+/** Started as far as desired state goes: a FLAPPING app is a started one whose instances keep crashing. */
+export function isStarted(app: Pick<App, 'state'> | undefined): boolean {
+  return app?.state === 'STARTED' || app?.state === 'FLAPPING';
 }

@@ -13,6 +13,7 @@ import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
 import { applyChange, applyRestart } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
+import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
 import { HttpError, type Exchange } from './http';
 import type { Instances } from './instances';
 import type { Lifecycle } from './lifecycle';
@@ -48,6 +49,8 @@ type Route = { method: string; pattern: string[]; handle: (e: Exchange, p: Param
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const FILES_TIMEOUT_MS = 5000;
 const MAX_FILE_STREAM = 64 * 1024 * 1024;
+/** An app view waits this long for the health manager's FLAPPING answer; without one it shows the desired state. */
+const HM_VIEW_TIMEOUT_MS = 500;
 
 export class Api {
   private readonly routes: Route[] = [];
@@ -499,15 +502,18 @@ export class Api {
   private async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
     const version = appVersion(app);
     let running = 0;
+    let flapping: FlappingAnswer | undefined;
     if (app.state === 'STARTED' && version !== null) {
+      const asked = askFlapping(this.deps.bus, app.id, version, HM_VIEW_TIMEOUT_MS);
       const found = known ?? (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []));
+      flapping = await asked;
       // Indices beyond the count are on their way out (scaled down): not part of the app any more.
       running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index)).size;
     }
     return {
       id: app.id,
       name: app.name,
-      state: app.state,
+      state: shownState(app.state, flapping),
       instances: app.instances,
       runningInstances: running,
       memory: app.memory,

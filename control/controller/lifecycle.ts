@@ -4,13 +4,15 @@
 // seconds so that a restarted platform brings started apps back.
 
 import { randomUUID } from 'node:crypto';
-import { BusRequestError, type Bus, type Subscription } from '../../bus/connection';
+import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
 import { HM_REQUESTS_QUEUE, Subjects } from '../../bus/subjects';
-import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmFlappingStatusReply, validateHmRequest } from '../../bus/validate';
+import { HM_GIVEUP_SUBJECT } from '../../bus/platform';
+import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmGiveUp, validateHmRequest } from '../../bus/validate';
 import { convergence, plan } from './desired';
 import { recordEvents } from './events';
+import { askFlapping } from './hm_status';
 import type { Instances } from './instances';
 import type { DeaPool } from './placement';
 import { appVersion, type AppRecord, type Store } from './store';
@@ -68,6 +70,7 @@ export class Lifecycle {
       this.bus.subscribe(Subjects.hmRequests, (msg) => this.onHmRequest(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
       // One controller records each crash.
       this.bus.subscribe(Subjects.dropletExited, (msg) => this.onExited(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
+      this.bus.subscribe(HM_GIVEUP_SUBJECT, (msg) => this.onGiveUp(msg.subject, msg.data), { queue: HM_REQUESTS_QUEUE }),
     );
     // Ask DEAs to advertise now rather than within 5 s, so the pool fills at once.
     this.bus.publish(Subjects.deaLocate, {});
@@ -213,16 +216,10 @@ export class Lifecycle {
    * few seconds. No health manager (or no answer): none.
    */
   private async flappingIndices(app: AppRecord): Promise<Set<number>> {
-    try {
-      const reply = await this.bus.request(Subjects.healthmanagerStatus, { droplet: app.id, version: appVersion(app), state: 'FLAPPING' }, HM_STATUS_TIMEOUT_MS);
-      const checked = validateHmFlappingStatusReply(reply);
-      if (checked.ok) return new Set(checked.value.indices.map((i) => i.index));
-      this.rejections.reject(Subjects.healthmanagerStatus, checked.error);
-    } catch (err) {
-      if (!(err instanceof BusRequestError && err.reason === 'no-responders')) {
-        this.log.warn('health manager status unavailable; placing all missing instances', { app: app.name, error: err });
-      }
-    }
+    const answer = await askFlapping(this.bus, app.id, appVersion(app)!, HM_STATUS_TIMEOUT_MS);
+    if (answer.ok) return answer.indices;
+    if (answer.reason === 'malformed') this.rejections.reject(Subjects.healthmanagerStatus, answer.error);
+    else if (answer.reason === 'unavailable') this.log.warn('health manager status unavailable; placing all missing instances', { app: app.name, error: answer.error });
     return new Set();
   }
 
@@ -283,6 +280,21 @@ export class Lifecycle {
         { type: 'hm_stopped', description: `stopped ${request.instances.length} instance${request.instances.length === 1 ? '' : 's'}` },
       ]);
     }
+  }
+
+  private async onGiveUp(subject: string, data: Uint8Array): Promise<void> {
+    const decoded = decode(data, validateHmGiveUp);
+    if (!decoded.ok) {
+      this.rejections.reject(subject, decoded.error);
+      return;
+    }
+    const notice = decoded.value;
+    const app = await this.store.getApp(notice.droplet);
+    // A notice about a version the app has left behind explains nothing the user sees.
+    if (app === undefined || appVersion(app) !== notice.version) return;
+    await recordEvents(this.store, this.log, app.id, 'health manager', [
+      { type: 'gave_up', description: `gave up on index ${notice.index} after ${notice.crashes} crashes: no more restarts until the app is restarted or pushed again` },
+    ]);
   }
 
   private async onExited(subject: string, data: Uint8Array): Promise<void> {

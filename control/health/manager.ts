@@ -10,7 +10,7 @@ import type { ComponentConfig } from '../../bus/config';
 import type { Bus, BusMessage, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { HealthmanagerHealthReply, HmRequest } from '../../bus/messages';
-import { APPS_BUCKET } from '../../bus/platform';
+import { APPS_BUCKET, HM_GIVEUP_SUBJECT, type HmGiveUp } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import {
   decode,
@@ -26,7 +26,7 @@ import {
 import { ActualState, isLive } from './actual';
 import { analyze } from './analysis';
 import { DesiredState } from './desired';
-import { isFlapping } from './flapping';
+import { hasGivenUp, isFlapping } from './flapping';
 import { Ledger } from './ledger';
 import { Lease } from './lease';
 import { resolveSettings, type HealthSettings } from './settings';
@@ -82,7 +82,14 @@ export class HealthManager {
       }
       if (exit.reason !== 'CRASHED') return;
       const since = exit.crash_timestamp ?? Math.floor(Date.now() / 1000);
+      const before = this.ledger.crashCount(exit.droplet, exit.version, exit.index, Date.now(), this.settings);
       const count = this.ledger.crash(exit.droplet, exit.version, exit.index, exit.instance, Date.now(), since, this.settings);
+      // Told once, by the manager that acts, so that one event says why nothing restarts any more.
+      if (this.leader && hasGivenUp(count) && !hasGivenUp(before)) {
+        const notice: HmGiveUp = { droplet: exit.droplet, version: exit.version, index: exit.index, crashes: count.crashes };
+        this.bus.publish(HM_GIVEUP_SUBJECT, notice);
+        this.log.info('giving up on an index: no more restarts until the app changes', { ...notice });
+      }
       this.log.info('instance crashed', {
         droplet: exit.droplet, version: exit.version, index: exit.index, instance: exit.instance, crashes: count.crashes,
         flapping: isFlapping(count), restart_in_s: count.restartAt === Infinity ? 'never' : Math.max(0, Math.round((count.restartAt - Date.now()) / 100) / 10),
