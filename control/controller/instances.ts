@@ -44,8 +44,9 @@ export class Instances {
     this.rejections = new RejectionCounter(log);
   }
 
-  /** Places each index on a DEA; returns the indices that found none. */
-  async start(app: AppRecord, indices: number[], flapping = false): Promise<number[]> {
+  /** Places each index on a DEA; returns the DEA chosen for each index, and the indices that found none. */
+  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[] }> {
+    const placed = new Map<number, string>();
     const unplaced: number[] = [];
     for (const index of indices) {
       const message = startMessage(app, index, flapping);
@@ -56,12 +57,13 @@ export class Instances {
         continue;
       }
       this.bus.publish(Subjects.deaInstanceStart(dea), message);
+      placed.set(index, dea);
       this.log.info('instance placed', { app: app.name, droplet: app.id, index, version: message.version, dea });
     }
     if (unplaced.length > 0) {
       this.log.warn('no DEA with room for instances', { app: app.name, indices: unplaced.join(','), memory_mb: app.memory, runtime: app.staging?.runtime });
     }
-    return unplaced;
+    return { placed, unplaced };
   }
 
   /** CF v1's fallback when no advertisement is known: ask, and take the first (least loaded) DEA that answers. */

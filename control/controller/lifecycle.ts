@@ -34,8 +34,8 @@ export interface LifecycleOptions {
 export class Lifecycle {
   private readonly subscriptions: Subscription[] = [];
   private readonly rejections: RejectionCounter;
-  /** `${appId}/${version}/${index}` -> when placed. */
-  private readonly placedAt = new Map<string, number>();
+  /** `${appId}/${version}/${index}` -> when placed, and on which DEA (undefined until chosen). */
+  private readonly placedAt = new Map<string, { at: number; dea: string | undefined }>();
   private readonly replacing = new Set<string>();
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling = false;
@@ -119,10 +119,14 @@ export class Lifecycle {
   private async place(app: AppRecord, indices: number[], flapping = false): Promise<void> {
     if (indices.length === 0) return;
     const now = Date.now();
-    for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, now);
-    const unplaced = await this.instances.start(app, indices, flapping);
+    for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
+    const { placed, unplaced } = await this.instances.start(app, indices, flapping);
     // Unplaced indices count as missing at the next reconcile, not as placed.
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
+    for (const [index, dea] of placed) {
+      const pending = this.placedAt.get(`${app.id}/${appVersion(app)}/${index}`);
+      if (pending !== undefined && pending.at === now) pending.dea = dea;
+    }
   }
 
   /** Instances seen on a DEA end their grace: if they vanish later, they are missing. */
@@ -138,8 +142,11 @@ export class Lifecycle {
   private recentlyPlaced(app: AppRecord, now: number): Set<number> {
     const indices = new Set<number>();
     const prefix = `${app.id}/${appVersion(app)}/`;
-    for (const [key, at] of this.placedAt) {
-      if (now - at > PLACEMENT_GRACE_MS) this.placedAt.delete(key);
+    const live = new Set(this.pool.live(now));
+    for (const [key, { at, dea }] of this.placedAt) {
+      // A DEA that stopped advertising (killed, most likely) will not start it: the index is missing now, not in 20 s.
+      const deaGone = dea !== undefined && live.size > 0 && !live.has(dea);
+      if (now - at > PLACEMENT_GRACE_MS || deaGone) this.placedAt.delete(key);
       else if (key.startsWith(prefix)) indices.add(Number(key.slice(prefix.length)));
     }
     return indices;
