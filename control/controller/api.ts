@@ -9,6 +9,8 @@ import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { DeaFindDropletReply } from '../../bus/messages';
 import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
+import { Subjects } from '../../bus/subjects';
+import { RejectionCounter } from '../../bus/validate';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
 import { applyChange, applyRestart } from './desired';
@@ -56,11 +58,14 @@ export class Api {
   private readonly routes: Route[] = [];
   /** Checked against when the email is unknown, so a login takes as long for a missing user as for a wrong password. */
   private dummyHash: Promise<PasswordHash> | undefined;
+  /** Malformed health manager answers met while building app views. */
+  private readonly rejections: RejectionCounter;
 
   constructor(
     private readonly deps: ApiDeps,
     private readonly options: ApiOptions,
   ) {
+    this.rejections = new RejectionCounter(deps.log);
     const r = (method: string, path: string, handle: Route['handle']) => this.routes.push({ method, pattern: path.split('/').filter(Boolean), handle });
     r('GET', '/info', (e) => this.info(e));
     r('POST', '/users/:email/tokens', (e, p) => this.login(e, p.email!));
@@ -507,6 +512,7 @@ export class Api {
       const asked = askFlapping(this.deps.bus, app.id, version, HM_VIEW_TIMEOUT_MS);
       const found = known ?? (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []));
       flapping = await asked;
+      if (!flapping.ok && flapping.reason === 'malformed') this.rejections.reject(Subjects.healthmanagerStatus, flapping.error);
       // Indices beyond the count are on their way out (scaled down): not part of the app any more.
       running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index)).size;
     }
