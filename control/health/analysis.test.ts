@@ -129,9 +129,12 @@ t.test('surplus indices, duplicates and old versions are stopped; a RUNNING curr
   const w = world();
   w.beat('d1', [hb('dupe-old', 0, 'RUNNING'), hb('extra', 2), hb('old-1', 1, 'RUNNING', 'sha-0')], 0);
   w.beat('d2', [hb('dupe-starting', 0, 'STARTING'), hb('dupe-new', 0, 'RUNNING'), hb('new-1', 1, 'STARTING')], 1000);
-  const requests = w.pass([app()], 2000);
-  t.same(requests, [{ droplet: 'app', op: 'STOP', last_updated: 100, instances: ['dupe-new', 'dupe-starting', 'extra'] }],
-    'the older RUNNING duplicate stays; the old version at index 1 stays while the new one only starts');
+  t.same(w.pass([app()], 2000), [{ droplet: 'app', op: 'STOP', last_updated: 100, instances: ['extra'] }],
+    'duplicates stay while the older one has not been heard from since they appeared (its DEA may be dead); the old version at index 1 stays while the new one only starts');
+  w.beat('d1', [hb('dupe-old', 0, 'RUNNING'), hb('extra', 2), hb('old-1', 1, 'RUNNING', 'sha-0')], 2500);
+  const requests = w.pass([app()], 2600);
+  t.same(requests, [{ droplet: 'app', op: 'STOP', last_updated: 100, instances: ['dupe-new', 'dupe-starting'] }],
+    'the older RUNNING duplicate, heard from again, stays; the others go');
   w.beat('d2', [hb('dupe-starting', 0, 'STARTING'), hb('dupe-new', 0, 'STARTING'), hb('new-1', 1, 'RUNNING')], 3000);
   t.same(w.pass([app()], 4000), [{ droplet: 'app', op: 'STOP', last_updated: 100, instances: ['old-1'] }],
     'the old version goes once its successor runs; stops already asked for are not repeated');
@@ -139,6 +142,19 @@ t.test('surplus indices, duplicates and old versions are stopped; a RUNNING curr
   w.beat('d2', [hb('dupe-starting', 0, 'STARTING'), hb('dupe-new', 0, 'STARTING'), hb('new-1', 1, 'RUNNING')], 30_000);
   t.same(w.pass([app()], 34_001), [{ droplet: 'app', op: 'STOP', last_updated: 100, instances: ['dupe-new', 'dupe-starting', 'extra', 'old-1'] }],
     'still there after droplet_lost: asked again');
+});
+
+t.test('a new instance of an index whose instance went silent with its DEA is not stopped as a duplicate', async (t) => {
+  const w = world();
+  w.beat('dead-dea', [hb('before', 0), hb('b', 1)], 0);
+  t.same(w.pass([app()], 0), []);
+  // The controller places index 0 again elsewhere before the manager counts the silent instance lost.
+  for (const at of [2000, 12_000, 22_000]) {
+    w.beat('live-dea', [hb('replacement', 0, at === 2000 ? 'STARTING' : 'RUNNING')], at);
+    t.same(w.pass([app()], at).filter((r) => r.op === 'STOP'), [], `no stop at ${at} ms`);
+  }
+  t.same(w.pass([app()], 30_001), [{ droplet: 'app', op: 'START', last_updated: 100, version: 'sha-1', indices: [1], flapping: false }],
+    'once the silent ones are lost, only the index without a replacement is started');
 });
 
 t.test('instances of stopped, unstaged and deleted apps are stopped', async (t) => {

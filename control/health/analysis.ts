@@ -73,7 +73,9 @@ export function analyze(apps: AppDesiredState[], actual: ActualState, ledger: Le
         const kept = keeper(current);
         for (const i of current) {
           ledger.seen(app.id, version, index, i.lastSeen);
-          if (i !== kept) unwanted.push(i);
+          // A keeper not heard from since the duplicate appeared may be on a dead DEA (not lost yet), and the
+          // duplicate its replacement: stop it only once the keeper's DEA has shown it alive since.
+          if (i !== kept && kept.lastSeen > i.firstSeen) unwanted.push(i);
         }
         // Old versions go once the current one serves here, as in a rolling restart.
         if (kept.state === 'RUNNING') unwanted.push(...here.filter((i) => i.version !== version));
