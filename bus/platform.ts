@@ -121,6 +121,8 @@ export interface SshRequest {
   tty: boolean;
   cols: number;
   rows: number;
+  /** The user's TERM, for a tty session (default xterm). */
+  term?: string;
 }
 export type SshReply =
   | { ok: true }

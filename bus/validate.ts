@@ -526,8 +526,16 @@ export const validateSshRequest = validator((m): SshRequest => {
     tty: m.bool('tty', false),
     cols: m.optInt('cols', 1, SSH_MAX_TERMINAL) ?? 80,
     rows: m.optInt('rows', 1, SSH_MAX_TERMINAL) ?? 24,
+    ...optTerm(m),
   };
 });
+
+function optTerm(m: Fields): { term?: string } {
+  const term = m.optString('term');
+  if (term === undefined) return {};
+  if (!/^[A-Za-z0-9._+-]{1,64}$/.test(term)) fail('term must be a terminal name like xterm-256color');
+  return { term };
+}
 
 export const validateSshReply = validator((m): SshReply => {
   if (m.raw('ok') === true) return { ok: true };
