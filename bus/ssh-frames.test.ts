@@ -39,6 +39,7 @@ t.test('client text frames', async (t) => {
 t.test('server text frames', async (t) => {
   t.same(parseServerText(exitText(3)), { exit: 3 });
   t.same(parseServerText(errorText('gone')), { error: 'gone' });
+  t.same(parseServerText(exitText(129, 'the instance stopped')), { exit: 129, error: 'the instance stopped' });
   t.equal(parseServerText('{"exit":-1}'), undefined);
   t.equal(parseServerText('[]'), undefined);
 });

@@ -4,7 +4,9 @@
 //   WebSocket frames alike: one channel byte (1 stdout, 2 stderr), then data;
 // - the client's text frames: {"resize":[cols,rows]} or {"eof":true}
 //   (its binary frames are stdin bytes, as they are);
-// - the controller's last text frame: {"exit":<code>} or {"error":"..."}.
+// - the controller's last text frame: {"exit":<code>} (with "error" when the
+//   session was ended from outside, e.g. the instance stopped), or
+//   {"error":"..."} when there is no exit code (the command could not run).
 
 import { SSH_CHANNEL, SSH_MAX_CHUNK, SSH_MAX_TERMINAL, type SshChannel } from './platform';
 
@@ -30,7 +32,7 @@ export function decodeOutput(frame: Uint8Array): { channel: SshChannel; data: Ui
 }
 
 export type ClientText = { resize: [cols: number, rows: number] } | { eof: true };
-export type ServerText = { exit: number } | { error: string };
+export type ServerText = { exit: number; error?: string } | { error: string };
 
 function parseObject(text: string): Record<string, unknown> | undefined {
   try {
@@ -64,13 +66,15 @@ export const EOF_TEXT = JSON.stringify({ eof: true });
 export function parseServerText(text: string): ServerText | undefined {
   const value = parseObject(text);
   if (value === undefined) return undefined;
-  if (typeof value.exit === 'number' && Number.isInteger(value.exit) && value.exit >= 0 && value.exit <= 255) return { exit: value.exit };
+  if (typeof value.exit === 'number' && Number.isInteger(value.exit) && value.exit >= 0 && value.exit <= 255) {
+    return typeof value.error === 'string' ? { exit: value.exit, error: value.error } : { exit: value.exit };
+  }
   if (typeof value.error === 'string') return { error: value.error };
   return undefined;
 }
 
-export function exitText(code: number): string {
-  return JSON.stringify({ exit: code });
+export function exitText(code: number, error?: string): string {
+  return JSON.stringify(error === undefined ? { exit: code } : { exit: code, error });
 }
 
 export function errorText(message: string): string {
