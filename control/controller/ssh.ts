@@ -230,7 +230,7 @@ export class SshGateway {
   }
 
   private async accept(e: Exchange, context: us_socket_context_t): Promise<void> {
-    const [, , rawName, , rawWhich] = e.path.split('/').filter(Boolean);
+    const [, rawName, , rawWhich] = e.path.split('/').filter(Boolean);
     let name: string;
     let which: string;
     try {
