@@ -30,6 +30,21 @@ function descendants(pid: number): number[] {
   return out;
 }
 
+/** Pids whose command line is exactly `words`. */
+function processesRunning(words: string[]): number[] {
+  const wanted = words.join('\0') + '\0';
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8') === wanted) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
@@ -140,9 +155,34 @@ t.test('skiff ssh into a running instance', async (t) => {
     t.match(shell.stdout, /\n42\r*\n/, 'the shell answered 42');
   }
 
+  // --- output in many chunks arrives whole and in order ---
+  const counted = await skiff(['ssh', 'hello-node', '--', 'seq', '1', '200000'], home);
+  t.equal(counted.code, 0);
+  const expected = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join('');
+  t.ok(counted.stdout === expected, `1.3 MB of output, byte for byte (${counted.stdout.length} of ${expected.length} characters)`);
+
+  // --- at most 4 sessions per instance; a client that goes away takes its session along ---
+  const sleepers = [0, 1, 2, 3].map(() => spawnSkiff(['ssh', 'hello-node', '--', 'sleep', '301'], home));
+  const sleepersDone = sleepers.map((child) => finish(child, 60_000));
+  await eventually(() => processesRunning(['sleep', '301']).length === 4, 'four sleeping sessions', 15_000);
+  oneLine(t, await skiff(['ssh', 'hello-node', '--', 'true'], home), /4 ssh sessions already/, 'a fifth session is refused');
+  for (const child of sleepers) child.kill('SIGKILL');
+  await Promise.all(sleepersDone);
+  await eventually(() => processesRunning(['sleep', '301']).length === 0, 'the sessions of the killed clients to end', 10_000);
+
   // --- the events record who had a shell ---
   const history = JSON.parse((await get(ports.api, '/apps/hello-node/events', auth)).body) as Array<{ type: string; actor: string }>;
   t.ok(history.some((e) => e.type === 'ssh' && e.actor === admin), 'ssh sessions are in the app\'s history');
+
+  // --- stopping the app ends its sessions, and says so ---
+  const waiting = spawnSkiff(['ssh', 'hello-node', '--', 'sleep', '302'], home);
+  const waited = finish(waiting, 30_000);
+  await eventually(() => processesRunning(['sleep', '302']).length === 1, 'a sleeping session', 15_000);
+  t.equal((await skiff(['stop', 'hello-node'], home)).code, 0, 'stop hello-node');
+  const ended = await waited;
+  t.equal(ended.code, 129, 'the session was hung up (128 + SIGHUP)');
+  t.match(ended.stderr, /the instance stopped/, 'and the CLI says why');
+  t.same(processesRunning(['sleep', '302']), [], 'its process is gone');
 
   t.equal(await stop(), 0, 'skiff up exits 0');
   await sleep(500);
