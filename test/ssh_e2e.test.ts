@@ -10,6 +10,8 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { WebSocket } from 'ws';
+import { decodeOutput } from '../bus/ssh-frames';
 import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
 import { eventually, freePort, isAlive, sleep } from './harness';
 
@@ -55,6 +57,30 @@ function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Pro
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** A raw session on the WebSocket: its stdout and last text frame, or the refusal's status. */
+function rawSession(url: string, headers: Record<string, string>): Promise<{ status?: number; stdout: string; last?: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    let stdout = '';
+    let last: string | undefined;
+    const timer = setTimeout(() => reject(new Error('no end of the session within 10 s')), 10_000);
+    ws.on('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      res.resume();
+      resolve({ status: res.statusCode, stdout });
+    });
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (!binary) last = data.toString('utf8');
+      else stdout += Buffer.from(decodeOutput(data)!.data).toString('utf8');
+    });
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve({ stdout, last });
+    });
+    ws.on('error', reject);
   });
 }
 
@@ -130,6 +156,14 @@ t.test('skiff ssh into a running instance', async (t) => {
   t.match(env.stdout, /^VCAP_APPLICATION=/m, 'the app\'s environment');
   t.match(env.stdout, new RegExp(`^PORT=${running!.port}$`, 'm'));
   t.notMatch(env.stdout, /^(NATS_URL|SKIFF_[A-Z_]*)=/m, 'none of the DEA\'s own variables');
+
+  // --- through the router, as api.<domain>, with the command in its header ---
+  const routed = await rawSession(`ws://127.0.0.1:${ports.router}/apps/hello-node/instances/0/ssh`, {
+    host: 'api.localhost', authorization: `Bearer ${token}`, 'x-skiff-command': encodeURIComponent('echo via-router; exit 5'),
+  });
+  t.same(routed, { stdout: 'via-router\n', last: '{"exit":5}' }, 'a session through the router');
+  const anonymous = await rawSession(`ws://127.0.0.1:${ports.api}/apps/hello-node/instances/0/ssh`, {});
+  t.equal(anonymous.status, 401, 'no token: 401 before any upgrade');
 
   // --- refusals: one clear line each ---
   oneLine(t, await skiff(['ssh', 'nope', '--', 'true'], home), /unknown app "nope"/, 'an unknown app');

@@ -34,7 +34,6 @@ export async function ssh(ctx: Context, { values, positionals }: CommandArgs): P
 
   const url = api.url(appPath(name, `/instances/${encodeURIComponent(instance)}/ssh`), {
     ...query,
-    command: command === '' ? undefined : command,
     tty: tty ? 1 : undefined,
     cols: tty ? stdout.columns || 80 : undefined,
     rows: tty ? stdout.rows || 24 : undefined,
@@ -42,7 +41,12 @@ export async function ssh(ctx: Context, { values, positionals }: CommandArgs): P
   });
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   const ws = new WebSocket(url, {
-    headers: { Authorization: `Bearer ${ctx.config.token ?? ''}`, 'User-Agent': `skiff-cli/${SKIFF_VERSION}` },
+    headers: {
+      Authorization: `Bearer ${ctx.config.token ?? ''}`,
+      'User-Agent': `skiff-cli/${SKIFF_VERSION}`,
+      // Not in the query: that ends up in the router's access log, and command lines carry secrets.
+      ...(command === '' ? {} : { 'X-Skiff-Command': encodeURIComponent(command) }),
+    },
     perMessageDeflate: false,
     maxPayload: 16 * 1024 * 1024,
     handshakeTimeout: 30_000,

@@ -19,3 +19,8 @@ t.test('bad values get a 400 naming the parameter', async (t) => {
   }
   t.throws(() => parseSshQuery(q(`command=${'x'.repeat(20000)}`)), { status: 400, message: /longer/ });
 });
+
+t.test('the command may come in a header, kept out of access logs', async (t) => {
+  t.equal(parseSshQuery(q('command=ignored'), encodeURIComponent('echo "$SECRET" | wc -c')).command, 'echo "$SECRET" | wc -c');
+  t.throws(() => parseSshQuery(q(''), '%E0%A4%A'), { status: 400, message: /percent-encoded/ });
+});

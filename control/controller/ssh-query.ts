@@ -1,6 +1,9 @@
 // The query of `GET /apps/:name/instances/:index/ssh` (control/API.md):
 // command, tty, cols, rows, term. Checked before the upgrade, so a bad one
 // gets a 400 with the API's JSON error, not a WebSocket that closes.
+// The command may come in the X-Skiff-Command header instead (percent-encoded),
+// which is what the CLI sends: a query string ends up in access logs, and
+// command lines carry passwords too.
 
 import { SSH_MAX_COMMAND, SSH_MAX_TERMINAL } from '../../bus/platform';
 import { HttpError } from './http';
@@ -28,8 +31,17 @@ function side(query: URLSearchParams, name: string, fallback: number): number {
   return n;
 }
 
-export function parseSshQuery(query: URLSearchParams): SshParams {
-  const command = query.get('command') ?? '';
+export const COMMAND_HEADER = 'x-skiff-command';
+
+export function parseSshQuery(query: URLSearchParams, commandHeader?: string): SshParams {
+  let command = query.get('command') ?? '';
+  if (commandHeader !== undefined) {
+    try {
+      command = decodeURIComponent(commandHeader);
+    } catch {
+      throw new HttpError(400, 'X-Skiff-Command must be percent-encoded UTF-8');
+    }
+  }
   if (command.length > SSH_MAX_COMMAND) throw new HttpError(400, `command longer than ${SSH_MAX_COMMAND} characters`);
   if (command.includes('\0')) throw new HttpError(400, 'command must not contain NUL');
   const tty = flag(query, 'tty');

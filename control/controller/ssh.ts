@@ -15,7 +15,7 @@ import { decode, RejectionCounter, validateSshExit, validateSshReply } from '../
 import type { Api } from './api';
 import { recordEvents } from './events';
 import { Exchange, HttpError } from './http';
-import { parseSshQuery } from './ssh-query';
+import { COMMAND_HEADER, parseSshQuery } from './ssh-query';
 import type { Store } from './store';
 
 export const SSH_ROUTE = '/apps/:name/instances/:index/ssh';
@@ -240,7 +240,7 @@ export class SshGateway {
       throw new HttpError(400, 'the path is not valid percent-encoding');
     }
     const { user, app, instance } = await this.api.sshTarget(e, name, which);
-    const params = parseSshQuery(e.query);
+    const params = parseSshQuery(e.query, e.headers[COMMAND_HEADER]);
     const relay = new Relay(randomUUID(), this);
     this.relays.add(relay);
     relay.listen(this.bus);
