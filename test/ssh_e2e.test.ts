@@ -61,9 +61,14 @@ function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Pro
 }
 
 /** A raw session on the WebSocket: its stdout and last text frame, or the refusal's status. */
-function rawSession(url: string, headers: Record<string, string>): Promise<{ status?: number; stdout: string; last?: string }> {
+function rawSession(url: string, headers: Record<string, string>, stdin?: Buffer): Promise<{ status?: number; stdout: string; last?: string }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      if (stdin === undefined) return;
+      ws.send(stdin, { binary: true });
+      ws.send(JSON.stringify({ eof: true }));
+    });
     let stdout = '';
     let last: string | undefined;
     const timer = setTimeout(() => reject(new Error('no end of the session within 10 s')), 10_000);
@@ -162,6 +167,10 @@ t.test('skiff ssh into a running instance', async (t) => {
     host: 'api.localhost', authorization: `Bearer ${token}`, 'x-skiff-command': encodeURIComponent('echo via-router; exit 5'),
   });
   t.same(routed, { stdout: 'via-router\n', last: '{"exit":5}' }, 'a session through the router');
+  const pasted = await rawSession(`ws://127.0.0.1:${ports.api}/apps/hello-node/instances/0/ssh`, {
+    authorization: `Bearer ${token}`, 'x-skiff-command': 'wc -c',
+  }, Buffer.alloc(3 * 1024 * 1024 - 1, 'x'));
+  t.same(pasted, { stdout: `${3 * 1024 * 1024 - 1}\n`, last: '{"exit":0}' }, 'a 3 MiB frame of stdin arrives whole (sliced for NATS)');
   const anonymous = await rawSession(`ws://127.0.0.1:${ports.api}/apps/hello-node/instances/0/ssh`, {});
   t.equal(anonymous.status, 401, 'no token: 401 before any upgrade');
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
-import { deaSshSubject, sshSubjects, type SshControl, type SshReply, type SshRequest } from '../../bus/platform';
+import { deaSshSubject, SSH_MAX_CHUNK, sshSubjects, type SshControl, type SshReply, type SshRequest } from '../../bus/platform';
 import { decodeOutput, errorText, exitText, parseClientText } from '../../bus/ssh-frames';
 import { decode, RejectionCounter, validateSshExit, validateSshReply } from '../../bus/validate';
 import type { Api } from './api';
@@ -117,8 +117,12 @@ class Relay {
   fromClient(message: ArrayBuffer, binary: boolean): void {
     if (this.over || this.closing) return;
     if (binary) {
-      // Zero bytes would read as EOF on the bus; stdin bytes it is not.
-      if (message.byteLength > 0) this.gateway.publish(this.subjects.in, Buffer.copyBytesFrom(new Uint8Array(message)));
+      // Zero bytes would read as EOF on the bus; stdin bytes it is not. A big
+      // frame (a paste) goes in slices: NATS refuses messages over its max payload.
+      const bytes = new Uint8Array(message);
+      for (let start = 0; start < bytes.length; start += SSH_MAX_CHUNK) {
+        this.gateway.publish(this.subjects.in, Buffer.copyBytesFrom(bytes, start, Math.min(SSH_MAX_CHUNK, bytes.length - start)));
+      }
       return;
     }
     const parsed = parseClientText(Buffer.from(message).toString('utf8'));
