@@ -76,6 +76,35 @@ export type FilesReply =
   | { error: string; code: 'not_found' | 'bad_path' | 'unknown_instance' };
 
 /**
+ * Desired state of apps: JetStream KV bucket written by the controller, key =
+ * app id, value = the controller's app record as JSON. Other roles (the
+ * health manager) may read it; only the controller writes it.
+ */
+export const APPS_BUCKET = 'skiff_apps';
+
+/**
+ * The fields of an app record that roles other than the controller rely on;
+ * the record holds more, which readers ignore.
+ */
+export interface AppDesiredState {
+  id: string;
+  name: string;
+  state: 'STARTED' | 'STOPPED';
+  instances: number;
+  /** Sha1 of the current droplet; null before the first staging. */
+  droplet: string | null;
+  /** Bumped on each start, restart and new droplet. */
+  run_count: number;
+  /** Epoch seconds of the last change of desired state. */
+  last_updated: number;
+}
+
+/** The version instances of the app's current desired state run: `<droplet sha1>-<run count>`. */
+export function desiredVersion(app: Pick<AppDesiredState, 'droplet' | 'run_count'>): string | null {
+  return app.droplet === null ? null : `${app.droplet}-${app.run_count}`;
+}
+
+/**
  * `skiff ssh`: a command run in an instance's directory and environment, as
  * the app's user, its output streamed back. The controller asks the DEA that
  * holds the instance to start a session (deaSshSubject: SshRequest ->

@@ -107,6 +107,18 @@ t.test('staging, placement and lifecycle', async (t) => {
   await t.test('health manager requests are honoured only while they still apply', async (t) => {
     clearStarts();
     const app = (await api.get('/apps/web')).json();
+    // A health manager (played here) backs index 1 off: the reconcile pass leaves it alone.
+    const hm = bus.subscribe('healthmanager.status', (m) => {
+      const q = JSON.parse(new TextDecoder().decode(m.data));
+      m.respond({ indices: q.droplet === id && q.version === 'd1-1' ? [{ index: 1, since: 1764100000 }] : [] });
+    }, { queue: 'hm' });
+    t.teardown(() => hm.unsubscribe());
+    bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'START', last_updated: app.meta.last_updated, version: 'd1-1', indices: [0, 1] });
+    await sleep(1500);
+    t.same(allStarts(), [], 'a START for indices that run starts nothing');
+    for (const dea of [deaA, deaB]) dea.running = dea.running.filter((i) => !(i.droplet === id && i.index === 1));
+    await sleep(2500);
+    t.same(allStarts(), [], 'index 1 crashed, but it is flapping: reconcile does not restart it');
     bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'START', last_updated: app.meta.last_updated, version: 'd1-0', indices: [1] });
     bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'START', last_updated: app.meta.last_updated, version: 'd1-1', indices: [1], flapping: true });
     bus.publish('cloudcontrollers.hm.requests', Buffer.from('{"op":"START"'));
@@ -115,6 +127,7 @@ t.test('staging, placement and lifecycle', async (t) => {
     t.equal(allStarts().length, 1, 'the stale version was ignored');
     t.match(allStarts()[0], { index: 1, version: 'd1-1', flapping: true });
 
+    hm.unsubscribe();
     const victim = deaA.running.concat(deaB.running).find((i) => i.droplet === id && i.index === 1)!;
     const stopsBefore = deaA.stops.length;
     bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'STOP', last_updated: app.meta.last_updated - 5, instances: [victim.instance] });
@@ -123,11 +136,15 @@ t.test('staging, placement and lifecycle', async (t) => {
     bus.publish('cloudcontrollers.hm.requests', { droplet: id, op: 'STOP', last_updated: app.meta.last_updated, instances: [victim.instance] });
     await eventually(() => deaA.stops.length > stopsBefore, 'the STOP');
     t.same(deaA.stops.at(-1), { droplet: id, instances: [victim.instance] });
+    // As a real DEA says once the instance is gone; it ends the placement's grace, so reconcile replaces it.
+    bus.publish('droplet.exited', { droplet: id, version: victim.version, instance: victim.instance, index: 1, reason: 'STOPPED', exit_status: 0 });
     await eventually(() => /rejected message.*cloudcontrollers.hm.requests/.test(controller.log()), 'the malformed request logged');
   });
 
   await t.test('a restarted DEA loses its instances: reconcile places them again', async (t) => {
-    await eventually(() => allStarts().length >= 2 || deaA.running.concat(deaB.running).filter((i) => i.droplet === id).length === 2, 'two instances again');
+    await eventually(() => deaA.running.concat(deaB.running).filter((i) => i.droplet === id).length === 2, 'two instances again');
+    // Let a reconcile pass see them run: a placement not seen yet counts as pending for a while.
+    await sleep(1500);
     clearStarts();
     deaA.running = [];
     deaB.running = [];

@@ -115,7 +115,7 @@ t.test('SIGTERM: every in-flight request completes, new connections are refused,
 
   const signalledAt = Date.now();
   router.signal('SIGTERM');
-  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503', 1000);
+  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503', 3000);
   t.equal(await statusCode(router, '/healthz'), 503, '/healthz 503 while draining');
   await eventually(async () => (await tryConnect(router.port)) === 'ECONNREFUSED', 'new connections refused', 1000);
   t.pass(`new connections refused ${Date.now() - signalledAt} ms after SIGTERM`);
@@ -164,7 +164,7 @@ t.test('SIGUSR1: health 503 at once, still serving for --drain-wait, then refuse
 
   const signalledAt = Date.now();
   router.signal('SIGUSR1');
-  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503 at once', 500);
+  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503 at once', 3000);
   t.equal(await statusCode(router, '/healthz'), 503, '/healthz 503');
   const during = await request(router.port, 'usr1.localhost', '/fast');
   t.equal(during.status, 200, 'new connections still served during the drain wait');
@@ -203,7 +203,7 @@ t.test('SIGTERM during the SIGUSR1 wait ends the wait', async (t) => {
   const nats = await startNats(t, { jetstream: false });
   const router = await startRouter(t, nats, { args: ['--drain-wait', '30'] });
   router.signal('SIGUSR1');
-  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503', 1000);
+  await eventually(async () => (await statusCode(router, '/health')) === 503, '/health 503', 3000);
   t.equal(await tryConnect(router.port), 'connected', 'still accepting in the 30 s wait');
   const signalledAt = Date.now();
   router.signal('SIGTERM');

@@ -157,8 +157,26 @@ export async function scale(ctx: Context, { values, positionals }: CommandArgs):
   if (values.instances !== undefined) change.instances = checkWholeNumber(values.instances, '--instances', 0, 1000);
   if (values.memory !== undefined) change.memory = memoryFlag(values.memory);
   if (Object.keys(change).length === 0) throw new UsageError('nothing to change: give --instances K and/or --memory MB');
-  const app = await updateApp(ctx.api(), name, groupQuery(values.group), change);
+  const api = ctx.api();
+  const query = groupQuery(values.group);
+  const notBefore = Math.floor(Date.now() / 1000);
+  const before = await getApp(api, name, query);
+  const app = await updateApp(api, name, query, change);
   ctx.print(`${name}: ${app.instances} instance${app.instances === 1 ? '' : 's'} of ${formatMemoryMb(app.memory)}`);
+  if (app.state === 'STARTED' && app.instances > 0) {
+    // A new memory size restarts every instance; more instances start new ones: wait for them as push does.
+    const restarted = app.memory !== before.memory;
+    const timeoutS = values.timeout !== undefined ? checkWholeNumber(values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
+    await waitForInstances({
+      api,
+      name,
+      query,
+      desired: app.instances,
+      timeoutMs: timeoutS * 1000,
+      notBefore: restarted ? notBefore : 0,
+      onProgress: (text) => ctx.note(`  ${text}`),
+    });
+  }
   return 0;
 }
 
@@ -176,7 +194,7 @@ export async function env(ctx: Context, { values, positionals }: CommandArgs): P
     }
     current = (await updateApp(api, name, query, { env: current })).env ?? current;
     if (!values.json) {
-      ctx.note(`updated the environment of ${name}${app.state === 'STARTED' ? ` (instances pick it up on restart: skiff restart ${name})` : ''}`);
+      ctx.note(`updated the environment of ${name}${app.state === 'STARTED' ? ' (its instances are replaced, one by one, to pick it up)' : ''}`);
     }
   }
   if (values.json) ctx.printJson(current);

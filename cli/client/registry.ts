@@ -69,8 +69,8 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   delete: { usage: 'skiff delete N [--force]', help: 'delete an app (asks on a terminal)', flags: [group, force], handler: () => apps().remove },
   scale: {
     usage: 'skiff scale N --instances K [--memory MB]',
-    help: 'change the number of instances or their memory',
-    flags: [{ name: 'instances', kind: 'number', help: 'number of instances' }, memory, group],
+    help: 'change the number of instances or their memory, and wait until they run',
+    flags: [{ name: 'instances', kind: 'number', help: 'number of instances' }, memory, group, timeout],
     handler: () => apps().scale,
   },
   env: { usage: 'skiff env N [K=V ...]', help: 'show the environment, or set (K=V) and unset (K=) variables', flags: [json, group], handler: () => apps().env },

@@ -52,6 +52,6 @@ export async function remove(ctx: Context, { values, positionals }: CommandArgs)
 }
 
 function adminOnly(error: unknown): never {
-  if (error instanceof ApiError && error.status === 403) throw new CliError(`only admins can manage users (${error.message})`);
+  if (error instanceof ApiError && error.status === 403) throw new CliError('only admins can manage users');
   throw error;
 }

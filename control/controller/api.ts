@@ -519,7 +519,8 @@ export class Api {
     let running = 0;
     if (app.state === 'STARTED' && version !== null) {
       const found = known ?? (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []));
-      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version).map((i) => i.index)).size;
+      // Indices beyond the count are on their way out (scaled down): not part of the app any more.
+      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index)).size;
     }
     return {
       id: app.id,

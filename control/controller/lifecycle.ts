@@ -4,11 +4,11 @@
 // seconds so that a restarted platform brings started apps back.
 
 import { randomUUID } from 'node:crypto';
-import type { Bus, Subscription } from '../../bus/connection';
+import { BusRequestError, type Bus, type Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { DeaFindDropletReply, HmRequest } from '../../bus/messages';
 import { HM_REQUESTS_QUEUE, Subjects } from '../../bus/subjects';
-import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmRequest } from '../../bus/validate';
+import { decode, RejectionCounter, validateDeaAdvertise, validateDropletExited, validateHmFlappingStatusReply, validateHmRequest } from '../../bus/validate';
 import { convergence, plan } from './desired';
 import { recordEvents } from './events';
 import type { Instances } from './instances';
@@ -19,6 +19,8 @@ import { appVersion, type AppRecord, type Store } from './store';
 const PLACEMENT_GRACE_MS = 20_000;
 /** How long old versions are left running while the new ones fail to come up. */
 const REPLACE_TIMEOUT_MS = 10 * 60_000;
+/** A health manager answers from memory; longer means it is in trouble, and placing wins. */
+const HM_STATUS_TIMEOUT_MS = 1000;
 
 export interface LifecycleOptions {
   reconcileIntervalMs: number;
@@ -188,9 +190,13 @@ export class Lifecycle {
         if (fresh === undefined || fresh.state !== 'STARTED' || appVersion(fresh) !== appVersion(app) || fresh.instances !== app.instances) continue;
         this.seen(app, found);
         const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
-        if (place.length > 0) {
-          this.log.info('reconcile: placing missing instances', { app: app.name, indices: place.join(',') });
-          await this.place(app, place);
+        const flapping = place.length > 0 ? await this.flappingIndices(app) : new Set<number>();
+        // Asking took a moment, in which a health manager's START may have placed some of them.
+        const placedMeanwhile = this.recentlyPlaced(app, Date.now());
+        const missing = place.filter((index) => !flapping.has(index) && !placedMeanwhile.has(index));
+        if (missing.length > 0) {
+          this.log.info('reconcile: placing missing instances', { app: app.name, indices: missing.join(',') });
+          await this.place(app, missing);
         }
         if (stop.length > 0) this.instances.stop({ droplet: app.id, instances: stop });
       }
@@ -199,6 +205,25 @@ export class Lifecycle {
     } finally {
       this.reconciling = false;
     }
+  }
+
+  /**
+   * Indices the health manager reports FLAPPING for the app's version: left
+   * to its backoff, so that this pass does not restart a crash loop every
+   * few seconds. No health manager (or no answer): none.
+   */
+  private async flappingIndices(app: AppRecord): Promise<Set<number>> {
+    try {
+      const reply = await this.bus.request(Subjects.healthmanagerStatus, { droplet: app.id, version: appVersion(app), state: 'FLAPPING' }, HM_STATUS_TIMEOUT_MS);
+      const checked = validateHmFlappingStatusReply(reply);
+      if (checked.ok) return new Set(checked.value.indices.map((i) => i.index));
+      this.rejections.reject(Subjects.healthmanagerStatus, checked.error);
+    } catch (err) {
+      if (!(err instanceof BusRequestError && err.reason === 'no-responders')) {
+        this.log.warn('health manager status unavailable; placing all missing instances', { app: app.name, error: err });
+      }
+    }
+    return new Set();
   }
 
   private async failLostStaging(app: AppRecord): Promise<void> {
@@ -231,7 +256,14 @@ export class Lifecycle {
         this.log.info('health manager START ignored: app stopped, gone or changed', { droplet: request.droplet, version: request.version });
         return;
       }
-      const indices = request.indices.filter((i) => i < app.instances);
+      // The reconcile pass may have placed these already: start only what is still missing.
+      const found = await this.instances.find({ droplet: app.id });
+      this.seen(app, found);
+      const missing = new Set(convergence(app, found, this.recentlyPlaced(app, Date.now())).place);
+      const indices = request.indices.filter((i) => missing.has(i));
+      if (indices.length < request.indices.length) {
+        this.log.info('health manager START: some indices already run or are starting', { droplet: request.droplet, asked: request.indices.join(','), placing: indices.join(',') });
+      }
       await this.place(app, indices, request.flapping);
       if (indices.length > 0) {
         await recordEvents(this.store, this.log, app.id, 'health manager', [
@@ -260,6 +292,8 @@ export class Lifecycle {
       return;
     }
     const exited = decoded.value;
+    // An instance that ended is no longer a pending placement: its index may be placed again at once.
+    this.placedAt.delete(`${exited.droplet}/${exited.version}/${exited.index}`);
     if (exited.reason !== 'CRASHED') return;
     if ((await this.store.getApp(exited.droplet)) === undefined) return;
     await this.store.addCrash(exited.droplet, {

@@ -8,12 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { ObjectStores } from '../../bus/platform';
+import { APPS_BUCKET, ObjectStores } from '../../bus/platform';
 import type { PasswordHash } from './auth';
 
 export const Buckets = {
   users: 'skiff_users',
-  apps: 'skiff_apps',
+  apps: APPS_BUCKET,
   appNames: 'skiff_app_names',
   crashes: 'skiff_crashes',
   stagingLogs: 'skiff_staging_logs',

@@ -1,14 +1,15 @@
 // WebSocket proxying. An upgrade request is routed like any request; the
 // router sends its own upgrade request to the chosen endpoint, and only once
 // the app answered 101 is the client upgraded (uWS res.upgrade). From then on
-// messages are relayed both ways: uWebSockets.js on the client side, the `ws`
-// package's framing on the app side.
+// messages are relayed both ways: uWebSockets.js on the client side, the
+// router's own client framing (app_link.ts) on the app side.
 //
 // The upgrade towards the app is written by hand on a plain `net` socket (one
-// prebuilt request head, the 101 checked here) and the socket then handed to
-// `ws` the way its own server does (`new WebSocket(null)` + `setSocket`, as a
-// client). The `ws` client's HTTP machinery leaves ~10 KiB of garbage per
-// handshake, which showed up as RSS of idle tunnels (about half of it).
+// prebuilt request head, the 101 checked here), and the socket then carries
+// AppLink's frames: one masked frame per message in one write, frames parsed
+// straight off the socket's chunks. (The `ws` package did this job first; its
+// two writes per message and its stream per socket cost about a third of the
+// router's CPU on small echoes, and its HTTP machinery ~10 KiB per tunnel.)
 //
 // Choices forced by uWebSockets.js 20.30 (see /work/shared/uws-notes.md):
 // - A uWS WebSocket cannot stop reading (no pause/resume for WebSockets; the
@@ -44,7 +45,7 @@ import { createHash, randomBytes, randomFillSync, randomUUID } from 'node:crypto
 import { STATUS_CODES } from 'node:http';
 import * as net from 'node:net';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket as UwsWebSocket, WebSocketBehavior } from 'uWebSockets.js';
-import WebSocket from 'ws';
+import { AppLink, LINK_OPEN, type AppLinkEvents } from './app_link';
 import type { Logger } from '../../bus/log';
 import type { Registry } from '../registry/registry';
 import type { Backend } from '../route/backend';
@@ -297,25 +298,9 @@ const enum Body {
 }
 
 const kTunnel = Symbol('tunnel');
-/** The app side: first a plain socket for the handshake, then a `ws` WebSocket over it. */
+/** The app side: first a plain socket for the handshake, then an AppLink (client framing) over it. */
 type HandshakeSocket = net.Socket & { [kTunnel]?: Tunnel };
-type AppSocket = WebSocket & { [kTunnel]?: Tunnel };
-/** `ws` internals used to run its client framing over a socket upgraded here. */
-type WsInternals = {
-  _isServer: boolean;
-  setSocket(
-    socket: net.Socket,
-    head: Buffer,
-    options: {
-      allowSynchronousEvents: boolean;
-      generateMask: (mask: Buffer) => void;
-      maxBufferedChunks: number;
-      maxFragments: number;
-      maxPayload: number;
-      skipUTF8Validation: boolean;
-    },
-  ): void;
-};
+type AppSocket = AppLink;
 
 interface TunnelRef {
   tunnel: Tunnel;
@@ -364,24 +349,20 @@ function statusLine(status: number, reason: string | undefined): string {
 }
 
 /**
- * Masks for frames to apps. `ws` copies a client message into the outgoing
- * frame while masking it, so the uWS ArrayBuffer can be handed to send()
- * directly (one copy instead of two) -- unless the mask is all zero bytes,
- * in which case `ws` would keep a reference to the buffer uWS is about to
- * reuse. These masks are never zero.
+ * Masks for frames to apps (RFC 6455 5.3: unpredictable), four bytes at a
+ * time from a pool refilled by the CSPRNG.
  */
 const maskPool = Buffer.alloc(8 * KiB);
 let maskAt = maskPool.length;
-function generateMask(mask: Buffer): void {
+function writeMask(into: Buffer, at: number): void {
   if (maskAt + 4 > maskPool.length) {
     randomFillSync(maskPool);
     maskAt = 0;
   }
-  mask[0] = maskPool[maskAt++];
-  mask[1] = maskPool[maskAt++];
-  mask[2] = maskPool[maskAt++];
-  mask[3] = maskPool[maskAt++];
-  if ((mask[0] | mask[1] | mask[2] | mask[3]) === 0) mask[0] = 1;
+  into[at] = maskPool[maskAt++]!;
+  into[at + 1] = maskPool[maskAt++]!;
+  into[at + 2] = maskPool[maskAt++]!;
+  into[at + 3] = maskPool[maskAt++]!;
 }
 
 /** What is known of an upgrade request once it was read; kept for the record. */
@@ -488,8 +469,6 @@ class Tunnel {
   }
 }
 const NONE: string[] = [];
-const BINARY = { binary: true };
-const TEXT = { binary: false };
 const EMPTY_BUFFER = Buffer.alloc(0);
 
 /**
@@ -838,23 +817,9 @@ export class WebSocketProxy {
     t.socket = null;
     // Paused so that `ws` sees `rest` (frames that came with the 101) once resumed below.
     socket.pause();
-    const app: AppSocket = new WebSocket(null as unknown as string, undefined, { autoPong: false });
-    const internals = app as unknown as WsInternals;
-    internals._isServer = false;
-    app[kTunnel] = t;
+    const app = new AppLink(socket, rest, appLinkEvents, this.options.maxPayloadBytes, writeMask);
+    app.owner = t;
     t.app = app;
-    app.on('error', onAppError);
-    app.on('close', onAppClose);
-    app.on('message', onAppMessage);
-    app.on('ping', onAppPing);
-    internals.setSocket(socket, rest, {
-      allowSynchronousEvents: true,
-      generateMask,
-      maxBufferedChunks: 256 * 1024,
-      maxFragments: 16 * 1024,
-      maxPayload: this.options.maxPayloadBytes,
-      skipUTF8Validation: false,
-    });
 
     const headers = endToEnd(response.headers, isOwn101Header);
     const stickyCookie = this.stickyCookie(t, headers);
@@ -961,7 +926,7 @@ export class WebSocketProxy {
     const app = t.app;
     if (app === null) return;
     t.app = null;
-    app[kTunnel] = undefined;
+    app.owner = undefined;
   }
 
   private releaseBackend(t: Tunnel): void {
@@ -1024,9 +989,9 @@ export class WebSocketProxy {
     t.bytesFromClient += n;
     this.stats.bytesIn += n;
     const app = t.app;
-    if (app === null || app.readyState !== WebSocket.OPEN) return;
-    // `ws` copies the bytes into the masked frame before send() returns (see generateMask).
-    app.send(message, isBinary ? BINARY : TEXT);
+    if (app === null || app.readyState !== LINK_OPEN) return;
+    // Masked into a frame of its own before send() returns: uWS may reuse `message` afterwards.
+    app.send(new Uint8Array(message), isBinary);
     if (app.bufferedAmount > this.overflowLimit) {
       // uWS cannot stop reading this client, and its app is not reading: cut the tunnel.
       this.stats.overflowCloses++;
@@ -1077,7 +1042,7 @@ export class WebSocketProxy {
     const t = tunnelOf(ws);
     t.idleTicks = 0;
     const app = t.app;
-    if (app !== null && app.readyState === WebSocket.OPEN) app.pong(Buffer.copyBytesFrom(new Uint8Array(message)));
+    if (app !== null && app.readyState === LINK_OPEN) app.pong(new Uint8Array(message));
   }
 
   // ---------------------------------------------------------------------------
@@ -1200,24 +1165,13 @@ export class WebSocketProxy {
   }
 }
 
-/** Passes a client's close on to the app: same code and reason, as far as `ws` may send them. */
-function closeApp(app: WebSocket, code: number, reason: Buffer | string): void {
-  if (app.readyState !== WebSocket.OPEN) return;
+/** Passes a client's close on to the app: same code and reason, as far as the protocol lets a client send them. */
+function closeApp(app: AppLink, code: number, reason: Buffer | string): void {
+  if (app.readyState !== LINK_OPEN) return;
   const relayed = relayedClose(code);
-  if (relayed === null) {
-    app.terminate();
-    return;
-  }
-  if (relayed === undefined) {
-    app.close();
-    return;
-  }
-  try {
-    app.close(relayed, reason);
-  } catch {
-    // A code `ws` may not send (1004, 1015, ...): close without one.
-    app.close();
-  }
+  if (relayed === null) app.terminate();
+  else if (relayed === undefined) app.close();
+  else app.close(relayed, reason); // a code no endpoint may send (1004, 1015, ...) goes as a close without one
 }
 
 // Listeners shared by every app socket (`this` is the socket): no closures per tunnel.
@@ -1238,19 +1192,22 @@ function onHandshakeClose(this: HandshakeSocket): void {
   const t = this[kTunnel];
   if (t !== undefined) t.proxy.handshakeClosed(t, undefined);
 }
-function onAppError(this: AppSocket, error: Error): void {
-  const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppError(t, error);
-}
-function onAppClose(this: AppSocket, code: number, reason: Buffer): void {
-  const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppClose(t, code, reason);
-}
-function onAppMessage(this: AppSocket, data: Buffer, isBinary: boolean): void {
-  const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppMessage(t, this, data, isBinary);
-}
-function onAppPing(this: AppSocket, data: Buffer): void {
-  const t = this[kTunnel];
-  if (t !== undefined) t.proxy.onAppPing(t, data);
-}
+/** The app side's events, shared by every tunnel (the link's owner is its tunnel). */
+const appLinkEvents: AppLinkEvents = {
+  onError(link, error) {
+    const t = link.owner as Tunnel | undefined;
+    if (t !== undefined) t.proxy.onAppError(t, error);
+  },
+  onClose(link, code, reason) {
+    const t = link.owner as Tunnel | undefined;
+    if (t !== undefined) t.proxy.onAppClose(t, code, reason);
+  },
+  onMessage(link, data, isBinary) {
+    const t = link.owner as Tunnel | undefined;
+    if (t !== undefined) t.proxy.onAppMessage(t, link, data, isBinary);
+  },
+  onPing(link, data) {
+    const t = link.owner as Tunnel | undefined;
+    if (t !== undefined) t.proxy.onAppPing(t, data);
+  },
+};

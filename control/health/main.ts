@@ -1,0 +1,67 @@
+import { openComponentConfig, type ComponentConfig } from '../../bus/config';
+import { connectBus, redactUrl } from '../../bus/connection';
+import { helpText, UsageError } from '../../bus/flags';
+import { createLogger } from '../../bus/log';
+import { HealthManager } from './manager';
+import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
+
+/** `skiff health ...`: parses flags, connects the bus and the config store, runs until SIGTERM/SIGINT. */
+export async function main(argv: string[]): Promise<number> {
+  const log = createLogger('health');
+  let options: ReturnType<typeof parseHealthOptions>;
+  try {
+    options = parseHealthOptions(argv, process.env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`skiff health: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(helpText('skiff health', HEALTH_FLAGS, ENV_PREFIX) + '\n');
+    return 0;
+  }
+
+  const bus = await connectBus({ servers: options.nats, name: 'skiff-health', logger: log, waitForServer: true });
+  let config: ComponentConfig | undefined;
+  try {
+    config = await openComponentConfig(bus, 'health', log);
+  } catch (error) {
+    log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
+  }
+  const manager = new HealthManager(bus, log, config, { overrides: options.overrides });
+  try {
+    await manager.start();
+  } catch (error) {
+    await manager.stop();
+    await config?.close();
+    await bus.close();
+    throw error;
+  }
+  const s = manager.settings;
+  log.info('health manager running', {
+    id: manager.id,
+    nats: redactUrl(options.nats),
+    droplet_lost_s: s.dropletLostMs / 1000,
+    flapping_timeout_s: s.flappingTimeoutMs / 1000,
+    flapping_death: s.flappingDeath,
+    min_restart_delay_s: s.minRestartDelayMs / 1000,
+    max_restart_delay_s: s.maxRestartDelayMs / 1000,
+    giveup_crash_number: s.giveupCrashNumber,
+    analysis_interval_s: s.analysisIntervalMs / 1000,
+  });
+
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log.info('stopping', { signal });
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  await manager.stop();
+  await config?.close();
+  await bus.close();
+  return 0;
+}

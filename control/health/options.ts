@@ -1,0 +1,45 @@
+import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { convertSetting, SETTING_SPECS, type HealthSettings } from './settings';
+
+export const ENV_PREFIX = 'SKIFF_HEALTH';
+
+/** `--droplet-lost` for `health.droplet_lost`, and so on. */
+function flagName(setting: string): string {
+  return setting.replace(/_/g, '-');
+}
+
+export const HEALTH_FLAGS: readonly FlagSpec[] = [
+  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...SETTING_SPECS.map((spec): FlagSpec => ({
+    name: flagName(spec.setting),
+    kind: 'number',
+    min: 0,
+    help: `${spec.help}; overrides health.${spec.setting}`,
+    defaultText: `health.${spec.setting}, else ${spec.fallback}`,
+  })),
+];
+
+export interface HealthOptions {
+  help: boolean;
+  nats: string;
+  /** Only the settings given by flag or environment. */
+  overrides: Partial<HealthSettings>;
+}
+
+export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): HealthOptions {
+  const { values, positionals } = parseFlags(argv, HEALTH_FLAGS, ENV_PREFIX, env);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const overrides: Partial<HealthSettings> = {};
+  for (const spec of SETTING_SPECS) {
+    const value = values[flagName(spec.setting)];
+    if (value === undefined) continue;
+    const converted = convertSetting(spec, value);
+    if (!converted.ok) throw new UsageError(`--${flagName(spec.setting)}: ${converted.error.replace(`health.${spec.setting} `, '')}`);
+    overrides[spec.key] = converted.value;
+  }
+  return {
+    help: values.help === true,
+    nats: (values.nats as string | undefined) ?? 'nats://127.0.0.1:4222',
+    overrides,
+  };
+}

@@ -1,0 +1,69 @@
+// `skiff health` as a child process for end-to-end tests, ended by pid at teardown.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { eventually, isAlive, type NatsServer, type TeardownHost } from './harness';
+
+const BIN = join(__dirname, '..', 'bin', 'skiff');
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
+});
+
+let deathSignal: string[] | undefined;
+function parentDeathPrefix(): string[] {
+  deathSignal ??=
+    spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore' }).status === 0
+      ? ['setpriv', '--pdeathsig', 'SIGKILL', '--']
+      : [];
+  return deathSignal;
+}
+
+export interface HealthProcess {
+  readonly pid: number;
+  log(): string;
+  /** SIGTERM, SIGKILL after 3 s; resolves with the exit code. Idempotent. */
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+export async function startHealth(t: TeardownHost, nats: NatsServer, args: string[] = []): Promise<HealthProcess> {
+  const [command, ...rest] = [...parentDeathPrefix(), process.execPath, BIN, 'health', '--nats', nats.url, ...args];
+  const child = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SKIFF_LOG_LEVEL: 'info' } });
+  children.add(child);
+  let output = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stopped: Promise<number | null> | undefined;
+  const health: HealthProcess = {
+    pid: child.pid!,
+    log: () => output,
+    stop: () => {
+      stopped ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill('SIGTERM');
+          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+          await exited;
+          clearTimeout(timer);
+        }
+        children.delete(child);
+        return child.exitCode;
+      })();
+      return stopped;
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      children.delete(child);
+    },
+  };
+  t.teardown(() => health.stop());
+  await Promise.race([
+    eventually(() => /health manager running/.test(output), 'health manager to run', 15_000),
+    exited.then((code) => {
+      throw new Error(`skiff health exited with ${code} before running:\n${output}`);
+    }),
+  ]);
+  return health;
+}
