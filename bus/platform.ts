@@ -105,6 +105,73 @@ export function desiredVersion(app: Pick<AppDesiredState, 'droplet' | 'run_count
 }
 
 /**
+ * `skiff ssh`: a command run in an instance's directory and environment, as
+ * the app's user, its output streamed back. The controller asks the DEA that
+ * holds the instance to start a session (deaSshSubject: SshRequest ->
+ * SshReply); from then on the session's bytes travel on its own subjects
+ * (sshSubjects), named by a random session id (a UUID):
+ *   ssh.<session>.out   DEA -> controller: one byte channel (SSH_CHANNEL) + data, at most SSH_MAX_CHUNK data bytes
+ *   ssh.<session>.exit  DEA -> controller: SshExit (JSON), after the last output; the session is over
+ *   ssh.<session>.in    controller -> DEA: stdin bytes; an empty message is EOF
+ *   ssh.<session>.ctl   controller -> DEA: SshControl (JSON); `ping` is a request answered {"ok":true} while the session lives
+ * A session ends when its process exits, on `kill`, when the instance stops,
+ * or when the DEA stops. Its output is paused (`pause`/`resume`) while the
+ * user's connection cannot take more, so a fast command waits for a slow user.
+ */
+export function deaSshSubject(deaId: string): string {
+  return `dea.${deaId}.ssh`;
+}
+
+export function sshSubjects(session: string): { out: string; exit: string; in: string; ctl: string } {
+  return { out: `ssh.${session}.out`, exit: `ssh.${session}.exit`, in: `ssh.${session}.in`, ctl: `ssh.${session}.ctl` };
+}
+
+/** Session ids go into subjects: only a UUID's characters, never `.`, `*` or `>`. */
+export const SSH_SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const SSH_CHANNEL = { stdout: 1, stderr: 2 } as const;
+export type SshChannel = (typeof SSH_CHANNEL)[keyof typeof SSH_CHANNEL];
+/** Data bytes per output message (and per WebSocket frame). */
+export const SSH_MAX_CHUNK = 64 * 1024;
+/** Sessions one instance may have at a time; more are refused (`too_many_sessions`). */
+export const SSH_MAX_SESSIONS_PER_INSTANCE = 4;
+/** Longest command line accepted. */
+export const SSH_MAX_COMMAND = 16 * 1024;
+/** Terminal sizes outside this are refused. */
+export const SSH_MAX_TERMINAL = 1000;
+
+export interface SshRequest {
+  droplet: string;
+  instance: string;
+  session: string;
+  /** A shell command line, run by `/bin/sh -c`; "" runs an interactive `/bin/sh`. */
+  command: string;
+  /** Run on a pseudo-terminal (stdout and stderr merge into channel 1). */
+  tty: boolean;
+  cols: number;
+  rows: number;
+  /** The user's TERM, for a tty session (default xterm). */
+  term?: string;
+}
+export type SshReply =
+  | { ok: true }
+  | { error: string; code: 'unknown_instance' | 'too_many_sessions' | 'bad_request' | 'failed' };
+
+/** `exit_status`: the command's exit code, or 128 + the signal number when a signal ended it. `error`: why it could not run. */
+export interface SshExit {
+  exit_status: number;
+  signal?: string;
+  error?: string;
+}
+
+export type SshControl =
+  | { resize: [cols: number, rows: number] }
+  | { kill: true }
+  | { pause: true }
+  | { resume: true }
+  | { ping: true };
+
+/**
  * Published by the health manager that acts (the lease holder) when it gives
  * up on an index of an app version: from crash `giveup_crash_number` + 1
  * inside the flapping window it asks for no more restarts until the app

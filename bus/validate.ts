@@ -37,6 +37,7 @@ import {
   type StagerReply,
   type StagerRequest,
 } from './messages';
+import { SSH_MAX_COMMAND, SSH_MAX_TERMINAL, SSH_SESSION_ID, type SshControl, type SshExit, type SshReply, type SshRequest } from './platform';
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
 export type Validator<T> = (value: unknown) => Validation<T>;
@@ -512,6 +513,63 @@ export const validateStagerReply = validator((m): StagerReply => {
     start_command: m.string('start_command'),
     log: m.text('log'),
   };
+});
+
+// ---- ssh sessions (bus/platform.ts) ----
+
+function sessionId(m: Fields): string {
+  const session = m.string('session');
+  if (!SSH_SESSION_ID.test(session)) fail('session must be a lowercase UUID');
+  return session;
+}
+
+export const validateSshRequest = validator((m): SshRequest => {
+  const command = m.text('command');
+  if (command.length > SSH_MAX_COMMAND) fail(`command must be at most ${SSH_MAX_COMMAND} characters`);
+  return {
+    droplet: m.id('droplet'),
+    instance: m.string('instance'),
+    session: sessionId(m),
+    command,
+    tty: m.bool('tty', false),
+    cols: m.optInt('cols', 1, SSH_MAX_TERMINAL) ?? 80,
+    rows: m.optInt('rows', 1, SSH_MAX_TERMINAL) ?? 24,
+    ...optTerm(m),
+  };
+});
+
+function optTerm(m: Fields): { term?: string } {
+  const term = m.optString('term');
+  if (term === undefined) return {};
+  if (!/^[A-Za-z0-9._+-]{1,64}$/.test(term)) fail('term must be a terminal name like xterm-256color');
+  return { term };
+}
+
+export const validateSshReply = validator((m): SshReply => {
+  if (m.raw('ok') === true) return { ok: true };
+  return { error: m.string('error'), code: m.oneOf('code', ['unknown_instance', 'too_many_sessions', 'bad_request', 'failed'] as const) };
+});
+
+export const validateSshExit = validator((m): SshExit => compact({
+  exit_status: m.int('exit_status', 0, 255),
+  signal: m.optString('signal'),
+  error: m.optString('error'),
+}));
+
+/** Exactly one of resize, kill, pause, resume, ping. */
+export const validateSshControl = validator((m): SshControl => {
+  if (m.raw('resize') !== undefined) {
+    const size = m.array('resize', (item, name) => {
+      if (typeof item !== 'number' || !Number.isInteger(item) || item < 1 || item > SSH_MAX_TERMINAL) fail(`${name} must be an integer 1-${SSH_MAX_TERMINAL}`);
+      return item;
+    });
+    if (size.length !== 2) fail('resize must be [cols, rows]');
+    return { resize: [size[0]!, size[1]!] };
+  }
+  for (const key of ['kill', 'pause', 'resume', 'ping'] as const) {
+    if (m.raw(key) === true) return { [key]: true } as SshControl;
+  }
+  fail('expected one of resize, kill, pause, resume, ping');
 });
 
 // ---- components ----

@@ -12,11 +12,11 @@ import type { Logger } from '../bus/log';
 import type {
   DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
 } from '../bus/messages';
-import { deaFilesSubject, RUNTIMES, type FilesReply, type FilesRequest } from '../bus/platform';
+import { deaFilesSubject, deaSshSubject, RUNTIMES, type FilesReply, type FilesRequest, type SshReply } from '../bus/platform';
 import { Subjects } from '../bus/subjects';
 import {
   decode, RejectionCounter, validateDeaDiscover, validateDeaFindDroplet, validateDeaStartRequest, validateDeaStop,
-  validateDeaUpdate, validateRouterStart, type Validator,
+  validateDeaUpdate, validateRouterStart, validateSshRequest, type Validator,
 } from '../bus/validate';
 import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
@@ -27,6 +27,7 @@ import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, typ
 import { bindProbe, PortAllocator } from './ports';
 import { instanceProcesses, readProcessTable, readStat, sysconf } from './proc';
 import { RecordStore, type InstanceRecord } from './records';
+import { SshSessions } from './ssh';
 import { GroupWatchdog } from './watchdog';
 
 export interface DeaSettings {
@@ -70,6 +71,7 @@ export class Dea {
   private runAs: { uid: number; gid: number } | undefined;
   private launcherPrefix: string[] = [];
   private hasPrlimit = false;
+  private sessions: SshSessions | undefined;
   private sampling = false;
   private stopping = false;
   private readonly instancesDir: string;
@@ -130,6 +132,13 @@ export class Dea {
       logger: this.logger,
     };
     this.watchdog.start();
+    this.sessions = new SshSessions({
+      bus: this.bus,
+      logger: this.logger,
+      rejections: this.rejections,
+      watchdog: this.watchdog,
+      canAllocateTerminal: spawnSync('script', ['--version'], { stdio: 'ignore' }).status === 0,
+    });
     await this.cleanUpPreviousRun();
 
     this.listen(Subjects.deaInstanceStart(this.id), (msg) => this.onStart(msg));
@@ -142,6 +151,7 @@ export class Dea {
     this.listen(Subjects.routerStart, (msg) => this.onRouterStart(msg));
     this.listen(Subjects.healthmanagerStart, () => this.heartbeat());
     this.listen(deaFilesSubject(this.id), (msg) => this.onFiles(msg));
+    this.listen(deaSshSubject(this.id), (msg) => this.onSsh(msg));
 
     // Routers already up answer with their register interval (and get our routes at once).
     this.bus.request(Subjects.routerGreet, {}, 2000).then(
@@ -179,7 +189,11 @@ export class Dea {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
     clearTimeout(this.registerTimer);
-    await Promise.all(this.list().filter((i) => i.reservesMemory).map((i) => this.stopInstance(i, reason)));
+    for (const sub of this.subscriptions) if (sub.subject === deaSshSubject(this.id)) sub.unsubscribe();
+    await Promise.all([
+      this.sessions?.closeAll('the DEA is shutting down'),
+      ...this.list().filter((i) => i.reservesMemory).map((i) => this.stopInstance(i, reason)),
+    ]);
     for (const sub of this.subscriptions) sub.unsubscribe();
     await this.bus.flush().catch(() => {});
     this.watchdog.close();
@@ -301,7 +315,13 @@ export class Dea {
       this.heartbeat();
     },
     exited: (instance, reason) => void this.onExited(instance, reason),
-    changed: (instance) => void this.persist(instance),
+    changed: (instance) => {
+      // A stopping instance takes its ssh sessions along; a crashed one keeps its directory, and them.
+      if (instance.state === 'STOPPING' || instance.state === 'STOPPED' || instance.state === 'DELETED') {
+        this.sessions?.endFor(instance.id, 'the instance stopped');
+      }
+      void this.persist(instance);
+    },
   };
 
   private async onExited(instance: Instance, reason: ExitReason): Promise<void> {
@@ -510,6 +530,32 @@ export class Dea {
       return;
     }
     msg.respond(await readInstancePath(instance.dir, request));
+  }
+
+  /** `skiff ssh`: starts a session on a running or crashed instance of ours (bus/platform.ts). */
+  private onSsh(msg: BusMessage): void {
+    const request = this.parse(msg, validateSshRequest);
+    if (!request) {
+      msg.respond({ error: 'invalid ssh request', code: 'bad_request' } satisfies SshReply);
+      return;
+    }
+    const instance = this.instances.get(request.instance);
+    if (!instance || instance.spec.appId !== request.droplet) {
+      msg.respond({ error: 'no such instance on this DEA', code: 'unknown_instance' } satisfies SshReply);
+      return;
+    }
+    if (this.stopping || (instance.state !== 'RUNNING' && instance.state !== 'CRASHED')) {
+      msg.respond({ error: `the instance is ${instance.state.toLowerCase()}: only a running or crashed instance takes ssh sessions`, code: 'unknown_instance' } satisfies SshReply);
+      return;
+    }
+    let reply: SshReply;
+    try {
+      reply = this.sessions!.open(request, instance);
+    } catch (err) {
+      this.logger.warn('ssh session failed to start', { instance: instance.id, error: err });
+      reply = { error: 'the session could not be started (see the DEA log)', code: 'failed' };
+    }
+    msg.respond(reply);
   }
 
   // ---- periodic ----

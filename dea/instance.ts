@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ExitReason, InstanceState, Limits } from '../bus/messages';
 import { DROPLET_APP_DIR } from '../bus/platform';
 import type { Logger } from '../bus/log';
-import { buildInstanceEnv } from './env';
+import { buildInstanceEnv, type InstanceEnvInput } from './env';
 import type { DropletCache } from './droplets';
 import { unpackDroplet } from './droplets';
 import type { PortAllocator } from './ports';
@@ -81,6 +81,7 @@ export class Instance {
   crashTimestamp: number | undefined;
 
   private child: ChildProcess | undefined;
+  private launchEnv: Record<string, string> | undefined;
   private exitedPromise: Promise<void> | undefined;
   private stopReason: ExitReason | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -164,22 +165,8 @@ export class Instance {
       this.port = port;
       if (this.stopReason) throw new Error('stopped while starting');
       this.startedAtMs = Date.now();
-      const { env, skipped } = buildInstanceEnv({
-        appId: spec.appId,
-        name: spec.name,
-        instanceId: spec.instanceId,
-        index: spec.index,
-        version: spec.version,
-        uris: spec.uris,
-        limits: spec.limits,
-        host: ctx.host,
-        port,
-        startedAt: Math.floor(this.startedAtMs / 1000),
-        instanceDir: this.dir,
-        tmpDir,
-        appEnv: spec.env,
-        services: spec.services,
-      });
+      const { env, skipped } = buildInstanceEnv(this.envInput(port));
+      this.launchEnv = env;
       if (skipped.length > 0) ctx.logger.warn('app env entries skipped', { app: spec.appId, names: skipped.join(',') });
       const [command0, ...args] = [...ctx.launcher(spec.limits), '/bin/sh', '-c', command];
       const child = spawn(command0!, args, {
@@ -211,6 +198,39 @@ export class Instance {
       await stdout.close();
       await stderr.close();
     }
+  }
+
+  private envInput(port: number): InstanceEnvInput {
+    const { ctx, spec } = this;
+    return {
+      appId: spec.appId,
+      name: spec.name,
+      instanceId: spec.instanceId,
+      index: spec.index,
+      version: spec.version,
+      uris: spec.uris,
+      limits: spec.limits,
+      host: ctx.host,
+      port,
+      startedAt: Math.floor(this.startedAtMs / 1000),
+      instanceDir: this.dir,
+      tmpDir: join(this.dir, 'tmp'),
+      appEnv: spec.env,
+      services: spec.services,
+    };
+  }
+
+  /**
+   * The app's environment, for `skiff ssh`: the one it was launched with, or
+   * for a crashed instance restored after a DEA restart, the same rebuilt.
+   */
+  environment(): Record<string, string> {
+    return { ...(this.launchEnv ?? buildInstanceEnv(this.envInput(this.port ?? 0)).env) };
+  }
+
+  /** The launcher prefix (setpriv as the app's user, limits) for processes run on the instance's behalf. */
+  launcher(): string[] {
+    return this.ctx.launcher(this.spec.limits);
   }
 
   private async waitUntilListening(): Promise<void> {

@@ -52,9 +52,13 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
   runs.forEach((run, i) => oneErrorLine(t, run, 2, cases[i]![1]));
 });
 
-t.test('ssh is not there yet', async (t) => {
+t.test('ssh: bad arguments and no target are one line each', async (t) => {
   const home = tempHome(t);
-  oneErrorLine(t, await skiff(['ssh', 'shop'], home), 1, /^skiff ssh: `skiff ssh` is not available yet/);
+  oneErrorLine(t, await skiff(['ssh'], home), 2, /^skiff ssh: missing app name/);
+  oneErrorLine(t, await skiff(['ssh', 'Shop!'], home), 2, /^skiff ssh: invalid app name/);
+  oneErrorLine(t, await skiff(['ssh', 'shop', '--tty', '--no-tty'], home), 2, /not both/);
+  oneErrorLine(t, await skiff(['ssh', 'shop', 'ls', '-la'], home), 2, /unknown option -l|-la/);
+  oneErrorLine(t, await skiff(['ssh', 'shop', '--', 'ls', '-la'], home), 1, /no target set/);
 });
 
 t.test('a reader that goes away (skiff help | head -1) is no error', async (t) => {

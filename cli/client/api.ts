@@ -119,7 +119,7 @@ export class Api {
     });
   }
 
-  private unreachable(error: Error): UnreachableError {
+  unreachable(error: Error): UnreachableError {
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ECONNREFUSED' ? 'connection refused'
@@ -134,7 +134,7 @@ function isReadable(value: unknown): value is NodeJS.ReadableStream {
   return typeof value === 'object' && value !== null && typeof (value as { pipe?: unknown }).pipe === 'function';
 }
 
-function apiErrorFrom(status: number, raw: Buffer): ApiError {
+export function apiErrorFrom(status: number, raw: Buffer): ApiError {
   let code: number | undefined;
   let description: string | undefined;
   try {

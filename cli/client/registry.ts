@@ -99,14 +99,18 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
-  ssh: { usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]', help: 'a shell in an instance (not available yet)', flags: [instance, group], handler: () => notYet('ssh') },
+  ssh: {
+    usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',
+    help: "run a command (or a shell) in an instance's directory and environment",
+    flags: [
+      instance,
+      { name: 'tty', kind: 'boolean', help: 'ask for a terminal even when not on one', defaultText: 'when stdin and stdout are terminals' },
+      { name: 'no-tty', kind: 'boolean', help: 'never ask for a terminal' },
+      group,
+    ],
+    handler: () => (require('./ssh') as typeof import('./ssh')).ssh,
+  },
 };
-
-function notYet(name: string) {
-  return async (): Promise<number> => {
-    throw new CliError(`\`skiff ${name}\` is not available yet in this version of Skiff`);
-  };
-}
 
 export function commandHelp(name: string, command: ClientCommand): string {
   const flags = helpText(command.usage, command.flags, 'SKIFF').split('\n').slice(2);

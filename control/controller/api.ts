@@ -86,6 +86,11 @@ export class Api {
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
+    // Upgrades are taken by the WebSocket route (ssh.ts); a plain GET lands here.
+    r('GET', '/apps/:name/instances/:index/ssh', async (e, p) => {
+      await this.findApp(e, p.name!);
+      throw new HttpError(400, 'ssh needs a WebSocket: send Upgrade: websocket (skiff ssh does)');
+    });
   }
 
   async handle(e: Exchange): Promise<void> {
@@ -455,6 +460,19 @@ export class Api {
   private async crashes(e: Exchange, name: string): Promise<void> {
     const { app } = await this.findApp(e, name);
     e.json(200, await this.deps.store.crashes(app.id));
+  }
+
+  /**
+   * Where a `skiff ssh` session goes: after the checks of every app call, the
+   * running (else crashed) instance at `which`, an index or an instance id.
+   */
+  async sshTarget(e: Exchange, name: string, which: string): Promise<{ user: UserRecord; app: AppRecord; instance: DeaFindDropletReply }> {
+    const { user, app } = await this.findApp(e, name);
+    const filter = /^\d+$/.test(which) ? { droplet: app.id, indices: [Number(which)] } : { droplet: app.id, instances: [which] };
+    const found = (await this.deps.instances.find(filter)).filter((i) => i.state === 'RUNNING' || i.state === 'CRASHED');
+    const instance = bestPerIndex(found, appVersion(app)).values().next().value;
+    if (instance === undefined) throw new HttpError(404, `no running or crashed instance ${which} of ${name}`);
+    return { user, app, instance };
   }
 
   private async files(e: Exchange, name: string, which: string, path: string): Promise<void> {

@@ -14,6 +14,7 @@ import { Lifecycle } from './lifecycle';
 import type { ControllerOptions } from './options';
 import { DeaPool } from './placement';
 import { RouteRegistration } from './registration';
+import { SSH_ROUTE, SshGateway } from './ssh';
 import { Staging } from './staging';
 import { Store } from './store';
 
@@ -22,6 +23,7 @@ export const DEFAULT_DISK_MB = 1024;
 export class Controller {
   port = 0;
   private http: HttpServer | undefined;
+  private ssh: SshGateway | undefined;
   private lifecycle: Lifecycle | undefined;
   private registration: RouteRegistration | undefined;
   private uploadDir: string | undefined;
@@ -67,6 +69,8 @@ export class Controller {
       defaultDiskMb: DEFAULT_DISK_MB,
     });
     this.http = new HttpServer((e) => api.handle(e), (error, e) => api.fail(error, e));
+    this.ssh = new SshGateway(bus, api, store, log);
+    this.http.addWebSocket(SSH_ROUTE, this.ssh.behavior());
     this.port = await this.http.listen(options.host, options.port);
 
     lifecycle.start();
@@ -94,6 +98,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.registration?.stop();
     await this.lifecycle?.stop();
+    this.ssh?.stop();
     this.http?.close();
     if (this.ownUploadDir && this.uploadDir !== undefined) rmSync(this.uploadDir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
 // Exchange that async handlers can use freely.
 
 import { STATUS_CODES } from 'node:http';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocketBehavior } from 'uWebSockets.js';
 
 type UwsModule = typeof import('uWebSockets.js');
 let uwsModule: UwsModule | undefined;
@@ -235,6 +235,21 @@ export class Exchange {
     this.done = true;
     this.res.cork(() => this.res.end());
   }
+
+  /**
+   * Accepts a WebSocket upgrade (only from a `ws` route's upgrade handler);
+   * `userData`'s own properties end up on the WebSocket. False when the
+   * client left meanwhile or the request was answered already.
+   */
+  upgrade(userData: object, context: us_socket_context_t): boolean {
+    if (this.aborted || this.done || this.streaming) return false;
+    this.done = true;
+    const h = this.headers;
+    this.res.cork(() => {
+      this.res.upgrade(userData, h['sec-websocket-key'] ?? '', h['sec-websocket-protocol'] ?? '', h['sec-websocket-extensions'] ?? '', context);
+    });
+    return true;
+  }
 }
 
 function statusLine(status: number): string {
@@ -246,16 +261,26 @@ export type Handler = (exchange: Exchange) => Promise<void>;
 export class HttpServer {
   private app: TemplatedApp | undefined;
   private listenSocket: us_listen_socket | undefined;
+  private readonly websockets: Array<{ pattern: string; behavior: WebSocketBehavior<object> }> = [];
 
   constructor(
     private readonly handler: Handler,
     private readonly onError: (error: unknown, exchange: Exchange) => void,
   ) {}
 
+  /**
+   * A WebSocket route, added before listen(). A plain (non-upgrade) request
+   * to its path falls through to the handler.
+   */
+  addWebSocket<UserData extends object>(pattern: string, behavior: WebSocketBehavior<UserData>): void {
+    this.websockets.push({ pattern, behavior: behavior as unknown as WebSocketBehavior<object> });
+  }
+
   listen(host: string, port: number): Promise<number> {
     const uws = loadUws();
     const app = uws.App();
     this.app = app;
+    for (const { pattern, behavior } of this.websockets) app.ws(pattern, behavior);
     app.any('/*', (res, req) => {
       const exchange = new Exchange(res, req);
       this.handler(exchange).catch((error: unknown) => this.onError(error, exchange));

@@ -5,6 +5,7 @@ import { AppLink, isSendableCloseCode, LINK_OPEN, type AppLinkEvents } from './a
 
 interface Seen {
   messages: Array<{ data: string; binary: boolean }>;
+  raw: Buffer[];
   pings: string[];
   closes: Array<{ code: number; reason: string }>;
   errors: string[];
@@ -38,12 +39,28 @@ function readFrames(bytes: Buffer): Array<{ opcode: number; payload: Buffer; mas
   return out;
 }
 
-async function pair(t: tap.Test, maxPayload = 1024 * 1024) {
+/** `viewReads`: the socket reads into a 16-byte buffer reused by every read, as the router's shared one is. */
+async function pair(t: tap.Test, maxPayload = 1024 * 1024, viewReads = false) {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const appSide = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const socket = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  let linkRef: AppLink | undefined;
+  const readBuffer = Buffer.alloc(16);
+  const port = (server.address() as net.AddressInfo).port;
+  const socket = viewReads
+    ? net.connect({
+        port,
+        host: '127.0.0.1',
+        onread: {
+          buffer: readBuffer,
+          callback: (n: number, buf: Uint8Array) => {
+            linkRef?.onRead(Buffer.from(buf.buffer, buf.byteOffset, n));
+            return true;
+          },
+        },
+      })
+    : net.connect(port, '127.0.0.1');
   await new Promise((resolve) => socket.once('connect', resolve));
   const app = await appSide;
   t.teardown(() => {
@@ -52,24 +69,37 @@ async function pair(t: tap.Test, maxPayload = 1024 * 1024) {
   });
   const received: Buffer[] = [];
   app.on('data', (chunk: Buffer) => received.push(chunk));
-  const seen: Seen = { messages: [], pings: [], closes: [], errors: [] };
+  const seen: Seen = { messages: [], raw: [], pings: [], closes: [], errors: [] };
   const events: AppLinkEvents = {
-    onMessage: (_l, data, binary) => seen.messages.push({ data: data.toString(), binary }),
+    onMessage: (_l, data, binary) => {
+      seen.messages.push({ data: data.toString(), binary });
+      seen.raw.push(Buffer.from(data));
+    },
     onPing: (_l, data) => seen.pings.push(data.toString()),
     onClose: (_l, code, reason) => seen.closes.push({ code, reason: reason.toString() }),
     onError: (_l, error) => seen.errors.push(error.message),
   };
   let counter = 1;
-  const link = new AppLink(socket, Buffer.alloc(0), events, maxPayload, (into, at) => {
-    into.writeUInt32BE(counter++ * 0x01010101, at);
-  });
+  socket.pause();
+  const link = new AppLink(
+    socket,
+    Buffer.alloc(0),
+    events,
+    maxPayload,
+    (into, at) => {
+      into.writeUInt32BE(counter++ * 0x01010101, at);
+    },
+    viewReads,
+  );
+  linkRef = link;
+  link.start();
   return { app, link, seen, sent: () => readFrames(Buffer.concat(received)) };
 }
 
 const settle = (ms = 100) => new Promise((resolve) => setTimeout(resolve, ms));
 
-t.test('messages both ways, masked on the way to the app', async (t) => {
-  const { app, link, seen, sent } = await pair(t);
+for (const viewReads of [false, true]) t.test(`messages both ways, masked on the way to the app${viewReads ? ' (reads as views of a reused 16-byte buffer)' : ''}`, async (t) => {
+  const { app, link, seen, sent } = await pair(t, 1024 * 1024, viewReads);
   link.send(Buffer.from('hello'), false);
   link.send(Buffer.alloc(300, 7), true);
   app.write(Buffer.concat([frame(1, Buffer.from('hi')), frame(2, Buffer.from([1, 2, 3]))]));
@@ -90,6 +120,12 @@ t.test('messages both ways, masked on the way to the app', async (t) => {
     { data: 'fragmented', binary: false },
   ]);
   t.same(seen.pings, ['ping!'], 'pings go to the owner, not answered here');
+  const big = Buffer.alloc(1000);
+  for (let i = 0; i < big.length; i++) big[i] = i & 255;
+  app.write(Buffer.concat([frame(2, big.subarray(0, 400), false), frame(0, big.subarray(400))]));
+  await settle();
+  t.equal(seen.messages.at(-1)!.binary, true);
+  t.same(seen.raw.at(-1), big, 'a fragmented 1000-byte message arrives intact across many small reads');
   t.equal(link.readyState, LINK_OPEN);
 });
 

@@ -60,21 +60,40 @@ export class AppLink {
   private receivedCode = 0;
   private receivedReason = EMPTY;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** The read being parsed is a view of a shared buffer. */
+  private viewing = false;
 
+  /**
+   * `socket` is paused; start() reads `head` (bytes that came with the 101)
+   * and resumes it. With `viewReads`, the socket's owner reads it through
+   * net's `onread` into a shared buffer and passes each read to onRead();
+   * otherwise the link listens to 'data'.
+   */
   constructor(
     readonly socket: net.Socket,
-    /** Bytes that came with the 101, read before anything newer. */
-    head: Buffer,
+    private head: Buffer,
     private readonly events: AppLinkEvents,
     private readonly maxPayload: number,
     private readonly mask: (into: Buffer, at: number) => void,
+    viewReads = false,
   ) {
     (socket as net.Socket & { [kLink]?: AppLink })[kLink] = this;
-    socket.on('data', linkOnData);
+    if (!viewReads) socket.on('data', linkOnData);
     socket.on('close', linkOnClose);
     socket.on('error', linkOnError);
     socket.on('end', linkOnEnd);
-    if (head.length > 0) socket.unshift(head);
+  }
+
+  start(): void {
+    const head = this.head;
+    this.head = EMPTY;
+    if (head.length > 0) this.onData(head);
+    this.socket.resume();
+  }
+
+  /** One read, as a view of a buffer the next read overwrites: whatever is kept is copied. */
+  onRead(view: Buffer): void {
+    this.onData(view, true);
   }
 
   get bufferedAmount(): number {
@@ -166,12 +185,23 @@ export class AppLink {
 
   // ---- frames in ----
 
-  onData(chunk: Buffer): void {
+  onData(chunk: Buffer, isView = false): void {
     if (this.readyState === LINK_CLOSED) return;
-    this.chunks.push(chunk);
-    this.chunksLength += chunk.length;
-    if (this.need !== 0 && this.chunksLength < this.need) return; // a large frame still arriving: no copying meanwhile
-    let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.chunksLength);
+    if (this.need !== 0 && this.chunksLength + chunk.length < this.need) {
+      // A large frame still arriving: kept, not joined yet.
+      this.chunks.push(isView ? Buffer.from(chunk) : chunk);
+      this.chunksLength += chunk.length;
+      return;
+    }
+    let buf: Buffer;
+    if (this.chunks.length === 0) {
+      buf = chunk;
+    } else {
+      this.chunks.push(chunk);
+      buf = Buffer.concat(this.chunks, this.chunksLength + chunk.length);
+      isView = false; // a copy now
+    }
+    this.viewing = isView;
     this.chunks.length = 0;
     this.chunksLength = 0;
     this.need = 0;
@@ -213,9 +243,15 @@ export class AppLink {
     }
     if (off < buf.length && this.readyState !== LINK_CLOSED) {
       buf = off === 0 ? buf : buf.subarray(off);
-      this.chunks.push(buf);
+      this.chunks.push(isView ? Buffer.from(buf) : buf);
       this.chunksLength = buf.length;
     }
+    this.viewing = false;
+  }
+
+  /** A payload to keep past this read: copied when it is a view of the shared read buffer. */
+  private kept(payload: Buffer): Buffer {
+    return this.viewing ? Buffer.from(payload) : payload;
   }
 
   private frameIn(opcode: number, fin: boolean, payload: Buffer): void {
@@ -224,14 +260,14 @@ export class AppLink {
       case OP_BINARY:
         if (this.fragments !== null) return this.fail(1002, 'a new message inside a fragmented one');
         if (fin) return this.deliver(payload, opcode === OP_BINARY);
-        this.fragments = [payload];
+        this.fragments = [this.kept(payload)];
         this.fragmentsLength = payload.length;
         this.fragmentsBinary = opcode === OP_BINARY;
         return;
       case OP_CONTINUATION: {
         const fragments = this.fragments;
         if (fragments === null) return this.fail(1002, 'a continuation frame without a message');
-        fragments.push(payload);
+        fragments.push(this.kept(payload));
         this.fragmentsLength += payload.length;
         if (!fin) return;
         const whole = Buffer.concat(fragments, this.fragmentsLength);

@@ -77,10 +77,13 @@ type TaggedParser = HttpParser & { connection: UpstreamConnection };
 
 /**
  * Every backend socket reads into this one buffer (net's `onread`): no
- * stream machinery and no Buffer per read. Only valid during the callback;
- * the parser copies body chunks before handing them on.
+ * stream machinery and no Buffer per read. Only valid during the callback:
+ * body chunks are views of it, written to the client before the next read
+ * (and copied only when the client pushes back). 256 KiB takes a 64 KiB
+ * response with its head in one read (with 64 KiB it took two, and the
+ * router's CPU per 64 KiB response was 45% higher).
  */
-const sharedReadBuffer = Buffer.allocUnsafe(64 * 1024);
+const sharedReadBuffer = Buffer.allocUnsafe(256 * 1024);
 
 export class UpstreamConnection {
   readonly socket: TaggedSocket;

@@ -299,7 +299,8 @@ const enum Body {
 
 const kTunnel = Symbol('tunnel');
 /** The app side: first a plain socket for the handshake, then an AppLink (client framing) over it. */
-type HandshakeSocket = net.Socket & { [kTunnel]?: Tunnel };
+const kAppLink = Symbol('appLink');
+type HandshakeSocket = net.Socket & { [kTunnel]?: Tunnel; [kAppLink]?: AppLink };
 type AppSocket = AppLink;
 
 interface TunnelRef {
@@ -703,11 +704,14 @@ export class WebSocketProxy {
     backend.inFlight++;
     t.holding = backend;
     t.appKey = randomBytes(16).toString('base64');
-    const socket: HandshakeSocket = net.connect(backend.port, backend.host);
+    const socket: HandshakeSocket = net.connect({
+      port: backend.port,
+      host: backend.host,
+      onread: { buffer: appReadBuffer, callback: appSocketOnRead as (nread: number, buf: Uint8Array) => boolean },
+    });
     socket[kTunnel] = t;
     t.socket = socket;
     socket.once('connect', onHandshakeConnect);
-    socket.on('data', onHandshakeData);
     socket.on('error', onHandshakeError);
     socket.on('close', onHandshakeClose);
     t.timer = setTimeout(() => {
@@ -810,16 +814,16 @@ export class WebSocketProxy {
   private appAccepted(t: Tunnel, socket: HandshakeSocket, response: ResponseHead, rest: Buffer): void {
     const res = t.res!;
     this.connecting.delete(t);
-    socket.removeListener('data', onHandshakeData);
     socket.removeListener('error', onHandshakeError);
     socket.removeListener('close', onHandshakeClose);
     socket[kTunnel] = undefined;
     t.socket = null;
-    // Paused so that `ws` sees `rest` (frames that came with the 101) once resumed below.
+    // Paused until the client is upgraded below; then `rest` (frames that came with the 101) is read first.
     socket.pause();
-    const app = new AppLink(socket, rest, appLinkEvents, this.options.maxPayloadBytes, writeMask);
+    const app = new AppLink(socket, rest, appLinkEvents, this.options.maxPayloadBytes, writeMask, true);
     app.owner = t;
     t.app = app;
+    socket[kAppLink] = app;
 
     const headers = endToEnd(response.headers, isOwn101Header);
     const stickyCookie = this.stickyCookie(t, headers);
@@ -845,7 +849,7 @@ export class WebSocketProxy {
       this.routerStats.countResponse(502);
       return;
     }
-    socket.resume();
+    app.start();
   }
 
   /** __VCAP_ID__ for a session cookie the app set in its 101, as for HTTP responses. */
@@ -1180,9 +1184,22 @@ function onHandshakeConnect(this: HandshakeSocket): void {
   const t = this[kTunnel];
   if (t !== undefined) t.proxy.handshakeConnected(t, this);
 }
-function onHandshakeData(this: HandshakeSocket, chunk: Buffer): void {
+/**
+ * Every app socket reads into this one buffer (net's `onread`): no stream
+ * machinery per read. During the handshake the bytes are copied (the head
+ * may span reads); afterwards AppLink parses the view and copies only what
+ * it keeps.
+ */
+const appReadBuffer = Buffer.allocUnsafe(256 * KiB);
+function appSocketOnRead(this: HandshakeSocket, nread: number, buf: Buffer): boolean {
+  const link = this[kAppLink];
+  if (link !== undefined) {
+    link.onRead(buf.subarray(0, nread));
+    return true;
+  }
   const t = this[kTunnel];
-  if (t !== undefined) t.proxy.handshakeData(t, this, chunk);
+  if (t !== undefined) t.proxy.handshakeData(t, this, Buffer.from(buf.subarray(0, nread)));
+  return true;
 }
 function onHandshakeError(this: HandshakeSocket, error: Error): void {
   const t = this[kTunnel];
