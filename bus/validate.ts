@@ -5,7 +5,6 @@
 // errors end up in logs.
 
 import type { Logger } from './log';
-import type { HmGiveUp } from './platform';
 import {
   EXIT_REASONS,
   INSTANCE_STATES,
@@ -37,7 +36,7 @@ import {
   type StagerReply,
   type StagerRequest,
 } from './messages';
-import { SSH_MAX_COMMAND, SSH_MAX_TERMINAL, SSH_SESSION_ID, type SshControl, type SshExit, type SshReply, type SshRequest } from './platform';
+import { SSH_MAX_COMMAND, SSH_MAX_TERMINAL, SSH_SESSION_ID, type HmGiveUp, type SshControl, type SshExit, type SshReply, type SshRequest } from './platform';
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
 export type Validator<T> = (value: unknown) => Validation<T>;
