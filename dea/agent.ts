@@ -167,7 +167,8 @@ export class Dea {
     this.every(this.settings.advertiseIntervalMs ?? 5000, () => this.advertise(false));
     this.every(this.settings.heartbeatIntervalMs ?? 10_000, () => this.heartbeat());
     this.every(this.settings.sampleIntervalMs ?? 2000, () => void this.sample());
-    this.every(60_000, () => void this.expireCrashed());
+    // Checked often enough for the keep time to hold within about half of it (a minute at most).
+    this.every(Math.max(500, Math.min(60_000, this.settings.crashKeepMs / 2)), () => void this.expireCrashed());
     this.scheduleRegister();
     this.bus.onEvent((event) => {
       if (event === 'reconnect' && !this.stopping) {
