@@ -103,9 +103,11 @@ t.test('SIGTERM: every in-flight request completes, new connections are refused,
 
   const idle = await keepAliveConnection(router.port, 'drain.localhost');
   const later = await keepAliveConnection(router.port, 'drain.localhost');
+  const lost = await keepAliveConnection(router.port, 'drain.localhost');
   t.teardown(() => {
     idle.socket.destroy();
     later.socket.destroy();
+    lost.socket.destroy();
   });
 
   const requestsBefore = backend.requests.length;
@@ -127,6 +129,10 @@ t.test('SIGTERM: every in-flight request completes, new connections are refused,
   t.match(later.received(), /\r\n\r\nok(HTTP\/1\.1 200 OK\r\n)/, 'request on an open keep-alive connection answered 200');
   t.match(later.received(), /slow-500-done$/, 'with its full body');
   t.match(later.received(), /okHTTP\/1\.1 200 OK\r\n(?:[^\r]+\r\n)*Connection: close\r\n/i, 'and Connection: close during the drain');
+  // The router's own answers too: a request for an unknown route on another open connection.
+  lost.socket.write('GET / HTTP/1.1\r\nHost: nowhere.localhost\r\n\r\n');
+  await eventually(() => /okHTTP\/1\.1 404 /.test(lost.received()), 'the 404 on the open connection', 3000);
+  t.match(lost.received(), /okHTTP\/1\.1 404 [^\r]*\r\n(?:[^\r]+\r\n)*Connection: close\r\n/i, 'a router error during the drain carries Connection: close');
 
   const slowResults = await Promise.all(slow);
   for (const r of slowResults) {

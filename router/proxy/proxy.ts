@@ -163,7 +163,7 @@ export class Proxy {
   ): void {
     // Before the error is written: afterwards `res` may no longer be read.
     if (this.accessLog !== null) this.accessLog.rejected(res, kind, hostHeader, isHead, startMs);
-    const status = writeRouterError(res, kind, hostHeader, isHead);
+    const status = writeRouterError(res, kind, hostHeader, isHead, this.settings.draining);
     if (status !== 503) this.stats.badRequests++;
     this.record(status, startMs);
   }
@@ -591,7 +591,7 @@ class Exchange implements UpstreamHandler {
     this.proxy.stats.badGateways++;
     const kind = failure === UpstreamFailure.Timeout ? RouterErrorKind.EndpointTimeout : RouterErrorKind.EndpointFailure;
     this.status = routerErrorStatus(kind);
-    this.res.cork(() => writeRouterError(this.res, kind, this.hostHeader, this.isHead));
+    this.res.cork(() => writeRouterError(this.res, kind, this.hostHeader, this.isHead, this.proxy.settings.draining));
     this.clientDone();
   }
 

@@ -140,6 +140,8 @@ export function writeRouterError(
   kind: RouterErrorKind,
   host: string,
   headOnly: boolean,
+  /** The router is draining: the client must not send another request on this connection. */
+  closeConnection = false,
 ): number {
   const spec = SPECS[kind];
   if (spec.abortsConnection) {
@@ -150,11 +152,11 @@ export function writeRouterError(
     new AnswerAfterRead(res, kind, host);
     return spec.status;
   }
-  writeError(res, kind, spec, host, headOnly);
+  writeError(res, kind, spec, host, headOnly, closeConnection);
   return spec.status;
 }
 
-function writeError(res: HttpResponse, kind: RouterErrorKind, spec: RouterErrorSpec, host: string, headOnly: boolean): void {
+function writeError(res: HttpResponse, kind: RouterErrorKind, spec: RouterErrorSpec, host: string, headOnly: boolean, closeConnection = false): void {
   res.writeStatus(spec.statusLine);
   if (spec.routerError !== undefined) res.writeHeader('X-Cf-Routererror', spec.routerError);
   if (kind === RouterErrorKind.UnknownRoute) res.writeHeader('Cache-Control', 'public,max-age=2');
@@ -165,9 +167,9 @@ function writeError(res: HttpResponse, kind: RouterErrorKind, spec: RouterErrorS
     res.end(body, true);
   } else if (headOnly) {
     res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
-    res.endWithoutBody();
+    res.endWithoutBody(undefined, closeConnection);
   } else {
-    res.end(body);
+    res.end(body, closeConnection);
   }
 }
 
