@@ -167,7 +167,9 @@ function writeError(res: HttpResponse, kind: RouterErrorKind, spec: RouterErrorS
     res.end(body, true);
   } else if (headOnly) {
     res.writeHeader('Content-Length', String(Buffer.byteLength(body)));
-    res.endWithoutBody(undefined, closeConnection);
+    // endWithoutBody's own arguments misbehave in uWS 20.30 (uws-notes): the header says it instead.
+    if (closeConnection) res.writeHeader('Connection', 'close');
+    res.endWithoutBody();
   } else {
     res.end(body, closeConnection);
   }
