@@ -5,30 +5,16 @@
 // are checked too.
 
 import t from 'tap';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, freePort, isAlive } from './harness';
 import { finish, spawnSkiff, tempHome } from './cli_harness';
+import { descendants } from './platform_harness';
 
 const HAS_CONTROLLER = existsSync(join(__dirname, '..', 'dist', 'control', 'controller', 'main.js'));
 const HAS_DEA = existsSync(join(__dirname, '..', 'dist', 'dea', 'main.js'));
-
-function descendants(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) children.push(Number(entry), ...descendants(Number(entry)));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return children;
-}
 
 function status(port: number, path: string): Promise<number> {
   return new Promise((resolve) => {

@@ -6,16 +6,16 @@
 // logs, crashes, stats and files work on running and crashed instances.
 // Every process is ended by pid.
 
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { putSetting } from '../bus/config';
 import { connectBus } from '../bus/connection';
 import { silentLogger } from '../bus/log';
 import { finish, spawnSkiff, tempHome } from './cli_harness';
-import { eventually, freePort, isAlive, sleep } from './harness';
+import { eventually, sleep } from './harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
 
 const HELLO = join(__dirname, '..', 'examples', 'hello-node');
 /** skiff up's DEA takes ports from its default range. */
@@ -53,56 +53,18 @@ function get(port: number, host: string): Promise<number> {
   });
 }
 
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry), ...descendants(Number(entry)));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-/** A process started here, its output kept, its whole tree ended at teardown. */
+/** A long-running `skiff` process whose output (stdout and stderr) is kept and whose tree is ended at teardown. */
 function started(t: tap.Test, args: string[], home: string, limitMs: number): { pid: number; out: () => string; kill: (signal: NodeJS.Signals) => void } {
-  const child = spawnSkiff(args, home);
-  let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const done = finish(child, limitMs);
-  const seen = new Set<number>();
-  const sampler = setInterval(() => {
-    for (const pid of descendants(child.pid!)) seen.add(pid);
-  }, 500);
-  t.teardown(async () => {
-    clearInterval(sampler);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await done;
-    clearTimeout(killer);
-    for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  return { pid: child.pid!, out: () => out, kill: (signal) => child.kill(signal) };
+  const tree = startSkiffTree(t, args, home, limitMs);
+  return { pid: tree.pid, out: () => tree.out() + tree.err(), kill: tree.kill };
 }
 
 t.test('failures: a killed instance, a killed DEA, a crash loop, and looking into them', async (t) => {
   const began = Date.now();
-  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-fail-'));
-  const secondDeaDir = mkdtempSync(join(tmpdir(), 'skiff-fail-dea-'));
-  // As root the DEAs run apps as an unprivileged user, who must reach their directories.
-  chmodSync(dataDir, 0o755);
-  chmodSync(secondDeaDir, 0o755);
-  t.teardown(() => {
-    rmSync(dataDir, { recursive: true, force: true });
-    rmSync(secondDeaDir, { recursive: true, force: true });
-  });
+  const dataDir = platformDataDir(t, 'skiff-fail-');
+  const secondDeaDir = platformDataDir(t, 'skiff-fail-dea-');
   const home = tempHome(t);
-  const ports = { router: await freePort(), status: await freePort(), api: await freePort(), nats: await freePort() };
+  const ports = await platformPorts();
   const natsUrl = `nats://127.0.0.1:${ports.nats}`;
   const cli = async (args: string[], limitMs = 20_000) => finish(spawnSkiff(args, home), limitMs);
   const run = async (args: string[], limitMs?: number): Promise<string> => {
@@ -118,12 +80,7 @@ t.test('failures: a killed instance, a killed DEA, a crash loop, and looking int
     return (JSON.parse(body) as { instances: Instance[] }).instances;
   };
 
-  const platform = started(
-    t,
-    ['up', '--data-dir', dataDir, '--router-port', String(ports.router), '--router-status-port', String(ports.status), '--api-port', String(ports.api), '--nats-port', String(ports.nats)],
-    home,
-    240_000,
-  );
+  const platform = started(t, upArgs(dataDir, ports), home, 240_000);
   await eventually(() => /^router: http/m.test(platform.out()), 'skiff up to print its router line', 60_000);
   if (process.env.E2E_FAILURES_LOGS) t.teardown(() => writeFileSync(join(process.env.E2E_FAILURES_LOGS!, 'up.log'), platform.out()));
 

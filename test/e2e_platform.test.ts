@@ -6,14 +6,14 @@
 // neither see nor touch the first user's apps, and clear errors for bad
 // uploads and bad requests. Every process is ended by pid.
 
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
-import { eventually, freePort, isAlive, sleep } from './harness';
+import { skiff, tempHome } from './cli_harness';
+import { eventually, isAlive, sleep } from './harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs, type PlatformPorts, type SkiffTree } from './platform_harness';
 
 const EXAMPLES = join(__dirname, '..', 'examples');
 
@@ -39,55 +39,10 @@ function request(port: number, host: string, path = '/', init: { method?: string
   });
 }
 
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry), ...descendants(Number(entry)));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-interface Platform {
-  pid: number;
-  out: () => string;
-  stop: () => Promise<number | null>;
-  /** Every process of the platform seen while it ran (roles and app instances). */
-  seen: Set<number>;
-}
-
-async function up(t: tap.Test, dataDir: string, home: string, ports: Record<string, number>): Promise<Platform> {
-  const child = spawnSkiff(
-    ['up', '--data-dir', dataDir, '--router-port', String(ports.router), '--router-status-port', String(ports.status), '--api-port', String(ports.api), '--nats-port', String(ports.nats)],
-    home,
-  );
-  const done = finish(child, 240_000);
-  let out = '';
-  child.stdout!.on('data', (chunk: string) => (out += chunk));
-  const seen = new Set<number>();
-  const sampler = setInterval(() => {
-    for (const pid of descendants(child.pid!)) seen.add(pid);
-  }, 500);
-  const stop = async (): Promise<number | null> => {
-    clearInterval(sampler);
-    if (child.exitCode === null) child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    const result = await done;
-    clearTimeout(killer);
-    return result.code;
-  };
-  t.teardown(async () => {
-    await stop();
-    for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  await eventually(() => out.includes('router: '), 'skiff up to print its router line', 60_000);
-  return { pid: child.pid!, out: () => out, stop, seen };
+async function up(t: tap.Test, dataDir: string, home: string, ports: PlatformPorts): Promise<SkiffTree> {
+  const platform = startSkiffTree(t, upArgs(dataDir, ports), home, 240_000);
+  await eventually(() => platform.out().includes('router: '), 'skiff up to print its router line', 60_000);
+  return platform;
 }
 
 async function run(t: tap.Test, home: string, args: string[], description: string): Promise<string> {
@@ -107,12 +62,9 @@ async function indicesAnswering(port: number, host: string, requests: number): P
 }
 
 t.test('push, reach, scale, stop, restart, delete: the platform end to end', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-e2e-'));
-  // As root the DEA runs apps as an unprivileged user, who must reach their directories.
-  chmodSync(dataDir, 0o755);
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = platformDataDir(t, 'skiff-e2e-');
   const home = tempHome(t);
-  const ports = { router: await freePort(), status: await freePort(), api: await freePort(), nats: await freePort() };
+  const ports = await platformPorts();
   const api = `http://127.0.0.1:${ports.api}`;
 
   let platform = await up(t, dataDir, home, ports);

@@ -5,32 +5,18 @@
 // on a terminal. Every process is ended by pid.
 
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import * as http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { decodeOutput } from '../bus/ssh-frames';
 import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
-import { eventually, freePort, isAlive, sleep } from './harness';
+import { eventually, isAlive, sleep } from './harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
 
 const EXAMPLES = join(__dirname, '..', 'examples');
 
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry), ...descendants(Number(entry)));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 /** Pids whose command line is exactly `words`. */
 function processesRunning(words: string[]): number[] {
@@ -97,37 +83,11 @@ function oneLine(t: tap.Test, run: SkiffRun, pattern: RegExp, what: string): voi
 }
 
 t.test('skiff ssh into a running instance', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'skiff-ssh-'));
-  // As root the DEA runs apps as an unprivileged user, who must reach their directories.
-  chmodSync(dataDir, 0o755);
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = platformDataDir(t, 'skiff-ssh-');
   const home = tempHome(t);
-  const ports = { router: await freePort(), status: await freePort(), api: await freePort(), nats: await freePort() };
-
-  const platform = spawnSkiff(
-    ['up', '--data-dir', dataDir, '--router-port', String(ports.router), '--router-status-port', String(ports.status), '--api-port', String(ports.api), '--nats-port', String(ports.nats)],
-    home,
-  );
-  const done = finish(platform, 120_000);
-  let out = '';
-  platform.stdout!.on('data', (chunk: string) => (out += chunk));
-  const seen = new Set<number>();
-  const sampler = setInterval(() => {
-    for (const pid of descendants(platform.pid!)) seen.add(pid);
-  }, 500);
-  const stop = async (): Promise<number | null> => {
-    clearInterval(sampler);
-    if (platform.exitCode === null) platform.kill('SIGTERM');
-    const killer = setTimeout(() => platform.kill('SIGKILL'), 30_000);
-    const result = await done;
-    clearTimeout(killer);
-    return result.code;
-  };
-  t.teardown(async () => {
-    await stop();
-    for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  });
-  await eventually(() => out.includes('router: '), 'skiff up to print its router line', 60_000);
+  const ports = await platformPorts();
+  const platform = startSkiffTree(t, upArgs(dataDir, ports), home, 120_000);
+  await eventually(() => platform.out().includes('router: '), 'skiff up to print its router line', 60_000);
 
   const pushed = await skiff(['push', join(EXAMPLES, 'hello-node')], home);
   t.equal(pushed.code, 0, `push hello-node (${pushed.stderr.trim().split('\n').pop()})`);
@@ -227,7 +187,7 @@ t.test('skiff ssh into a running instance', async (t) => {
   t.match(ended.stderr, /the instance stopped/, 'and the CLI says why');
   t.same(processesRunning(['sleep', '302']), [], 'its process is gone');
 
-  t.equal(await stop(), 0, 'skiff up exits 0');
+  t.equal(await platform.stop(30_000), 0, 'skiff up exits 0');
   await sleep(500);
-  t.same([...seen].filter(isAlive), [], 'no role, app or session process outlives skiff up');
+  t.same([...platform.seen].filter(isAlive), [], 'no role, app or session process outlives skiff up');
 });
