@@ -1,29 +1,16 @@
 // `skiff controller` as a child process for end-to-end tests, a small HTTP
 // client for its API, and fake peers (DEAs, a stager) on the real bus.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import { connectBus, type Bus } from '../bus/connection';
 import { silentLogger } from '../bus/log';
-import { eventually, freePort, isAlive, type NatsServer, type TeardownHost } from './harness';
+import { eventually, freePort, spawnTracked, type NatsServer, type TeardownHost } from './harness';
 
 const ROOT = join(__dirname, '..');
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-1' };
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-});
 
-let deathSignal: string[] | undefined;
-function parentDeathPrefix(): string[] {
-  deathSignal ??=
-    spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore' }).status === 0
-      ? ['setpriv', '--pdeathsig', 'SIGKILL', '--']
-      : [];
-  return deathSignal;
-}
 
 export interface ControllerProcess {
   readonly port: number;
@@ -40,12 +27,10 @@ export async function startController(
 ): Promise<ControllerProcess> {
   const port = await freePort();
   const args = [join(ROOT, 'bin/skiff'), 'controller', '--port', String(port), '--nats', nats.url, '--find-window-ms', '300', ...(opts.args ?? [])];
-  const [command, ...rest] = [...parentDeathPrefix(), process.execPath, ...args];
-  const child = spawn(command!, rest, {
+  const child = spawnTracked(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SKIFF_LOG_LEVEL: 'info', SKIFF_ADMIN_EMAIL: ADMIN.email, SKIFF_ADMIN_PASSWORD: ADMIN.password, ...opts.env },
   });
-  children.add(child);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -64,7 +49,6 @@ export async function startController(
           await exited;
           clearTimeout(timer);
         }
-        children.delete(child);
         return child.exitCode;
       })();
       return stopped;

@@ -6,7 +6,7 @@
 //   kills it even when the test process itself is killed (tap's timeout sends
 //   SIGALRM then SIGKILL, and neither runs 'exit' handlers).
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -66,12 +66,35 @@ export function findNatsServer(): string {
 
 let parentDeathWrapper: string[] | undefined;
 
-function deathSignalPrefix(): string[] {
+/** `setpriv --pdeathsig SIGKILL --` where available: the kernel kills the child if the test process dies. */
+export function deathSignalPrefix(): string[] {
   if (parentDeathWrapper === undefined) {
     const probe = spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore' });
     parentDeathWrapper = probe.status === 0 ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : [];
   }
   return parentDeathWrapper;
+}
+
+const tracked = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Spawns a process the test owns: under the parent-death signal, and killed
+ * by pid when the test process exits with it still running (the test's own
+ * teardown stops it first; this is the backstop).
+ */
+export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const child of tracked) if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
+    });
+  }
+  const [first, ...rest] = [...deathSignalPrefix(), command, ...args];
+  const child = spawn(first!, rest, options);
+  tracked.add(child);
+  child.once('exit', () => tracked.delete(child));
+  return child;
 }
 
 export async function freePort(): Promise<number> {

@@ -1,24 +1,11 @@
 // `skiff health` as a child process for end-to-end tests, ended by pid at teardown.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { eventually, isAlive, type NatsServer, type TeardownHost } from './harness';
+import { eventually, spawnTracked, type NatsServer, type TeardownHost } from './harness';
 
 const BIN = join(__dirname, '..', 'bin', 'skiff');
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-});
 
-let deathSignal: string[] | undefined;
-function parentDeathPrefix(): string[] {
-  deathSignal ??=
-    spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore' }).status === 0
-      ? ['setpriv', '--pdeathsig', 'SIGKILL', '--']
-      : [];
-  return deathSignal;
-}
 
 export interface HealthProcess {
   readonly pid: number;
@@ -29,9 +16,10 @@ export interface HealthProcess {
 }
 
 export async function startHealth(t: TeardownHost, nats: NatsServer, args: string[] = []): Promise<HealthProcess> {
-  const [command, ...rest] = [...parentDeathPrefix(), process.execPath, BIN, 'health', '--nats', nats.url, ...args];
-  const child = spawn(command!, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, SKIFF_LOG_LEVEL: 'info' } });
-  children.add(child);
+  const child = spawnTracked(process.execPath, [BIN, 'health', '--nats', nats.url, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, SKIFF_LOG_LEVEL: 'info' },
+  });
   let output = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -47,7 +35,6 @@ export async function startHealth(t: TeardownHost, nats: NatsServer, args: strin
           await exited;
           clearTimeout(timer);
         }
-        children.delete(child);
         return child.exitCode;
       })();
       return stopped;
@@ -55,7 +42,6 @@ export async function startHealth(t: TeardownHost, nats: NatsServer, args: strin
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
-      children.delete(child);
     },
   };
   t.teardown(() => health.stop());

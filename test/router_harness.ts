@@ -2,14 +2,13 @@
 // talking to a real nats-server, plus small node:http backends and a client
 // that sees exactly what the router sent back.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import type { RouterRegister } from '../bus/messages';
-import { eventually, freePort, isAlive, type NatsServer, type TeardownHost } from './harness';
+import { eventually, freePort, spawnTracked, type NatsServer, type TeardownHost } from './harness';
 
 const ROOT = join(__dirname, '..');
 const STATUS_USER = 'test';
@@ -18,20 +17,7 @@ const STATUS_PASSWORD = 'test-secret';
 export const STATUS_AUTH = `Basic ${Buffer.from(`${STATUS_USER}:${STATUS_PASSWORD}`).toString('base64')}`;
 export const STATUS_CREDENTIALS: readonly [string, string] = [STATUS_USER, STATUS_PASSWORD];
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of children) if (child.pid !== undefined && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-});
 
-let deathSignal: string[] | undefined;
-/** Makes the kernel kill the child if the test process dies without cleaning up. */
-function parentDeathPrefix(): string[] {
-  deathSignal ??=
-    spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore' }).status === 0
-      ? ['setpriv', '--pdeathsig', 'SIGKILL', '--']
-      : [];
-  return deathSignal;
-}
 
 export interface RouterProcess {
   readonly port: number;
@@ -75,13 +61,10 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
     ...(opts.credentials === false ? [] : ['--status-user', STATUS_USER, '--status-password', STATUS_PASSWORD]),
     ...(opts.args ?? []),
   ];
-  const prefix = parentDeathPrefix();
-  const [command, ...rest] = [...prefix, process.execPath, ...args];
-  const child = spawn(command, rest, {
+  const child = spawnTracked(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, SKIFF_LOG_LEVEL: 'info', ...opts.env },
   });
-  children.add(child);
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -109,10 +92,8 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
           const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
           const code = await exited;
           clearTimeout(timer);
-          children.delete(child);
           return code;
         }
-        children.delete(child);
         return child.exitCode;
       })();
       return stopped;
