@@ -1,5 +1,5 @@
 import t from 'tap';
-import { helpText, parseFlags, UsageError, type FlagSpec } from './flags';
+import { helpText, parseFlags, parseRoleOptions, UsageError, type FlagSpec } from './flags';
 
 const specs: FlagSpec[] = [
   { name: 'port', kind: 'number', min: 1, max: 65535, help: 'port' },
@@ -56,4 +56,40 @@ t.test('help lists every flag with its environment variable', async (t) => {
   for (const spec of specs) t.match(text, `--${spec.name}`);
   t.match(text, '$NATS_URL');
   t.match(text, '$SKIFF_X_PORT');
+});
+
+t.test('parseRoleOptions: options, a usage error as exit 2, --help as exit 0', async (t) => {
+  const specs = [{ name: 'port', kind: 'number' as const, help: 'a port' }];
+  const written: string[] = [];
+  const stderr = process.stderr.write;
+  const stdout = process.stdout.write;
+  const capture = (to: string) => ((chunk: string) => (written.push(`${to}:${chunk}`), true)) as unknown as typeof process.stdout.write;
+  let results: unknown[];
+  let other: unknown;
+  process.stderr.write = capture('err');
+  process.stdout.write = capture('out');
+  try {
+    results = [
+      parseRoleOptions('skiff x', specs, 'SKIFF_X', () => ({ help: false, port: 1 })),
+      parseRoleOptions('skiff x', specs, 'SKIFF_X', () => {
+        throw new UsageError('--port must be a number');
+      }),
+      parseRoleOptions('skiff x', specs, 'SKIFF_X', () => ({ help: true })),
+    ];
+    try {
+      parseRoleOptions('skiff x', specs, 'SKIFF_X', () => {
+        throw new Error('not a usage error');
+      });
+    } catch (error) {
+      other = error;
+    }
+  } finally {
+    process.stderr.write = stderr;
+    process.stdout.write = stdout;
+  }
+  t.same(results, [{ help: false, port: 1 }, 2, 0]);
+  t.match(other, /not a usage error/, 'other errors pass through');
+  t.equal(written[0], 'err:skiff x: --port must be a number\n', 'one line naming the command');
+  t.match(written[1], /^out:usage: skiff x/, 'help text');
+  t.equal(written.length, 2);
 });

@@ -110,3 +110,31 @@ export function helpText(command: string, specs: readonly FlagSpec[], envPrefix:
   }
   return lines.join('\n');
 }
+
+/**
+ * A role's flags as its main() takes them: a usage error prints one line on
+ * stderr and gives exit code 2, `--help` prints the flags and gives 0;
+ * otherwise the parsed options.
+ */
+export function parseRoleOptions<T extends { help: boolean }>(
+  command: string,
+  specs: readonly FlagSpec[],
+  envPrefix: string,
+  parse: () => T,
+): T | number {
+  let options: T;
+  try {
+    options = parse();
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${command}: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(helpText(command, specs, envPrefix) + '\n');
+    return 0;
+  }
+  return options;
+}

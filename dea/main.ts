@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
-import { helpText, UsageError } from '../bus/flags';
+import { parseRoleOptions, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
 import { Dea, DeaSetupError } from './agent';
 import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './options';
@@ -9,21 +9,12 @@ import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './opt
 /** `skiff dea ...`: parses flags, connects the bus and the config store, runs instances until SIGTERM/SIGINT. */
 export async function main(argv: string[]): Promise<number> {
   const isRoot = process.getuid?.() === 0;
-  let options: ReturnType<typeof parseDeaOptions>;
-  try {
-    options = parseDeaOptions(argv, process.env, isRoot);
-    if (options.user !== undefined && !isRoot) throw new UsageError('--user needs the DEA to run as root');
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`skiff dea: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    process.stdout.write(helpText('skiff dea', DEA_FLAGS, ENV_PREFIX) + '\n');
-    return 0;
-  }
+  const options = parseRoleOptions('skiff dea', DEA_FLAGS, ENV_PREFIX, () => {
+    const parsed = parseDeaOptions(argv, process.env, isRoot);
+    if (parsed.user !== undefined && !isRoot) throw new UsageError('--user needs the DEA to run as root');
+    return parsed;
+  });
+  if (typeof options === 'number') return options;
   const log = createLogger(`dea-${options.index}`);
 
   const bus = await connectBus({ servers: options.nats, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });

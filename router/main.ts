@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
-import { helpText, UsageError } from '../bus/flags';
+import { parseRoleOptions } from '../bus/flags';
 import { createLogger } from '../bus/log';
 import { ENV_PREFIX, parseRouterOptions, ROUTER_FLAGS } from './options';
 import { Router } from './router';
@@ -10,20 +10,10 @@ import { ThreadPool } from './threads';
 /** `skiff router ...`: parses flags, connects the bus and the config store, runs until a signal. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('router');
-  let options: ReturnType<typeof parseRouterOptions>;
-  try {
-    options = parseRouterOptions(argv, process.env, () => randomBytes(12).toString('base64url'));
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`skiff router: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    process.stdout.write(helpText('skiff router', ROUTER_FLAGS, ENV_PREFIX) + '\n');
-    return 0;
-  }
+  const options = parseRoleOptions('skiff router', ROUTER_FLAGS, ENV_PREFIX, () =>
+    parseRouterOptions(argv, process.env, () => randomBytes(12).toString('base64url')),
+  );
+  if (typeof options === 'number') return options;
 
   const bus = await connectBus({ servers: options.nats, name: 'skiff-router', logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;

@@ -1,5 +1,5 @@
 import { connectBus, redactUrl } from '../../bus/connection';
-import { helpText, UsageError } from '../../bus/flags';
+import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
 import { Controller } from './controller';
 import { CONTROLLER_FLAGS, ENV_PREFIX, parseControllerOptions } from './options';
@@ -7,20 +7,8 @@ import { CONTROLLER_FLAGS, ENV_PREFIX, parseControllerOptions } from './options'
 /** `skiff controller ...`: parses flags, connects the bus, serves the API until SIGTERM/SIGINT. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('controller');
-  let options: ReturnType<typeof parseControllerOptions>;
-  try {
-    options = parseControllerOptions(argv, process.env);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`skiff controller: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    process.stdout.write(helpText('skiff controller', CONTROLLER_FLAGS, ENV_PREFIX) + '\n');
-    return 0;
-  }
+  const options = parseRoleOptions('skiff controller', CONTROLLER_FLAGS, ENV_PREFIX, () => parseControllerOptions(argv, process.env));
+  if (typeof options === 'number') return options;
   // The admin password has done its job once read: keep it out of anything this process spawns or dumps.
   delete process.env.SKIFF_ADMIN_PASSWORD;
 

@@ -1,6 +1,6 @@
 import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
-import { helpText, UsageError } from '../../bus/flags';
+import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
 import { HealthManager } from './manager';
 import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
@@ -8,20 +8,8 @@ import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
 /** `skiff health ...`: parses flags, connects the bus and the config store, runs until SIGTERM/SIGINT. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('health');
-  let options: ReturnType<typeof parseHealthOptions>;
-  try {
-    options = parseHealthOptions(argv, process.env);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`skiff health: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    process.stdout.write(helpText('skiff health', HEALTH_FLAGS, ENV_PREFIX) + '\n');
-    return 0;
-  }
+  const options = parseRoleOptions('skiff health', HEALTH_FLAGS, ENV_PREFIX, () => parseHealthOptions(argv, process.env));
+  if (typeof options === 'number') return options;
 
   const bus = await connectBus({ servers: options.nats, name: 'skiff-health', logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;

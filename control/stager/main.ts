@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
-import { helpText, UsageError } from '../../bus/flags';
+import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
 import { applyLiveSettings } from './live-settings';
 import { ENV_PREFIX, parseStagerOptions, STAGER_FLAGS, type StagerOptions } from './options';
@@ -12,20 +12,9 @@ import { Stager } from './stager';
 /** `skiff stager ...`: parses flags, connects the bus, stages until a signal. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('stager');
-  let options: StagerOptions;
-  try {
-    options = parseStagerOptions(argv, process.env);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`skiff stager: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
-  if (options.help) {
-    process.stdout.write(helpText('skiff stager', STAGER_FLAGS, ENV_PREFIX) + '\n');
-    return 0;
-  }
+  const parsed = parseRoleOptions('skiff stager', STAGER_FLAGS, ENV_PREFIX, () => parseStagerOptions(argv, process.env));
+  if (typeof parsed === 'number') return parsed;
+  const options: StagerOptions = parsed;
 
   // A directory of this process's own: stagers sharing --work-dir never touch each other's jobs.
   await mkdir(options.workDir, { recursive: true });
