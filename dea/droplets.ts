@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { x as extractTar } from 'tar';
 import type { Bus } from '../bus/connection';
 import { DROPLET_APP_DIR, DROPLET_INFO_FILE, ObjectStores, type DropletInfo } from '../bus/platform';
+import { openBucket } from '../bus/jetstream';
 
 export class DropletError extends Error {
   override name = 'DropletError';
@@ -56,7 +57,8 @@ export class DropletCache {
   private async download(objectName: string, partial: string): Promise<string> {
     let store;
     try {
-      store = await this.bus.nats.jetstream().views.os(ObjectStores.droplets);
+      const js = this.bus.nats.jetstream();
+      store = await openBucket(() => js.views.os(ObjectStores.droplets));
     } catch (err) {
       throw new DropletError(`droplet store ${ObjectStores.droplets} unavailable: ${(err as Error).message}`);
     }
