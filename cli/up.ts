@@ -17,6 +17,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one' },
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
+  { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
 ];
 
 const BIN = join(__dirname, '..', '..', 'bin', 'skiff');
@@ -214,7 +215,8 @@ export async function main(argv: string[]): Promise<number> {
   role('stager', []);
   role('health', []);
   // The DEA keeps <data-dir>/dea/<index>/ itself.
-  role('dea', ['--data-dir', dataDir]);
+  const appPorts = values['app-ports'] as string | undefined;
+  role('dea', ['--data-dir', dataDir, ...(appPorts === undefined ? [] : ['--port-range', appPorts])]);
 
   const routerUp = await Promise.race([waitForPort(routerPort, 20_000), stopped.then(() => false)]);
   if (!routerUp && !stopRequested) log.warn('router did not open its port yet; still trying');

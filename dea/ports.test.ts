@@ -4,7 +4,7 @@ import { bindProbe, PortAllocator } from './ports';
 
 t.test('hands out each port once, skipping busy ones, wrapping around', async (t) => {
   const busy = new Set([11]);
-  const ports = new PortAllocator({ first: 10, last: 13 }, async (p) => !busy.has(p));
+  const ports = new PortAllocator({ first: 10, last: 13 }, async (p) => !busy.has(p), 10);
   t.equal(await ports.allocate(), 10);
   t.equal(await ports.allocate(), 12, 'busy 11 skipped');
   t.equal(await ports.allocate(), 13);
@@ -13,6 +13,12 @@ t.test('hands out each port once, skipping busy ones, wrapping around', async (t
   busy.clear();
   t.equal(await ports.allocate(), 11, 'continues after the last handed out');
   t.equal(await ports.allocate(), 12, 'released port comes back');
+});
+
+t.test('two allocators on one range start at different places', async (t) => {
+  const starts = new Set<number | undefined>();
+  for (let i = 0; i < 20; i++) starts.add(await new PortAllocator({ first: 61000, last: 61999 }, async () => true).allocate());
+  t.ok(starts.size > 10, `random starting points (${starts.size} distinct of 20)`);
 });
 
 t.test('concurrent allocations never share a port', async (t) => {

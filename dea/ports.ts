@@ -14,8 +14,15 @@ export class PortAllocator {
   constructor(
     private readonly range: { first: number; last: number },
     private readonly isFree: PortProbe,
+    /**
+     * Where handing out starts; random by default: DEAs sharing a range (two
+     * platforms on one machine) would otherwise hand out the same ports in
+     * the same order, and the bind probe cannot see a port another DEA's app
+     * has not bound yet.
+     */
+    start = range.first + Math.floor(Math.random() * (range.last - range.first + 1)),
   ) {
-    this.next = range.first;
+    this.next = start;
   }
 
   get size(): number {

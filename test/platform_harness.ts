@@ -43,8 +43,19 @@ export async function platformPorts(): Promise<PlatformPorts> {
   return { router: await freePort(), status: await freePort(), api: await freePort(), nats: await freePort() };
 }
 
+/**
+ * `skiff up` on these ports, its apps on a block of 100 ports of its own in
+ * 61000-61999 (test files run side by side: two platforms handing out the
+ * same app ports would crash each other's apps).
+ */
 export function upArgs(dataDir: string, ports: PlatformPorts): string[] {
-  return ['up', '--data-dir', dataDir, '--router-port', String(ports.router), '--router-status-port', String(ports.status), '--api-port', String(ports.api), '--nats-port', String(ports.nats)];
+  const block = 61000 + Math.floor(Math.random() * 10) * 100;
+  return [
+    'up', '--data-dir', dataDir,
+    '--router-port', String(ports.router), '--router-status-port', String(ports.status),
+    '--api-port', String(ports.api), '--nats-port', String(ports.nats),
+    '--app-ports', `${block}-${block + 99}`,
+  ];
 }
 
 export interface SkiffTree {
