@@ -14,7 +14,7 @@ import { buildInstanceEnv, type InstanceEnvInput } from './env';
 import type { DropletCache } from './droplets';
 import { unpackDroplet } from './droplets';
 import type { PortAllocator } from './ports';
-import { cpuPercent, instanceProcesses, readStat, treeUsage, type ProcStat } from './proc';
+import { cpuPercent, holdsSocket, instanceProcesses, listeningSocketInodes, readProcessTable, readStat, treeUsage, type ProcStat } from './proc';
 import type { GroupWatchdog } from './watchdog';
 
 export interface InstanceSpec {
@@ -236,7 +236,7 @@ export class Instance {
   private async waitUntilListening(): Promise<void> {
     const deadline = this.startedAtMs + this.ctx.startTimeoutMs;
     while (this.state === 'STARTING' && !this.stopReason) {
-      if (await canConnect(this.ctx.host, this.port!)) {
+      if ((await canConnect(this.ctx.host, this.port!)) && (await this.ownsPort())) {
         if (this.state !== 'STARTING' || this.stopReason) return;
         this.setState('RUNNING');
         this.events.running(this);
@@ -249,6 +249,21 @@ export class Instance {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /**
+   * Whether what answers on the instance's port is the instance itself: a
+   * port that another process took between the probe and the app's bind
+   * (another DEA on the same range) must never get this app's route. When
+   * /proc shows no listener for the port at all (another network
+   * namespace), the connection is all there is to go by.
+   */
+  private async ownsPort(): Promise<boolean> {
+    if (this.pid === undefined) return false;
+    const inodes = await listeningSocketInodes(this.port!);
+    if (inodes.size === 0) return true;
+    const pids = instanceProcesses(await readProcessTable(), this.pid).map((p) => p.pid);
+    return holdsSocket(pids, inodes);
   }
 
   /**

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { cpuPercent, instanceProcesses, parseStat, readStat, sysconf, treeUsage, type ProcStat } from './proc';
+import { cpuPercent, holdsSocket, instanceProcesses, listeningSocketInodes, parseStat, readStat, sysconf, treeUsage, type ProcStat } from './proc';
 
 const line = (pid: number, comm: string, state: string, ppid: number, session: number, ticks: number, rss: number) =>
   `${pid} (${comm}) ${state} ${ppid} ${session} ${session} 0 -1 4194560 100 0 0 0 ${ticks} ${ticks} 0 0 20 0 1 0 ${1000 + pid} 123456 ${rss} 18446744073709551615`;
@@ -44,4 +44,17 @@ t.test('cpuPercent', async (t) => {
   t.equal(cpuPercent(100, 300, 1000, 100), 200, 'more than one core');
   t.equal(cpuPercent(100, 90, 1000, 100), 0);
   t.equal(cpuPercent(100, 150, 0, 100), 0);
+});
+
+t.test('the listening socket of a port, and who holds it', async (t) => {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as { port: number }).port;
+  const inodes = await listeningSocketInodes(port);
+  t.equal(inodes.size, 1, 'one listener on the port');
+  t.ok(await holdsSocket([process.pid], inodes), 'held by this process');
+  t.notOk(await holdsSocket([1], inodes), 'not by another');
+  t.equal((await listeningSocketInodes(1)).size, 0, 'nothing listens on port 1');
 });

@@ -4,7 +4,7 @@
 // init but keeps the session unless it calls setsid itself).
 
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 export interface ProcStat {
   pid: number;
@@ -119,4 +119,46 @@ export function sysconf(): { pageSize: number; ticksPerSecond: number } {
     systemConstants = { pageSize: ask('PAGESIZE', 4096), ticksPerSecond: ask('CLK_TCK', 100) };
   }
   return systemConstants;
+}
+
+/** Inodes of the TCP sockets listening on `port` (IPv4 and IPv6), from /proc/net/tcp and tcp6. */
+export async function listeningSocketInodes(port: number, procRoot = '/proc'): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  for (const file of ['net/tcp', 'net/tcp6']) {
+    let text: string;
+    try {
+      text = await readFile(`${procRoot}/${file}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      if (fields.length < 10 || fields[3] !== '0A') continue; // 0A: LISTEN
+      const local = fields[1]!;
+      if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) inodes.add(fields[9]!);
+    }
+  }
+  return inodes;
+}
+
+/** Whether one of `pids` has one of the socket `inodes` open. */
+export async function holdsSocket(pids: readonly number[], inodes: ReadonlySet<string>, procRoot = '/proc'): Promise<boolean> {
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = await readdir(`${procRoot}/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(await readlink(`${procRoot}/${pid}/fd/${fd}`));
+        if (match !== null && inodes.has(match[1]!)) return true;
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return false;
 }
