@@ -9,7 +9,7 @@ import { RouteSubscriber } from './mbus/subscriber';
 import { DEFAULT_LB, DEFAULT_MAX_CONNS_PER_BACKEND, type RouterOptions } from './options';
 import { Proxy, type ProxySettings } from './proxy/proxy';
 import { UpstreamClient } from './proxy/upstream';
-import { WebSocketProxy, type WebSocketRecord, type WebSocketStats } from './proxy/websocket';
+import { WebSocketProxy, WebSocketStats, webSocketVarz, type WebSocketFigures, type WebSocketRecord } from './proxy/websocket';
 import { Registry } from './registry/registry';
 import { parseLbAlgorithm } from './route/pool';
 import { renderRouterMetrics } from './varz/metrics';
@@ -50,7 +50,6 @@ export interface ThreadFigures {
   accessLog: { lines: number; dropped: number; writeErrors: number } | null;
   heapUsedBytes: number;
 }
-type WebSocketFigures = Pick<WebSocketStats, 'open' | 'total' | 'bytesIn' | 'bytesOut' | 'upgradesFailed' | 'idleTimeouts' | 'overflowCloses'>;
 
 /** Settings the config store may change while the router runs (unless a flag fixed them). */
 const LIVE_SETTINGS = ['lb_algorithm', 'max_conns_per_backend'] as const;
@@ -272,32 +271,32 @@ export class Router {
       stats: this.stats.snapshot(),
       upstreamConnections: this.upstream.openConnections,
       rejectedMessages: this.subscriber.rejections.total,
-      websockets: ws === null ? null : webSocketFigures(ws),
+      websockets: ws === null ? null : ws.figures(),
       accessLog: accessLog === null ? null : { lines: accessLog.linesWritten, dropped: accessLog.linesDropped, writeErrors: accessLog.writeErrors },
       heapUsedBytes: process.memoryUsage().heapUsed,
     };
   }
 
   /** This thread's figures plus those of the other threads: what /varz and /metrics show. */
-  private totals(): ThreadFigures & { counters: RouterStats } {
+  private totals(): ThreadFigures & { counters: RouterStats; websocketTotals: WebSocketStats | null } {
     const own = this.figures();
     const counters = new RouterStats();
     counters.add(own.stats);
+    const websocketTotals = own.websockets === null ? null : new WebSocketStats();
+    websocketTotals?.add(own.websockets!);
     for (const peer of this.peerFigures()) {
       counters.add(peer.stats);
       own.upstreamConnections += peer.upstreamConnections;
       own.rejectedMessages += peer.rejectedMessages;
       own.heapUsedBytes += peer.heapUsedBytes;
-      if (own.websockets !== null && peer.websockets !== null) {
-        for (const key of WEBSOCKET_FIGURES) own.websockets[key] += peer.websockets[key];
-      }
+      if (websocketTotals !== null && peer.websockets !== null) websocketTotals.add(peer.websockets);
       if (own.accessLog !== null && peer.accessLog !== null) {
         own.accessLog.lines += peer.accessLog.lines;
         own.accessLog.dropped += peer.accessLog.dropped;
         own.accessLog.writeErrors += peer.accessLog.writeErrors;
       }
     }
-    return { ...own, counters };
+    return { ...own, counters, websocketTotals };
   }
 
   varz(): object {
@@ -351,18 +350,7 @@ export class Router {
       in_flight_requests: s.inFlight,
       draining: this.drainer.draining,
       top10_app_requests: s.topApps(10).map((a) => ({ application_id: a.appId, requests: a.requests })),
-      websockets:
-        totals.websockets === null
-          ? null
-          : {
-              open: totals.websockets.open,
-              total: totals.websockets.total,
-              bytes_in: totals.websockets.bytesIn,
-              bytes_out: totals.websockets.bytesOut,
-              upgrades_failed: totals.websockets.upgradesFailed,
-              idle_timeouts: totals.websockets.idleTimeouts,
-              overflow_closes: totals.websockets.overflowCloses,
-            },
+      websockets: totals.websocketTotals === null ? null : webSocketVarz(totals.websocketTotals),
       access_log:
         totals.accessLog === null
           ? null
@@ -375,7 +363,6 @@ export class Router {
     const totals = this.totals();
     const s = totals.counters;
     const mem = process.memoryUsage();
-    const ws = totals.websockets;
     const accessLog = totals.accessLog;
     return renderRouterMetrics({
       requests: s.requests,
@@ -402,18 +389,7 @@ export class Router {
       upstreamConnections: totals.upstreamConnections,
       natsConnected: this.bus.isConnected(),
       draining: this.drainer.draining,
-      websockets:
-        ws === null
-          ? null
-          : {
-              open: ws.open,
-              total: ws.total,
-              bytesIn: ws.bytesIn,
-              bytesOut: ws.bytesOut,
-              upgradesFailed: ws.upgradesFailed,
-              idleTimeouts: ws.idleTimeouts,
-              overflowCloses: ws.overflowCloses,
-            },
+      websockets: totals.websocketTotals,
       accessLog,
       startTimeSeconds: this.startedAt.getTime() / 1000,
       residentMemoryBytes: mem.rss,
@@ -497,18 +473,4 @@ function localAddress(): string {
   for (const addresses of Object.values(os.networkInterfaces()))
     for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   return '127.0.0.1';
-}
-
-const WEBSOCKET_FIGURES = ['open', 'total', 'bytesIn', 'bytesOut', 'upgradesFailed', 'idleTimeouts', 'overflowCloses'] as const;
-
-function webSocketFigures(ws: WebSocketStats): WebSocketFigures {
-  return {
-    open: ws.open,
-    total: ws.total,
-    bytesIn: ws.bytesIn,
-    bytesOut: ws.bytesOut,
-    upgradesFailed: ws.upgradesFailed,
-    idleTimeouts: ws.idleTimeouts,
-    overflowCloses: ws.overflowCloses,
-  };
 }

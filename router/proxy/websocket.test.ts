@@ -8,6 +8,7 @@ import {
   parseSubprotocols,
   relayedClose,
   WebSocketStats,
+  webSocketVarz,
 } from './websocket';
 
 t.test('parseSubprotocols: tokens, duplicates dropped, malformed refused', async (t) => {
@@ -79,11 +80,17 @@ t.test('checkUpgradeResponse', async (t) => {
   t.match(checkUpgradeResponse([...good, 'Sec-WebSocket-Extensions', 'permessage-deflate'], key, []), /extension/);
 });
 
-t.test('WebSocketStats.varz: snake_case figures', async (t) => {
+t.test('WebSocketStats: snake_case figures for /varz, added up over threads', async (t) => {
   const s = new WebSocketStats();
   s.open = 2;
   s.total = 5;
   s.bytesIn = 10;
   s.bytesOut = 20;
-  t.same(s.varz(), { open: 2, total: 5, bytes_in: 10, bytes_out: 20, upgrades_failed: 0, idle_timeouts: 0, overflow_closes: 0 });
+  t.same(webSocketVarz(s), { open: 2, total: 5, bytes_in: 10, bytes_out: 20, upgrades_failed: 0, idle_timeouts: 0, overflow_closes: 0 });
+  const other = new WebSocketStats();
+  other.open = 1;
+  other.bytesIn = 5;
+  s.add(other.figures());
+  t.same(webSocketVarz(s), { open: 3, total: 5, bytes_in: 15, bytes_out: 20, upgrades_failed: 0, idle_timeouts: 0, overflow_closes: 0 });
+  t.notOk(other.figures() instanceof WebSocketStats, 'a plain object, for postMessage');
 });

@@ -88,6 +88,22 @@ export interface WebSocketOptions {
   overflowLimitBytes?: number;
 }
 
+export type WebSocketFigures = Pick<WebSocketStats, (typeof WEBSOCKET_FIGURES)[number]>;
+const WEBSOCKET_FIGURES = ['open', 'total', 'bytesIn', 'bytesOut', 'upgradesFailed', 'idleTimeouts', 'overflowCloses'] as const;
+
+/** /varz's names for the counters. */
+export function webSocketVarz(f: WebSocketFigures): Record<string, number> {
+  return {
+    open: f.open,
+    total: f.total,
+    bytes_in: f.bytesIn,
+    bytes_out: f.bytesOut,
+    upgrades_failed: f.upgradesFailed,
+    idle_timeouts: f.idleTimeouts,
+    overflow_closes: f.overflowCloses,
+  };
+}
+
 /** Counters for /varz and /metrics; plain fields, bumped on the relay path. */
 export class WebSocketStats {
   /** Tunnels open now. */
@@ -105,16 +121,14 @@ export class WebSocketStats {
   /** Tunnels closed because the app did not read what its client sent (1013). */
   overflowCloses = 0;
 
-  varz(): Record<string, number> {
-    return {
-      open: this.open,
-      total: this.total,
-      bytes_in: this.bytesIn,
-      bytes_out: this.bytesOut,
-      upgrades_failed: this.upgradesFailed,
-      idle_timeouts: this.idleTimeouts,
-      overflow_closes: this.overflowCloses,
-    };
+  /** The counters as a plain object (posted between threads, added up for /varz). */
+  figures(): WebSocketFigures {
+    return { ...this };
+  }
+
+  /** Adds another thread's counters to these. */
+  add(other: WebSocketFigures): void {
+    for (const key of WEBSOCKET_FIGURES) this[key] += other[key];
   }
 }
 
