@@ -6,7 +6,7 @@
 
 import type { KV, KvEntry, QueuedIterator } from 'nats';
 import type { Bus } from './connection';
-import { openBucket } from './jetstream';
+import { openKv } from './jetstream';
 import type { Logger } from './log';
 
 export const CONFIG_BUCKET = 'skiff_config';
@@ -67,7 +67,7 @@ export async function openConfigBucket(bus: Bus, opts: ConfigStoreOptions = {}):
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   try {
     const js = bus.nats.jetstream({ timeout: timeoutMs });
-    return await withTimeout(openBucket(() => js.views.kv(CONFIG_BUCKET)), timeoutMs, 'opening the config store');
+    return await withTimeout(openKv(js, CONFIG_BUCKET), timeoutMs, 'opening the config store');
   } catch (err) {
     const reason = isNoResponders(err) ? 'JetStream is not enabled on the server' : err instanceof Error ? err.message : String(err);
     throw new Error(

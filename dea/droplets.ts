@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { x as extractTar } from 'tar';
 import type { Bus } from '../bus/connection';
 import { DROPLET_APP_DIR, DROPLET_INFO_FILE, ObjectStores, type DropletInfo } from '../bus/platform';
-import { openBucket } from '../bus/jetstream';
+import { openObjectStore } from '../bus/jetstream';
 
 export class DropletError extends Error {
   override name = 'DropletError';
@@ -58,7 +58,7 @@ export class DropletCache {
     let store;
     try {
       const js = this.bus.nats.jetstream();
-      store = await openBucket(() => js.views.os(ObjectStores.droplets));
+      store = await openObjectStore(js, ObjectStores.droplets);
     } catch (err) {
       throw new DropletError(`droplet store ${ObjectStores.droplets} unavailable: ${(err as Error).message}`);
     }

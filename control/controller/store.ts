@@ -10,7 +10,7 @@ import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, ObjectStores } from '../../bus/platform';
 import type { PasswordHash } from './auth';
-import { openBucket } from '../../bus/jetstream';
+import { openKv, openObjectStore } from '../../bus/jetstream';
 
 export const Buckets = {
   users: 'skiff_users',
@@ -135,7 +135,7 @@ export class Store {
 
   static async open(bus: Bus, timeoutMs = 10_000): Promise<Store> {
     const js = bus.nats.jetstream({ timeout: timeoutMs });
-    const kv = (name: string) => openBucket(() => js.views.kv(name, { history: 1 }));
+    const kv = (name: string) => openKv(js, name, { history: 1 });
     try {
       const [users, apps, appNames, crashes, logs, events, meta, bits, droplets] = await Promise.all([
         kv(Buckets.users),
@@ -145,8 +145,8 @@ export class Store {
         kv(Buckets.stagingLogs),
         kv(Buckets.events),
         kv(Buckets.meta),
-        openBucket(() => js.views.os(ObjectStores.bits)),
-        openBucket(() => js.views.os(ObjectStores.droplets)),
+        openObjectStore(js, ObjectStores.bits),
+        openObjectStore(js, ObjectStores.droplets),
       ]);
       return new Store(users, apps, appNames, crashes, logs, events, meta, bits, droplets);
     } catch (err) {

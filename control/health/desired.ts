@@ -7,7 +7,7 @@
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, type AppDesiredState } from '../../bus/platform';
-import { openBucket } from '../../bus/jetstream';
+import { openKv } from '../../bus/jetstream';
 
 export function readAppRecord(value: unknown): AppDesiredState | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'record must be an object';
@@ -35,7 +35,7 @@ export class DesiredState {
   static async open(bus: Bus, timeoutMs = 10_000): Promise<DesiredState> {
     try {
       const js = bus.nats.jetstream({ timeout: timeoutMs });
-      const kv = await openBucket(() => js.views.kv(APPS_BUCKET, { history: 1 }));
+      const kv = await openKv(js, APPS_BUCKET, { history: 1 });
       return new DesiredState(kv);
     } catch (err) {
       throw new Error(`cannot open the apps bucket ${APPS_BUCKET} (is nats-server running with -js?): ${(err as Error).message}`, { cause: err });

@@ -5,7 +5,7 @@
 
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openBucket } from '../../bus/jetstream';
+import { openKv } from '../../bus/jetstream';
 
 /** The health manager's own bucket; only health managers use it. */
 export const HEALTH_BUCKET = 'skiff_health';
@@ -42,7 +42,7 @@ export class Lease {
 
   static async open(bus: Bus, holder: string, timeoutMs = 10_000): Promise<Lease> {
     const js = bus.nats.jetstream({ timeout: timeoutMs });
-    const kv = await openBucket(() => js.views.kv(HEALTH_BUCKET, { history: 1 }));
+    const kv = await openKv(js, HEALTH_BUCKET, { history: 1 });
     return new Lease(kv, holder);
   }
 

@@ -20,7 +20,7 @@ import { detect, readPackageJson } from './detect';
 import { addStaticServer, buildDroplet } from './droplet';
 import { StagingError } from './errors';
 import { StagingLog } from './staging-log';
-import { openBucket } from '../../bus/jetstream';
+import { openObjectStore } from '../../bus/jetstream';
 
 export interface StagerSettings {
   /** Parent of the jobs' work directories. */
@@ -68,7 +68,7 @@ export class Stager {
   private openStores(): Promise<{ bits: ObjectStore; droplets: ObjectStore }> {
     this.stores ??= (async () => {
       const js = this.bus.nats.jetstream();
-      return { bits: await openBucket(() => js.views.os(ObjectStores.bits)), droplets: await openBucket(() => js.views.os(ObjectStores.droplets)) };
+      return { bits: await openObjectStore(js, ObjectStores.bits), droplets: await openObjectStore(js, ObjectStores.droplets) };
     })();
     // A failed open (JetStream down for a moment) is retried by the next job.
     this.stores.catch(() => (this.stores = undefined));
