@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import { join } from 'node:path';
 import { connectBus, type Bus } from '../bus/connection';
 import { silentLogger } from '../bus/log';
-import { eventually, freePort, spawnTracked, type NatsServer, type TeardownHost } from './harness';
+import { eventually, freePort, spawnTracked, terminate, type NatsServer, type TeardownHost } from './harness';
 
 const ROOT = join(__dirname, '..');
 export const ADMIN = { email: 'admin@example.com', password: 'admin-password-1' };
@@ -41,18 +41,7 @@ export async function startController(
     pid: child.pid!,
     log: () => output,
     api: new ApiClient(port),
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exited;
-          clearTimeout(timer);
-        }
-        return child.exitCode;
-      })();
-      return stopped;
-    },
+    stop: () => (stopped ??= terminate(child, 3000)),
   };
   t.teardown(() => controller.stop());
   await Promise.race([

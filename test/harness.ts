@@ -189,7 +189,7 @@ export async function startNats(t: TeardownHost, opts: StartNatsOptions = {}): P
       return current.pid ?? -1;
     },
     storeDir,
-    stop: () => terminate(current),
+    stop: () => terminate(current).then(() => undefined),
     async restart() {
       if (removed) throw new Error('nats-server was torn down; cannot restart');
       await terminate(current);
@@ -250,16 +250,17 @@ function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-/** SIGTERM, then SIGKILL after the grace period; resolves once the process is reaped. */
-async function terminate(child: ChildProcess): Promise<void> {
-  if (hasExited(child) || child.pid === undefined) return;
+/** SIGTERM, then SIGKILL after the grace period; resolves with the exit code once the process is reaped. */
+export async function terminate(child: ChildProcess, graceMs = STOP_GRACE_MS): Promise<number | null> {
+  if (hasExited(child) || child.pid === undefined) return child.exitCode;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
   const killer = setTimeout(() => {
     if (!hasExited(child)) child.kill('SIGKILL');
-  }, STOP_GRACE_MS);
+  }, graceMs);
   await exited;
   clearTimeout(killer);
+  return child.exitCode;
 }
 
 /** A logger writing into an array, for asserting on log lines. */

@@ -1,7 +1,7 @@
 // `skiff health` as a child process for end-to-end tests, ended by pid at teardown.
 
 import { join } from 'node:path';
-import { eventually, spawnTracked, type NatsServer, type TeardownHost } from './harness';
+import { eventually, spawnTracked, terminate, type NatsServer, type TeardownHost } from './harness';
 
 const BIN = join(__dirname, '..', 'bin', 'skiff');
 
@@ -27,18 +27,7 @@ export async function startHealth(t: TeardownHost, nats: NatsServer, args: strin
   const health: HealthProcess = {
     pid: child.pid!,
     log: () => output,
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          await exited;
-          clearTimeout(timer);
-        }
-        return child.exitCode;
-      })();
-      return stopped;
-    },
+    stop: () => (stopped ??= terminate(child, 3000)),
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;

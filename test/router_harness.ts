@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from 'nats';
 import type { RouterRegister } from '../bus/messages';
-import { eventually, freePort, spawnTracked, type NatsServer, type TeardownHost } from './harness';
+import { eventually, freePort, spawnTracked, terminate, type NatsServer, type TeardownHost } from './harness';
 
 const ROOT = join(__dirname, '..');
 const STATUS_USER = 'test';
@@ -85,19 +85,7 @@ export async function startRouter(t: TeardownHost, nats: NatsServer, opts: Start
     },
     exited: exitStatus,
     rss: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024,
-    stop: () => {
-      stopped ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-          const code = await exited;
-          clearTimeout(timer);
-          return code;
-        }
-        return child.exitCode;
-      })();
-      return stopped;
-    },
+    stop: () => (stopped ??= terminate(child, 3000)),
   };
   t.teardown(() => router.stop());
   if (opts.waitForListening === false) return router;
