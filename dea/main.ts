@@ -3,6 +3,7 @@ import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
+import { untilStopSignal } from '../bus/role';
 import { Dea, DeaSetupError } from './agent';
 import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './options';
 
@@ -58,17 +59,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   log.info('DEA listening', { nats: redactUrl(options.nats) });
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info('stopping all instances', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
-  // A second signal while instances are stopping is ignored, not fatal: the stop grace bounds the wait.
-  process.on('SIGTERM', () => {});
-  process.on('SIGINT', () => {});
+  await untilStopSignal(log, 'stopping all instances');
   await dea.stop('DEA_SHUTDOWN');
   await config?.close();
   await bus.close();

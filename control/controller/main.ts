@@ -1,6 +1,7 @@
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { untilStopSignal } from '../../bus/role';
 import { Controller } from './controller';
 import { CONTROLLER_FLAGS, ENV_PREFIX, parseControllerOptions } from './options';
 
@@ -23,14 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   log.info('controller listening', { port: controller.port, host: options.host, domain: options.domain, nats: redactUrl(options.nats) });
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info('stopping', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
+  await untilStopSignal(log);
   await controller.stop();
   await bus.close();
   return 0;

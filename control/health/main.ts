@@ -2,6 +2,7 @@ import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { untilStopSignal } from '../../bus/role';
 import { HealthManager } from './manager';
 import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
 
@@ -40,14 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     analysis_interval_s: s.analysisIntervalMs / 1000,
   });
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info('stopping', { signal });
-      resolve();
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
+  await untilStopSignal(log);
   await manager.stop();
   await config?.close();
   await bus.close();
