@@ -105,3 +105,38 @@ t.test('--threads must be a whole number from 1 to 64', async (t) => {
     t.match(router.log(), /--threads/, 'the error names the flag');
   }
 });
+
+t.test('--threads 2 with --access-log: every thread writes its lines, and SIGHUP reopens the file on every thread', async (t) => {
+  const { mkdtempSync, readFileSync, renameSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'skiff-threads-log-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logPath = join(dir, 'access.log');
+  const nats = await startNats(t);
+  const nc = await busClient(t, nats);
+  const backend = await startBackend(t, (_req, res) => res.end('ok'));
+  const router = await startRouter(t, nats, { args: ['--threads', '2', '--access-log', logPath] });
+  await registerRoute(nc, router, { port: backend.port, uris: ['logged.localhost'] });
+  await sleep(300); // the worker thread's own subscription has the route too
+  const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l.includes('logged.localhost'));
+
+  const N = 40;
+  for (let i = 0; i < N; i++) await get({ port: router.port, host: 'logged.localhost', path: `/before/${i}` });
+  await eventually(async () => (await router.varz()).requests_per_thread.every((n: number) => n > 0), 'both threads to have served', 3000);
+  await eventually(() => lines(logPath).length === N, `all ${N} lines written`, 5000);
+
+  renameSync(logPath, `${logPath}.1`);
+  router.signal('SIGHUP');
+  await sleep(300);
+  for (let i = 0; i < N; i++) await get({ port: router.port, host: 'logged.localhost', path: `/after/${i}` });
+  await eventually(() => {
+    try {
+      return lines(logPath).length === N;
+    } catch {
+      return false;
+    }
+  }, 'the new file to get every later line', 5000);
+  t.equal(lines(`${logPath}.1`).length, N, 'the rotated file kept the earlier lines, and got no later ones');
+  t.ok(lines(logPath).every((l) => l.includes('/after/')), 'the new file has only later lines');
+});
