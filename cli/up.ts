@@ -4,10 +4,13 @@ import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { NATS_FLAGS, natsTarget } from '../bus/nats-options';
+import type { NatsRole } from '../bus/permissions';
 import { createLogger, type Logger } from '../bus/log';
 import { Api } from './client/api';
 import { readConfig, skiffHome, writeConfig } from './client/config';
-import { loadOrCreateAdmin } from './up-admin';
+import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
+import { preparePlatformNats } from './up-nats';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
@@ -15,7 +18,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
   { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one' },
+  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one (its credentials: --nats-credentials, or NATS_USER and NATS_PASSWORD)' },
+  { ...NATS_FLAGS.find((flag) => flag.name === 'nats-credentials')!, help: 'with --nats: the roles\' NATS credentials file, {"user","pass"} or {"token"}, mode 0600' },
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
   { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
 ];
@@ -120,7 +124,10 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger('up');
   let values: Record<string, unknown>;
   try {
-    values = parseFlags(argv, FLAGS, 'SKIFF_UP').values;
+    const parsed = parseFlags(argv, FLAGS, 'SKIFF_UP');
+    values = parsed.values;
+    // Only to refuse credentials on the command line; the roles read them from the environment themselves.
+    if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`skiff up: ${error.message}\n`);
@@ -140,9 +147,16 @@ export async function main(argv: string[]): Promise<number> {
   const domain = (values.domain as string | undefined) ?? 'localhost';
   mkdirSync(dataDir, { recursive: true, mode: 0o755 });
 
+  if (process.getuid?.() !== 0) {
+    log.warn('not running as root: app instances and staging run as this same user, so they can read the platform\'s data dir, its NATS credentials and each other\'s files; run as root to isolate apps (README: Security model)');
+  }
+
   // Started first, stopped last.
   const roles: Supervised[] = [];
+  // The roles find NATS, and their credentials, in their environment: never on a command line.
+  const roleEnv: NodeJS.ProcessEnv = { ...process.env };
   let natsUrl = values.nats as string | undefined;
+  let credentialsOf: ((role: NatsRole) => string) | undefined;
   if (natsUrl === undefined) {
     const natsServer = findNatsServer();
     if (natsServer === undefined) {
@@ -153,12 +167,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`skiff up: port ${natsPort} is taken: stop what uses it, or pass --nats-port or --nats URL\n`);
       return 1;
     }
-    const storeDir = join(dataDir, 'nats');
-    mkdirSync(storeDir, { recursive: true });
-    const nats = new Supervised('nats-server', natsServer, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', storeDir], log, join(dataDir, 'nats-server.log'));
+    const bus = preparePlatformNats(dataDir, '127.0.0.1', natsPort);
+    const nats = new Supervised('nats-server', natsServer, ['-c', bus.configFile], log, join(dataDir, 'nats-server.log'));
     nats.start();
     roles.push(nats);
-    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    natsUrl = bus.url;
+    credentialsOf = bus.credentialsFile;
+    for (const name of ['NATS_USER', 'NATS_PASSWORD', 'NATS_TOKEN', 'SKIFF_NATS_CREDENTIALS']) delete roleEnv[name];
     if (!(await waitForPort(natsPort, 10_000))) {
       await nats.stop();
       process.stderr.write(`skiff up: nats-server did not start on port ${natsPort}\n`);
@@ -166,15 +181,17 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const roleEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete roleEnv.NATS_URL; // --nats below is the one to use
+  roleEnv.NATS_URL = natsUrl;
+  const credentialsFlag = values['nats-credentials'] as string | undefined;
+  if (credentialsFlag !== undefined) roleEnv.SKIFF_NATS_CREDENTIALS = credentialsFlag;
   const byName = new Map<string, Supervised>();
-  const role = (name: string, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
+  const role = (name: NatsRole, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
     if (!roleAvailable(name)) {
       log.warn(`skipping the ${name === 'health' ? 'health manager' : name}: not part of this build`, { module: ROLE_MODULES[name] });
       return false;
     }
-    const supervised = new Supervised(name, process.execPath, [BIN, name, '--nats', natsUrl!, ...args], log, undefined, env);
+    const ownEnv = credentialsOf === undefined ? env : { ...env, SKIFF_NATS_CREDENTIALS: credentialsOf(name) };
+    const supervised = new Supervised(name, process.execPath, [BIN, name, ...args], log, undefined, ownEnv);
     supervised.start();
     roles.push(supervised);
     byName.set(name, supervised);
@@ -193,7 +210,12 @@ export async function main(argv: string[]): Promise<number> {
 
   const routerUrl = `http://${domain}:${routerPort}`;
   // Drained within the 30 s the supervisor grants before SIGKILL.
-  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25']);
+  const status = loadOrCreateStatusCredentials(dataDir);
+  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25'], {
+    ...roleEnv,
+    SKIFF_ROUTER_STATUS_USER: status.user,
+    SKIFF_ROUTER_STATUS_PASSWORD: status.password,
+  });
 
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   let admin: ReturnType<typeof loadOrCreateAdmin> | undefined;
@@ -232,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (routerUp && !stopRequested) {
     process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
-    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health\n`);
+    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health (/varz and /routes: basic auth from ${join(dataDir, 'router-status.json')})\n`);
   }
 
   await stopped;

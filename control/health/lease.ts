@@ -6,9 +6,8 @@
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { openKv } from '../../bus/jetstream';
+import { HEALTH_BUCKET } from '../../bus/platform';
 
-/** The health manager's own bucket; only health managers use it. */
-export const HEALTH_BUCKET = 'skiff_health';
 const LEASE_KEY = 'lease.analysis';
 
 interface LeaseValue {

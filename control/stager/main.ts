@@ -19,7 +19,7 @@ export async function main(argv: string[]): Promise<number> {
   // A directory of this process's own: stagers sharing --work-dir never touch each other's jobs.
   await mkdir(options.workDir, { recursive: true });
   const workDir = await mkdtemp(join(options.workDir, 'stager-'));
-  const bus = await connectBus({ servers: options.nats, name: 'skiff-stager', logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-stager', logger: log, waitForServer: true });
   const stager = new Stager(bus, {
     workDir,
     limits: { maxBytes: options.maxUnpackedBytes, maxEntries: options.maxFiles },
