@@ -20,12 +20,17 @@ t.test('help lists the client commands and each command has its own', async (t) 
   const home = tempHome(t);
   const help = await skiff(['--help'], home);
   t.equal(help.code, 0);
-  for (const command of ['push', 'apps', 'scale', 'logs', 'add-user', 'up']) t.match(help.stdout, new RegExp(`\\n  ${command} `));
+  for (const command of ['push', 'apps', 'scale', 'logs', 'passwd', 'add-user', 'up']) t.match(help.stdout, new RegExp(`\\n  ${command} `));
   const push = await skiff(['push', '--help'], home);
   t.equal(push.code, 0);
   t.match(push.stdout, /usage: skiff push \[DIR\]/);
   t.match(push.stdout, /--no-start/);
   t.notMatch(push.stdout, /\$SKIFF_/, 'client flags are not read from the environment, so help does not name variables');
+  const passwd = await skiff(['passwd', '--help'], home);
+  t.equal(passwd.code, 0);
+  t.match(passwd.stdout, /usage: skiff passwd \[EMAIL\] \[--old P --new P\]/);
+  t.match(passwd.stdout, /--old VALUE/);
+  t.match(passwd.stdout, /--new VALUE/);
 });
 
 t.test('bad arguments: exit 2 with one clear line', async (t) => {
@@ -46,6 +51,15 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['target', 'ftp://x'], /only http/],
     [['push', join(home, 'missing')], /is not a directory$/],
     [['add-user', 'not-an-email', '--password', 'p'], /invalid email/],
+    // passwd: what is wrong without asking the API (there is no target here) comes first.
+    // A stray word may be a misplaced password: not echoed.
+    [['passwd', 'a@example.com', 'new-secret-1'], /^skiff passwd: too many arguments \(usage: skiff passwd \[EMAIL\] \[--old P --new P\]\)$/],
+    [['passwd', '--old', 'old-secret-1', 'new-secret-1'], /^skiff passwd: EMAIL must be an email address \(usage: skiff passwd \[EMAIL\] \[--old P --new P\]\)$/],
+    [['passwd', '--new', 'long-enough-1'], /^skiff passwd: passwd needs --old and --new when not run on a terminal$/],
+    [['passwd', '--old', 'old-secret-1'], /^skiff passwd: passwd needs --old and --new when not run on a terminal$/],
+    [['passwd', 'a@example.com'], /^skiff passwd: passwd EMAIL needs --new when not run on a terminal$/],
+    [['passwd', '--old', 'old-secret-1', '--new='], /^skiff passwd: missing password$/],
+    [['passwd', '--old'], /^skiff passwd: option --old needs a value$/],
   ];
   // Independent processes: run them side by side to keep the file quick.
   const runs = await Promise.all(cases.map(([args]) => skiff(args, home)));

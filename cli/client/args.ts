@@ -70,9 +70,13 @@ export function parseEnvAssignments(args: readonly string[]): Record<string, str
   return changes;
 }
 
+export function isEmailAddress(text: string): boolean {
+  return /^[^\s@/]+@[^\s@/]+$/.test(text);
+}
+
 export function checkEmail(email: string | undefined): string {
   if (email === undefined || email === '') throw new UsageError('missing email');
-  if (!/^[^\s@/]+@[^\s@/]+$/.test(email)) throw new UsageError(`invalid email ${JSON.stringify(email)}`);
+  if (!isEmailAddress(email)) throw new UsageError(`invalid email ${JSON.stringify(email)}`);
   return email;
 }
 

@@ -90,6 +90,15 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     ],
     handler: () => instances().logs,
   },
+  passwd: {
+    usage: 'skiff passwd [EMAIL] [--old P --new P]',
+    help: "change your password (asks on a terminal); (admin) set another user's with EMAIL --new P",
+    flags: [
+      { name: 'old', kind: 'string', secret: true, help: 'your current password (asked on a terminal)' },
+      { name: 'new', kind: 'string', secret: true, help: 'the new password (asked twice on a terminal)' },
+    ],
+    handler: () => session().passwd,
+  },
   users: { usage: 'skiff users [--json]', help: '(admin) list users', flags: [json], handler: () => users().list },
   'add-user': {
     usage: 'skiff add-user EMAIL --password P [--admin]',

@@ -1,7 +1,7 @@
-// target, login, logout.
+// target, login, logout, passwd.
 
-import { Api, ApiError } from './api';
-import { checkEmail, checkPositionals, normaliseTarget, UsageError } from './args';
+import { Api, ApiError, oneLine } from './api';
+import { checkEmail, checkPositionals, isEmailAddress, normaliseTarget, UsageError } from './args';
 import { CliError, type Context } from './context';
 import { ask, askHidden, isInteractive } from './prompt';
 import type { Info } from './types';
@@ -42,6 +42,14 @@ export async function login(ctx: Context, { values, positionals }: CommandArgs):
   }
   checkEmail(email);
   if (password === '') throw new UsageError('missing password');
+  const token = await requestToken(api, email, password);
+  ctx.save({ target: api.target, token });
+  ctx.print(`logged in as ${email} on ${api.target}`);
+  return 0;
+}
+
+/** `POST /users/:email/tokens`: the token, or one line saying why not. */
+async function requestToken(api: Api, email: string, password: string): Promise<string> {
   let reply: { token?: unknown } | undefined;
   try {
     reply = await api.json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
@@ -52,8 +60,64 @@ export async function login(ctx: Context, { values, positionals }: CommandArgs):
     throw error;
   }
   if (typeof reply?.token !== 'string' || reply.token === '') throw new CliError('login failed: the API answered without a token');
-  ctx.save({ target: api.target, token: reply.token });
-  ctx.print(`logged in as ${email} on ${api.target}`);
+  return reply.token;
+}
+
+const PASSWD_USAGE = 'skiff passwd [EMAIL] [--old P --new P]';
+
+/**
+ * Your own password (old and new, asked on a terminal), or with EMAIL
+ * (admin) another user's. Changing your own retires your token, so the CLI
+ * logs in again with the new password and keeps the new token.
+ */
+export async function passwd(ctx: Context, { values, positionals }: CommandArgs): Promise<number> {
+  // A stray word here may be a password typed in the wrong place: never echo it.
+  if (positionals.length > 1) throw new UsageError(`too many arguments (usage: ${PASSWD_USAGE})`);
+  const first = positionals[0];
+  if (first !== undefined && !isEmailAddress(first)) throw new UsageError(`EMAIL must be an email address (usage: ${PASSWD_USAGE})`);
+  const named = first?.toLowerCase();
+  let oldPassword = values.old as string | undefined;
+  let newPassword = values.new as string | undefined;
+  if (oldPassword === '' || newPassword === '') throw new UsageError('missing password');
+  const interactive = isInteractive();
+  // Off a terminal every password comes from a flag: say what is missing before asking the API anything.
+  if (!interactive && (newPassword === undefined || (named === undefined && oldPassword === undefined))) {
+    throw new UsageError(named === undefined ? 'passwd needs --old and --new when not run on a terminal' : 'passwd EMAIL needs --new when not run on a terminal');
+  }
+  const api = ctx.api();
+  const me = (await api.json<Info>('GET', '/info'))?.user;
+  if (typeof me !== 'string' || me === '') throw new CliError('cannot tell who is logged in: GET /info answered without a user');
+  const email = named ?? me;
+  const own = email === me.toLowerCase();
+  if (!own && oldPassword !== undefined) throw new UsageError(`--old is only for your own password; set ${email}'s with: skiff passwd ${email} --new P`);
+  if (own && oldPassword === undefined) {
+    if (!interactive) throw new UsageError('changing your own password needs --old when not run on a terminal');
+    oldPassword = await askHidden('old password: ');
+    if (oldPassword === '') throw new UsageError('missing password');
+  }
+  if (newPassword === undefined) {
+    newPassword = await askHidden(own ? 'new password: ' : `new password for ${email}: `);
+    if (newPassword === '') throw new UsageError('missing password');
+    if ((await askHidden('new password again: ')) !== newPassword) throw new UsageError('the new passwords do not match');
+  }
+  const body = own ? { old_password: oldPassword, password: newPassword } : { password: newPassword };
+  await api.json('PUT', `/users/${encodeURIComponent(email)}/password`, { body }).catch((error: unknown) => {
+    if (error instanceof ApiError && error.status === 404) throw new CliError(`unknown user ${email}`);
+    throw error;
+  });
+  if (!own) {
+    ctx.print(`changed the password of ${email}; their earlier logins no longer work`);
+    return 0;
+  }
+  let token: string;
+  try {
+    token = await requestToken(ctx.anonymousApi(), email, newPassword);
+  } catch (error) {
+    ctx.save({ target: api.target });
+    throw new CliError(`password changed, but logging in again failed (${oneLine((error as Error).message)}): run \`skiff login\``);
+  }
+  ctx.save({ target: api.target, token });
+  ctx.print(`password changed; logged in again as ${email} with the new password`);
   return 0;
 }
 

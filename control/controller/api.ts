@@ -19,10 +19,11 @@ import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
 import { HttpError, type Exchange } from './http';
 import type { Instances } from './instances';
 import type { Lifecycle } from './lifecycle';
+import type { LockState, LoginLockout } from './lockout';
 import type { Staging } from './staging';
 import { appVersion, ConflictError, type AppRecord, type Store, type UserRecord } from './store';
 import { receivePackage } from './upload';
-import { checkAppChange, checkLogin, checkNewApp, checkNewUser, isEmail, normalizeEmail } from './validation';
+import { checkAppChange, checkLogin, checkNewApp, checkNewUser, checkPasswordChange, isEmail, normalizeEmail } from './validation';
 
 export interface ApiOptions {
   domain: string;
@@ -39,6 +40,8 @@ export interface ApiDeps {
   bus: Bus;
   store: Store;
   secret: Buffer;
+  /** Failed logins per email, shared by all controllers. */
+  lockout: LoginLockout;
   lifecycle: Lifecycle;
   staging: Staging;
   instances: Instances;
@@ -72,6 +75,7 @@ export class Api {
     r('GET', '/users', (e) => this.listUsers(e));
     r('POST', '/users', (e) => this.addUser(e));
     r('DELETE', '/users/:email', (e, p) => this.deleteUser(e, p.email!));
+    r('PUT', '/users/:email/password', (e, p) => this.changePassword(e, p.email!));
     r('GET', '/apps', (e) => this.listApps(e));
     r('POST', '/apps', (e) => this.createApp(e));
     r('GET', '/apps/:name', (e, p) => this.showApp(e, p.name!));
@@ -118,7 +122,7 @@ export class Api {
     if (error instanceof HttpError) {
       if (e.isStreaming) e.end();
       // A client still sending a body we refused: close, or it would wait to be read.
-      e.send(error.status, JSON.stringify({ code: error.code, description: error.message }), { 'Content-Type': 'application/json' }, error.status === 413);
+      e.send(error.status, JSON.stringify({ code: error.code, description: error.message }), { ...error.headers, 'Content-Type': 'application/json' }, error.status === 413);
       return;
     }
     if (error instanceof ConflictError) {
@@ -139,6 +143,7 @@ export class Api {
     if (!check.ok) throw new HttpError(401, check.reason === 'expired' ? 'the token has expired: log in again' : 'invalid token: log in again');
     const user = await this.deps.store.getUser(check.claims.email);
     if (user === undefined) throw new HttpError(401, 'the user of this token no longer exists');
+    if (check.claims.generation !== (user.token_generation ?? 0)) throw new HttpError(401, 'the password was changed after this token was issued: log in again');
     return user;
   }
 
@@ -189,19 +194,65 @@ export class Api {
     e.json(200, body);
   }
 
+  /**
+   * Known and unknown emails go the same way (a password check each, the
+   * lockout counted alike), so neither the answer nor its time tells whether
+   * an email has an account.
+   */
   private async login(e: Exchange, rawEmail: string): Promise<void> {
     const body = checkLogin(await e.readJson());
     if (!body.ok) throw new HttpError(400, body.error);
     const email = normalizeEmail(rawEmail);
-    const user = isEmail(email) ? await this.deps.store.getUser(email) : undefined;
-    if (user === undefined) {
-      this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
-      await checkPassword(body.value.password, await this.dummyHash);
+    // Not an email: no account can have it, so there is nothing to lock.
+    const counted = isEmail(email);
+    if (counted) refuseWhileLocked(await this.deps.lockout.check(email));
+    const user = counted ? await this.deps.store.getUser(email) : undefined;
+    const right = user !== undefined ? await checkPassword(body.value.password, user.password) : await this.checkDummy(body.value.password);
+    if (user === undefined || !right) {
+      if (counted) await this.deps.lockout.failed(email);
       throw new HttpError(401, 'wrong email or password');
     }
-    if (!(await checkPassword(body.value.password, user.password))) throw new HttpError(401, 'wrong email or password');
-    const { token, expiresAt } = signToken(this.deps.secret, user.email, nowSeconds());
+    await this.deps.lockout.cleared(email);
+    const { token, expiresAt } = signToken(this.deps.secret, user.email, nowSeconds(), undefined, user.token_generation ?? 0);
     e.json(200, { token, expires_at: expiresAt });
+  }
+
+  /** As long as a real check, and always false. */
+  private async checkDummy(password: string): Promise<false> {
+    this.dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
+    await checkPassword(password, await this.dummyHash);
+    return false;
+  }
+
+  /**
+   * `PUT /users/:email/password`: a user changes their own with the right
+   * old_password (a wrong one counts as a failed login); an admin sets
+   * another's without. Every token issued before stops working.
+   */
+  private async changePassword(e: Exchange, rawEmail: string): Promise<void> {
+    const caller = await this.authenticate(e);
+    const body = checkPasswordChange(await e.readJson());
+    if (!body.ok) throw new HttpError(400, body.error);
+    const email = normalizeEmail(rawEmail);
+    const own = email === caller.email;
+    if (!own && !caller.admin) throw new HttpError(403, "only an admin may set another user's password");
+    const user = own ? caller : await this.deps.store.getUser(email);
+    if (user === undefined) throw new HttpError(404, `no user ${email}`);
+    if (own) {
+      const old = body.value.oldPassword;
+      if (old === undefined) throw new HttpError(400, 'old_password is needed to change your own password');
+      refuseWhileLocked(await this.deps.lockout.check(email));
+      if (!(await checkPassword(old, user.password))) {
+        await this.deps.lockout.failed(email);
+        throw new HttpError(403, 'the old password is wrong');
+      }
+    }
+    const changed = await this.deps.store.setPassword(email, await hashPassword(body.value.password));
+    if (changed === undefined) throw new HttpError(404, `no user ${email}`);
+    // Whoever set it knows the new password: failed logins before it no longer count.
+    await this.deps.lockout.cleared(email);
+    this.deps.log.info('password changed', { email, by: caller.email });
+    e.empty(204);
   }
 
   private async listUsers(e: Exchange): Promise<void> {
@@ -554,6 +605,12 @@ export class Api {
       meta: { created: app.created, updated: app.updated, last_updated: app.last_updated },
     };
   }
+}
+
+/** 429 with Retry-After while logins of an email are locked out. */
+function refuseWhileLocked(state: LockState): void {
+  if (!state.locked) return;
+  throw new HttpError(429, `too many failed logins for this email: try again in ${state.retryAfterSeconds} s`, 429, { 'Retry-After': String(state.retryAfterSeconds) });
 }
 
 function match(pattern: string[], segments: string[]): Params | undefined {

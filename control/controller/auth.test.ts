@@ -1,4 +1,5 @@
 import t from 'tap';
+import { createHmac } from 'node:crypto';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken } from './auth';
 
 const secret = Buffer.alloc(32, 7);
@@ -37,4 +38,25 @@ t.test('bearer tokens are read from the Authorization header', async (t) => {
   t.equal(bearerToken('bearer  abc.def '), 'abc.def');
   t.equal(bearerToken('Basic abc'), undefined);
   t.equal(bearerToken(undefined), undefined);
+});
+
+t.test('a token carries the token generation it was issued with; one without it is generation 0', async (t) => {
+  const { token } = signToken(secret, 'ann@example.com', 1000, 60, 3);
+  const checked = verifyToken(secret, token, 1000);
+  t.ok(checked.ok);
+  if (checked.ok) t.equal(checked.claims.generation, 3);
+  const fresh = verifyToken(secret, signToken(secret, 'ann@example.com', 1000).token, 1000);
+  t.ok(fresh.ok && fresh.claims.generation === 0, 'the default is 0');
+
+  // The shape tokens had before generations: {email, exp}, signed the same way.
+  const sign = (claims: object) => {
+    const payload = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${payload}.${createHmac('sha256', secret).update(payload).digest('base64url')}`;
+  };
+  const legacy = verifyToken(secret, sign({ email: 'ann@example.com', exp: 2000 }), 1000);
+  t.ok(legacy.ok, 'an old token still verifies');
+  if (legacy.ok) t.equal(legacy.claims.generation, 0);
+  for (const gen of [-1, 1.5, '2', null]) {
+    t.same(verifyToken(secret, sign({ email: 'ann@example.com', exp: 2000, gen }), 1000), { ok: false, reason: 'malformed' }, `gen ${JSON.stringify(gen)}`);
+  }
 });

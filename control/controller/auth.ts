@@ -1,6 +1,9 @@
 // Tokens and password hashes. Tokens are self-contained (HMAC-SHA256 over
-// {email, exp}) so that any controller holding the shared secret from the KV
-// store accepts them without a session table.
+// {email, exp, gen}) so that any controller holding the shared secret from the
+// KV store accepts them without a session table. `gen` is the user's token
+// generation when the token was issued: a password change bumps the one in the
+// user record, and a token whose `gen` differs is refused (tokens issued before
+// `gen` existed count as generation 0).
 
 import { createHmac, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
@@ -10,6 +13,8 @@ export interface TokenClaims {
   email: string;
   /** epoch seconds */
   exp: number;
+  /** The user's token generation at issue; 0 for tokens without one. */
+  generation: number;
 }
 
 export type TokenCheck = { ok: true; claims: TokenClaims } | { ok: false; reason: 'malformed' | 'bad signature' | 'expired' };
@@ -18,9 +23,15 @@ function mac(secret: Buffer, payload: string): Buffer {
   return createHmac('sha256', secret).update(payload).digest();
 }
 
-export function signToken(secret: Buffer, email: string, nowSeconds: number, ttlSeconds = TOKEN_TTL_SECONDS): { token: string; expiresAt: number } {
+export function signToken(
+  secret: Buffer,
+  email: string,
+  nowSeconds: number,
+  ttlSeconds = TOKEN_TTL_SECONDS,
+  generation = 0,
+): { token: string; expiresAt: number } {
   const exp = Math.floor(nowSeconds) + ttlSeconds;
-  const payload = Buffer.from(JSON.stringify({ email, exp })).toString('base64url');
+  const payload = Buffer.from(JSON.stringify({ email, exp, gen: generation })).toString('base64url');
   return { token: `${payload}.${mac(secret, payload).toString('base64url')}`, expiresAt: exp };
 }
 
@@ -38,10 +49,19 @@ export function verifyToken(secret: Buffer, token: string, nowSeconds: number): 
     return { ok: false, reason: 'malformed' };
   }
   if (typeof claims !== 'object' || claims === null) return { ok: false, reason: 'malformed' };
-  const { email, exp } = claims as Record<string, unknown>;
+  const { email, exp, gen } = claims as Record<string, unknown>;
   if (typeof email !== 'string' || typeof exp !== 'number') return { ok: false, reason: 'malformed' };
+  let generation = 0;
+  if (gen !== undefined) {
+    if (!isGeneration(gen)) return { ok: false, reason: 'malformed' };
+    generation = gen;
+  }
   if (exp <= nowSeconds) return { ok: false, reason: 'expired' };
-  return { ok: true, claims: { email, exp } };
+  return { ok: true, claims: { email, exp, generation } };
+}
+
+function isGeneration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 export interface PasswordHash {

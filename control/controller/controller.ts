@@ -11,6 +11,7 @@ import { hashPassword } from './auth';
 import { HttpServer } from './http';
 import { Instances } from './instances';
 import { Lifecycle } from './lifecycle';
+import { LoginLockout } from './lockout';
 import type { ControllerOptions } from './options';
 import { DeaPool } from './placement';
 import { RouteRegistration } from './registration';
@@ -39,6 +40,7 @@ export class Controller {
     const { options, bus, log } = this;
     const store = await Store.open(bus);
     const secret = await store.tokenSecret();
+    const lockout = await LoginLockout.open(bus);
     await this.ensureFirstAdmin(store);
 
     if (options.uploadDir !== undefined) {
@@ -60,7 +62,7 @@ export class Controller {
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lifecycle, staging, instances, log }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,

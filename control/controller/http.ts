@@ -20,6 +20,8 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly code = status,
+    /** Sent with the error, e.g. Retry-After. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

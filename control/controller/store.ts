@@ -21,6 +21,8 @@ export const Buckets = {
   /** One key per event: `<app id>.<epoch ms, 15 digits>.<random>`, so keys sort by time. */
   events: 'skiff_events',
   meta: 'skiff_controller',
+  /** Failed logins per email (key: emailKey), for the login lockout (lockout.ts); entries expire. */
+  logins: 'skiff_logins',
 } as const;
 
 /** Events listed per app (the newest). */
@@ -48,6 +50,8 @@ export interface UserRecord {
   admin: boolean;
   password: PasswordHash;
   created: number;
+  /** Bumped by each password change; tokens carry the one they were issued with (absent = 0). */
+  token_generation?: number;
 }
 
 export type PackageState = 'PENDING' | 'STAGING' | 'STAGED' | 'FAILED';
@@ -223,6 +227,32 @@ export class Store {
       if (await this.getUser(user.email)) return false;
       throw err;
     }
+  }
+
+  /**
+   * Read-modify-write of one user, like updateApp: `change` may run more
+   * than once when another controller writes in between. Undefined when the
+   * user is gone.
+   */
+  async updateUser(email: string, change: (user: UserRecord) => UserRecord): Promise<UserRecord | undefined> {
+    const key = emailKey(email);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const entry = await this.users.get(key);
+      if (!live(entry)) return undefined;
+      const after = change(parse<UserRecord>(entry));
+      try {
+        await this.users.update(key, encode(after), entry.revision);
+        return after;
+      } catch (err) {
+        if (!isWrongRevision(err)) throw err;
+      }
+    }
+    throw new ConflictError(`user ${email}: too many concurrent changes, try again`);
+  }
+
+  /** A new password, and a new token generation so that every earlier token stops working. */
+  async setPassword(email: string, password: PasswordHash): Promise<UserRecord | undefined> {
+    return this.updateUser(email, (user) => ({ ...user, password, token_generation: (user.token_generation ?? 0) + 1 }));
   }
 
   async deleteUser(email: string): Promise<void> {

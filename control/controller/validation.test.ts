@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkAppChange, checkLogin, checkNewApp, checkNewUser, isAppName } from './validation';
+import { checkAppChange, checkLogin, checkNewApp, checkNewUser, checkPasswordChange, isAppName } from './validation';
 
 t.test('app names become host names: lowercase letters, digits, dashes', async (t) => {
   for (const good of ['a', 'hello', 'my-app-2', '0x', 'a'.repeat(63)]) t.ok(isAppName(good), good);
@@ -51,4 +51,16 @@ t.test('users need an email and a long enough password, never echoed', async (t)
   t.notOk(checkNewUser({ email: 'a@b', password: 'longenough', admin: 'yes' }).ok);
   t.notOk(checkLogin({}).ok);
   t.ok(checkLogin({ password: 'x' }).ok);
+});
+
+t.test('a password change: the new password passes the new-user rules, old_password is optional', async (t) => {
+  t.same(checkPasswordChange({ password: 'longenough' }), { ok: true, value: { oldPassword: undefined, password: 'longenough' } });
+  t.same(checkPasswordChange({ old_password: 'x', password: 'longenough' }), { ok: true, value: { oldPassword: 'x', password: 'longenough' } });
+  const short = checkPasswordChange({ old_password: 'old-secret', password: 'secret1' });
+  t.same(short, checkNewUser({ email: 'a@b.c', password: 'secret1' }), 'the same refusal as for a new user');
+  if (!short.ok) t.notMatch(short.error, /secret1|old-secret/);
+  t.notOk(checkPasswordChange({ password: 12345678 }).ok);
+  t.notOk(checkPasswordChange({ old_password: '', password: 'longenough' }).ok);
+  t.notOk(checkPasswordChange({ old_password: 5, password: 'longenough' }).ok);
+  t.notOk(checkPasswordChange(undefined).ok);
 });

@@ -157,11 +157,32 @@ export function checkNewUser(body: unknown): Checked<NewUser> {
   return checked(() => {
     if (!isObject(body)) fail('the body must be a JSON object');
     if (typeof body.email !== 'string' || !isEmail(normalizeEmail(body.email))) fail('email must be an email address');
-    if (typeof body.password !== 'string' || body.password.length < MIN_PASSWORD_LENGTH) {
-      fail(`password must be a string of at least ${MIN_PASSWORD_LENGTH} characters`);
-    }
+    const password = newPassword(body.password);
     if (body.admin !== undefined && typeof body.admin !== 'boolean') fail('admin must be true or false');
-    return { email: normalizeEmail(body.email), password: body.password, admin: body.admin === true };
+    return { email: normalizeEmail(body.email), password, admin: body.admin === true };
+  });
+}
+
+/** The rules for a password being set, for a new user and for a change alike. */
+function newPassword(value: unknown): string {
+  if (typeof value !== 'string' || value.length < MIN_PASSWORD_LENGTH) fail(`password must be a string of at least ${MIN_PASSWORD_LENGTH} characters`);
+  return value;
+}
+
+export interface PasswordChange {
+  /** Absent when not given (an admin setting another user's). */
+  oldPassword: string | undefined;
+  password: string;
+}
+
+/** `PUT /users/:email/password {"old_password"?,"password"}`. */
+export function checkPasswordChange(body: unknown): Checked<PasswordChange> {
+  return checked(() => {
+    if (!isObject(body)) fail('the body must be a JSON object');
+    const password = newPassword(body.password);
+    const old = body.old_password;
+    if (old !== undefined && (typeof old !== 'string' || old === '')) fail('old_password must be a non-empty string');
+    return { oldPassword: old as string | undefined, password };
   });
 }
 
