@@ -303,15 +303,24 @@ async function waitForInfo(apiUrl: string, timeoutMs: number): Promise<boolean> 
 /** `skiff up` logs the local CLI in as the admin, so `skiff push` works at once. */
 async function logInLocalCli(apiUrl: string, email: string, password: string, log: Logger): Promise<void> {
   try {
-    const reply = await new Api(apiUrl).json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
-    if (typeof reply?.token !== 'string') throw new Error('no token in the answer');
     const home = skiffHome();
-    let current = {};
+    let current: { target?: string; token?: string } = {};
     try {
       current = readConfig(home);
     } catch {
       // A broken config is replaced: this login is what the user asked `up` for.
     }
+    // A token that still works as this admin stays: after `skiff passwd`, admin.json holds the
+    // first password, and a login with it on every start would count towards the lockout.
+    if (current.token !== undefined) {
+      const info = await new Api(apiUrl, current.token).json<{ user?: unknown }>('GET', '/info').catch(() => undefined);
+      if (info?.user === email) {
+        writeConfig({ ...current, target: apiUrl, token: current.token }, home);
+        return;
+      }
+    }
+    const reply = await new Api(apiUrl).json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
+    if (typeof reply?.token !== 'string') throw new Error('no token in the answer');
     writeConfig({ ...current, target: apiUrl, token: reply.token }, home);
   } catch (error) {
     // Never the password: only what went wrong.

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { connectBus } from '../bus/connection';
 import { silentLogger } from '../bus/log';
 import { eventually, freePort, isAlive } from './harness';
-import { finish, spawnSkiff, tempHome } from './cli_harness';
+import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
 import { descendants } from './platform_harness';
 
 const HAS_CONTROLLER = existsSync(join(__dirname, '..', 'dist', 'control', 'controller', 'main.js'));
@@ -102,6 +102,12 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   t.notMatch(first.output().err, /status credentials generated/, 'the router\'s status password is kept in router-status.json, never logged');
   t.equal(statSync(join(dataDir, 'router-status.json')).mode & 0o777, 0o600);
   t.ok(children.length >= 2, 'nats-server and the router run as children');
+  if (HAS_CONTROLLER) {
+    // The admin changes the first password: admin.json keeps the old one.
+    const adminPassword = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')).password as string;
+    const changed = await skiff(['passwd', '--old', adminPassword, '--new', 'a-new-admin-password-1'], home);
+    t.equal(changed.code, 0, changed.stderr);
+  }
   first.child.kill('SIGTERM');
   const run = await first.done;
   t.equal(run.code, 0, 'exits 0 on SIGTERM');
@@ -118,6 +124,9 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
     const again = readdirSync(natsDir).filter((name) => name.endsWith('.json')).map((name) => JSON.parse(readFileSync(join(natsDir, name), 'utf8')).pass as string);
     t.same(again, passwords, 'the NATS passwords are kept across starts');
     t.notMatch(second.output().out, /^login:/m, 'a second start keeps the admin and prints no login line');
+    await eventually(() => second.output().out.includes('api: '), 'the api line again', 30_000);
+    t.notMatch(second.output().err, /could not log the local CLI in/, 'the CLI\'s working token is kept: no login with admin.json\'s old password (it would count towards the lockout)');
+    t.equal((await skiff(['apps'], home)).code, 0, 'the CLI still works');
     second.child.kill('SIGINT');
     t.equal((await second.done).code, 0, 'exits 0 on Ctrl-C');
   }
