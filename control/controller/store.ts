@@ -5,7 +5,7 @@
 // (`update` with the expected revision, retried), so concurrent controllers
 // never lose each other's writes.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, ObjectStores } from '../../bus/platform';
@@ -218,10 +218,13 @@ export class Store {
     return this.all<UserRecord>(this.users);
   }
 
-  /** False when the email is taken. */
+  /**
+   * False when the email is taken. A new user's token generation starts at
+   * random: tokens of a deleted user of the same email must not come back.
+   */
   async createUser(user: UserRecord): Promise<boolean> {
     try {
-      await this.users.create(emailKey(user.email), encode(user));
+      await this.users.create(emailKey(user.email), encode({ ...user, token_generation: user.token_generation ?? randomInt(1, 2 ** 31) }));
       return true;
     } catch (err) {
       if (await this.getUser(user.email)) return false;
