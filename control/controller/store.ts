@@ -21,6 +21,8 @@ export const Buckets = {
   /** One key per event: `<app id>.<epoch ms, 15 digits>.<random>`, so keys sort by time. */
   events: 'skiff_events',
   meta: 'skiff_controller',
+  /** Apps' uids: `uid.<n>` -> the app holding it, and the allocation cursor (uids.ts). */
+  appUids: 'skiff_app_uids',
 } as const;
 
 /** Events listed per app (the newest). */
@@ -79,6 +81,11 @@ export interface AppRecord {
   run_count: number;
   /** Epoch seconds of the last change of desired state (health manager STOP requests must match it). */
   last_updated: number;
+  /**
+   * The app's own unprivileged uid (uids.ts), sent to DEAs in dea.<uuid>.start.
+   * Absent on apps created before uids existed: they get one when next placed.
+   */
+  uid?: number;
   created: number;
   updated: number;
 }
