@@ -33,13 +33,30 @@ export async function putDroplet(bus: Bus, appFiles: Record<string, string>, sta
   }
 }
 
-/** An app that answers with its environment, user and limits, and exits or hogs memory on request. */
+/**
+ * An app that answers with its environment, user and limits, and exits or
+ * hogs memory on request. \`/probe?list=DIR&read=FILE&cwd=PID&kill=PID\` (each
+ * repeatable) tries those as the app's own user and answers, for each,
+ * "ok" or the error code (EACCES, EPERM, ...).
+ */
 export const ENV_APP = `
 const http = require('http');
 const fs = require('fs');
+function attempt(fn) { try { fn(); return 'ok'; } catch (err) { return err.code || String(err); } }
 http.createServer((req, res) => {
   if (req.url === '/exit') { res.end('bye'); setTimeout(() => process.exit(3), 10); return; }
   if (req.url === '/hog') { const keep = []; setInterval(() => keep.push(Buffer.alloc(16 * 1024 * 1024, 1)), 50); res.end('hogging'); return; }
+  if (req.url.startsWith('/probe?')) {
+    const q = new URL(req.url, 'http://app').searchParams;
+    const tried = {};
+    for (const dir of q.getAll('list')) tried['list ' + dir] = attempt(() => fs.readdirSync(dir));
+    for (const file of q.getAll('read')) tried['read ' + file] = attempt(() => fs.readFileSync(file));
+    for (const pid of q.getAll('cwd')) tried['cwd ' + pid] = attempt(() => fs.readlinkSync('/proc/' + pid + '/cwd'));
+    for (const pid of q.getAll('kill')) tried['kill ' + pid] = attempt(() => process.kill(Number(pid), 0));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(tried));
+    return;
+  }
   const limits = fs.readFileSync('/proc/self/limits', 'utf8');
   const nofile = /Max open files\\s+(\\d+)/.exec(limits)[1];
   console.log('request ' + req.url);
