@@ -85,13 +85,15 @@ export function makeDataDir(t: TeardownHost): string {
   return dir;
 }
 
-export function startDea(t: TeardownHost, natsUrl: string, dataDir: string, args: string[] = [], extraEnv: Record<string, string> = {}): DeaProcess {
+/** `asUid`: run the DEA itself as this uid (and gid), not as the test's user. */
+export function startDea(t: TeardownHost, natsUrl: string, dataDir: string, args: string[] = [], extraEnv: Record<string, string> = {}, asUid?: number): DeaProcess {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', NATS_URL: natsUrl, SKIFF_LOG_LEVEL: 'debug', ...extraEnv };
   // `env -i`: tap puts its loader into NODE_OPTIONS of every child it can see,
   // and that loader adds tap variables to everything the DEA spawns; the DEA
   // must be tested with exactly the environment given here.
+  const dropTo = asUid === undefined ? [] : [`--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups'];
   const child = spawn('setpriv', [
-    '--pdeathsig', 'SIGKILL', '--', '/usr/bin/env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    '--pdeathsig', 'SIGKILL', ...dropTo, '--', '/usr/bin/env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
     process.execPath, BIN, 'dea', '--data-dir', dataDir, ...args,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

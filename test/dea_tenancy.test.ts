@@ -7,6 +7,7 @@
 // uid outside the range are refused; `files` and `ssh` act as the
 // instance's uid; a crashed instance keeps its uid across a DEA restart.
 
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { chmodSync, chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -167,4 +168,28 @@ t.test('apps on one DEA are kept apart', { skip: !isRoot && 'needs root: as anot
     t.equal(log.type, 'file', 'and files reads it as b\'s uid');
     await again.stop();
   });
+});
+
+t.test('a DEA that is not root says what is shared, once, and keeps working', { skip: !isRoot && 'needs root to start the DEA as another user' }, async (t) => {
+  const uid = 2_099_900 + Math.floor(Math.random() * 90);
+  // The DEA runs the checkout's compiled code: as another uid it must be able to read it.
+  const readable = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--', 'test', '-r', join(__dirname, '..', 'dist', 'dea', 'agent.js')]);
+  if (readable.status !== 0) {
+    t.comment('skipped: the checkout is not readable by another uid');
+    return;
+  }
+  const nats = await startNats(t);
+  const rec = await recorder(t, nats.url);
+  const dataDir = makeDataDir(t);
+  chownSync(dataDir, uid, uid);
+  const firstPort = 47000 + Math.floor(Math.random() * 1000) * 10;
+  const dea = startDea(t, nats.url, dataDir, ['--port-range', `${firstPort}-${firstPort + 9}`, '--stop-grace', '2'], { HOME: dataDir }, uid);
+  const deaId: string = (await rec.waitFor('dea.advertise', () => true, 'the DEA advertises', 15_000)).id;
+  const warnings = dea.log().split('\n').filter((line) => /not running as root/.test(line));
+  t.equal(warnings.length, 1, 'one warning line');
+  t.match(warnings[0], new RegExp(`every app runs as this DEA's own user \\(uid ${uid}\\).*read each other's files.*platform's`), 'saying what is shared');
+  const sha1 = await putDroplet(rec.bus, { 'server.js': ENV_APP }, 'node server.js');
+  const app = await startApp(t, rec, deaId, { droplet: 'app-n', sha1, uid: 2_000_000 });
+  t.equal((await getJson(app.port, '/env')).uid, uid, 'the app runs, as the DEA\'s own user');
+  t.same(await dea.stop(), { code: 0, signal: null });
 });
