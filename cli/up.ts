@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -42,7 +42,7 @@ class Supervised {
 
   start(): void {
     this.startedAt = Date.now();
-    const out = this.logFile === undefined ? 'inherit' : openSync(this.logFile, 'a');
+    const out = this.logFile === undefined ? 'inherit' : openPrivateLog(this.logFile);
     const [command, ...args] = [...parentDeathPrefix(), this.command, ...this.args];
     // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
     // the roles in order; the parent-death signal ends them if `up` is killed.
@@ -138,7 +138,8 @@ export async function main(argv: string[]): Promise<number> {
   const natsPort = (values['nats-port'] as number | undefined) ?? 4222;
   const apiPort = (values['api-port'] as number | undefined) ?? 9022;
   const domain = (values.domain as string | undefined) ?? 'localhost';
-  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+  restrictDataDir(dataDir, log);
 
   // Started first, stopped last.
   const roles: Supervised[] = [];
@@ -154,7 +155,8 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     const storeDir = join(dataDir, 'nats');
-    mkdirSync(storeDir, { recursive: true });
+    mkdirSync(storeDir, { recursive: true, mode: 0o700 });
+    chmodSync(storeDir, 0o700); // JetStream's files: every credential and the token secret
     const nats = new Supervised('nats-server', natsServer, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', storeDir], log, join(dataDir, 'nats-server.log'));
     nats.start();
     roles.push(nats);
@@ -245,6 +247,26 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const STOP_ORDER = ['dea', 'controller', 'stager', 'health', 'router'];
+
+/** A log only the platform reads (0600, an older one too): nats-server's says more than apps should know. */
+function openPrivateLog(path: string): number {
+  const fd = openSync(path, 'a', 0o600);
+  fchmodSync(fd, 0o600);
+  return fd;
+}
+
+/**
+ * The data dir is traverse-only (0711): apps reach their instance
+ * directories through it and list nothing in it. One that is not ours alone
+ * (sticky or world-writable, like /tmp) is left as it is, with a warning.
+ */
+function restrictDataDir(dataDir: string, log: Logger): void {
+  const info = statSync(dataDir);
+  const mode = info.mode & 0o7777;
+  if (mode === 0o711) return;
+  if (info.uid === process.getuid?.() && (mode & 0o1002) === 0) chmodSync(dataDir, 0o711);
+  else if ((mode & 0o044) !== 0) log.warn(`apps can list the data dir ${dataDir} (mode ${mode.toString(8)}): give the platform a directory of its own, mode 0711`);
+}
 
 const ROLE_MODULES: Record<string, string> = {
   router: '../router/main',
