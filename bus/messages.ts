@@ -138,6 +138,15 @@ export interface DeaStartRequest {
   start_command?: string;
   /** Skiff extension: object name of the droplet in the droplet store, when not derivable from sha1. */
   droplet_object?: string;
+  /**
+   * Skiff extension: the app's own unprivileged uid (and gid, the same
+   * number), allocated by the controller from its `--app-uids` range when the
+   * app is created and freed when it is deleted. A DEA running as root runs
+   * the instance, its `skiff ssh` sessions and its `files` reads as this uid
+   * and refuses a start whose uid is outside its own `--app-uids`. Absent
+   * (older controllers): the DEA's `--user` (nobody), shared by all such apps.
+   */
+  uid?: number;
 }
 
 /**

@@ -116,6 +116,12 @@ t.test('DEA messages', async (t) => {
     'defaults for the optional lists');
   rejects(t, v.validateDeaStartRequest, { ...start, env: { KEY: 'value' } }, 'env must be an array of strings');
   rejects(t, v.validateDeaStartRequest, { ...start, flapping: 'no' }, 'flapping must be a boolean');
+  accepts(t, v.validateDeaStartRequest, { ...start, uid: 2000123 }, { ...start, uid: 2000123 }, 'the app\'s uid');
+  accepts(t, v.validateDeaStartRequest, { ...start, uid: null }, start, 'a null uid is absent');
+  rejects(t, v.validateDeaStartRequest, { ...start, uid: 0 }, 'uid must be an integer 1-2147483646');
+  rejects(t, v.validateDeaStartRequest, { ...start, uid: -5 }, 'uid must be an integer 1-2147483646');
+  rejects(t, v.validateDeaStartRequest, { ...start, uid: 2.5 }, 'uid must be an integer 1-2147483646');
+  rejects(t, v.validateDeaStartRequest, { ...start, uid: '2000000' }, 'uid must be an integer 1-2147483646');
 
   accepts(t, v.validateDeaStop, { droplet: 'app' }, { droplet: 'app' });
   const stop: DeaStop = { droplet: 'app', version: 'sha-3', instances: ['i1'], indices: [1], states: ['RUNNING'] };

@@ -363,6 +363,8 @@ export const validateDeaStartRequest = validator((m): DeaStartRequest => compact
   flapping: m.bool('flapping', false),
   start_command: m.optString('start_command'),
   droplet_object: m.optString('droplet_object'),
+  // Never 0 (root); the DEA checks it against its own --app-uids range.
+  uid: m.optInt('uid', 1, 2_147_483_646),
 }));
 
 function readStopFilters(m: Fields): DeaStop {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -46,7 +46,7 @@ class Supervised {
 
   start(): void {
     this.startedAt = Date.now();
-    const out = this.logFile === undefined ? 'inherit' : openSync(this.logFile, 'a');
+    const out = this.logFile === undefined ? 'inherit' : openPrivateLog(this.logFile);
     const [command, ...args] = [...parentDeathPrefix(), this.command, ...this.args];
     // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
     // the roles in order; the parent-death signal ends them if `up` is killed.
@@ -145,7 +145,8 @@ export async function main(argv: string[]): Promise<number> {
   const natsPort = (values['nats-port'] as number | undefined) ?? 4222;
   const apiPort = (values['api-port'] as number | undefined) ?? 9022;
   const domain = (values.domain as string | undefined) ?? 'localhost';
-  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
+  restrictDataDir(dataDir, log);
 
   if (process.getuid?.() !== 0) {
     log.warn('not running as root: app instances and staging run as this same user, so they can read the platform\'s data dir, its NATS credentials and each other\'s files; run as root to isolate apps (README: Security model)');
@@ -267,6 +268,26 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const STOP_ORDER = ['dea', 'controller', 'stager', 'health', 'router'];
+
+/** A log only the platform reads (0600, an older one too): nats-server's says more than apps should know. */
+function openPrivateLog(path: string): number {
+  const fd = openSync(path, 'a', 0o600);
+  fchmodSync(fd, 0o600);
+  return fd;
+}
+
+/**
+ * The data dir is traverse-only (0711): apps reach their instance
+ * directories through it and list nothing in it. One that is not ours alone
+ * (sticky or world-writable, like /tmp) is left as it is, with a warning.
+ */
+function restrictDataDir(dataDir: string, log: Logger): void {
+  const info = statSync(dataDir);
+  const mode = info.mode & 0o7777;
+  if (mode === 0o711) return;
+  if (info.uid === process.getuid?.() && (mode & 0o1002) === 0) chmodSync(dataDir, 0o711);
+  else if ((mode & 0o044) !== 0) log.warn(`apps can list the data dir ${dataDir} (mode ${mode.toString(8)}): give the platform a directory of its own, mode 0711`);
+}
 
 const ROLE_MODULES: Record<string, string> = {
   router: '../router/main',

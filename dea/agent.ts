@@ -4,8 +4,8 @@
 
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmod, chown, mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import type { ComponentConfig } from '../bus/config';
 import type { Bus, BusMessage, Subscription } from '../bus/connection';
 import type { Logger } from '../bus/log';
@@ -18,10 +18,11 @@ import {
   decode, RejectionCounter, validateDeaDiscover, validateDeaFindDroplet, validateDeaStartRequest, validateDeaStop,
   validateDeaUpdate, validateRouterStart, validateSshRequest, type Validator,
 } from '../bus/validate';
+import { formatRange, inRange, type IdRange } from '../bus/uids';
 import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
 import { formatCfTime } from './env';
-import { readInstancePath } from './files';
+import { readInstancePathAs, type RunAs } from './files-as-user';
 import { matchesFilters, stopTargets } from './filters';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
 import { bindProbe, PortAllocator } from './ports';
@@ -31,6 +32,8 @@ import { SshSessions } from './ssh';
 import { GroupWatchdog } from './watchdog';
 
 export interface DeaSettings {
+  /** The platform's data dir: apps may pass through it to their directories, never list it. */
+  dataDir: string;
   /** <data-dir>/dea/<index> */
   baseDir: string;
   index: number;
@@ -41,8 +44,10 @@ export interface DeaSettings {
   /** Undefined: dea.max_memory_mb from the config store, else DEFAULT_MEMORY_MB. */
   memoryMb: number | undefined;
   defaultMemoryMb: number;
-  /** Name of the app user when running as root; ignored otherwise. */
+  /** As root: the user of instances whose start carries no uid (older controllers); ignored otherwise. */
   user: string;
+  /** As root: the uids a start may ask for (each app its own); a start with another is refused. */
+  appUids: IdRange;
   crashKeepMs: number;
   advertiseIntervalMs?: number;
   heartbeatIntervalMs?: number;
@@ -68,8 +73,10 @@ export class Dea {
   private readonly ports: PortAllocator;
   private readonly droplets: DropletCache;
   private ctx!: InstanceContext;
-  private runAs: { uid: number; gid: number } | undefined;
-  private launcherPrefix: string[] = [];
+  private isRoot = false;
+  /** As root: who runs an instance whose start names no uid (--user). */
+  private fallbackUser: RunAs | undefined;
+  private hasSetpriv = false;
   private hasPrlimit = false;
   private sessions: SshSessions | undefined;
   private sampling = false;
@@ -122,8 +129,8 @@ export class Dea {
       host: this.settings.host,
       startTimeoutMs: this.settings.startTimeoutMs,
       stopGraceMs: this.settings.stopGraceMs,
-      runAs: this.runAs,
-      launcher: (limits) => this.launcher(limits),
+      runAs: (spec) => this.runAsFor(spec),
+      launcher: (limits, runAs) => this.launcher(limits, runAs),
       droplets: this.droplets,
       ports: this.ports,
       watchdog: this.watchdog,
@@ -179,7 +186,8 @@ export class Dea {
     });
     this.logger.info('DEA ready', {
       id: this.id, index: this.settings.index, dir: this.settings.baseDir, memory_mb: this.maxMemoryMb,
-      ports: `${this.settings.portRange.first}-${this.settings.portRange.last}`, run_as: this.runAs ? this.settings.user : undefined,
+      ports: `${this.settings.portRange.first}-${this.settings.portRange.last}`,
+      app_uids: this.isRoot ? formatRange(this.settings.appUids) : undefined, user_without_uid: this.isRoot ? this.settings.user : undefined,
       watchdog_pid: this.watchdog.pid,
     });
   }
@@ -203,25 +211,70 @@ export class Dea {
   // ---- setup ----
 
   private async prepareDirectories(): Promise<void> {
-    const isRoot = process.getuid?.() === 0;
-    await mkdir(this.instancesDir, { recursive: true, mode: 0o755 });
-    await mkdir(join(this.settings.baseDir, 'droplets'), { recursive: true, mode: 0o700 });
+    this.isRoot = process.getuid?.() === 0;
+    await mkdir(this.instancesDir, { recursive: true, mode: 0o711 });
+    // Apps pass through these to their own directory (0700, theirs) and may list none of them.
+    await this.restrictDataDir();
+    for (const dir of this.dirsBelowDataDir()) await chmod(dir, 0o711);
+    // The DEA's own: the droplets of every app, and records naming pids it will kill.
+    const droplets = join(this.settings.baseDir, 'droplets');
+    await mkdir(droplets, { recursive: true, mode: 0o700 });
+    await chmod(droplets, 0o700);
     await this.records.init();
-    if (!isRoot) return;
-    this.runAs = lookupUser(this.settings.user);
-    // The app user must reach its instance directory through every parent.
-    await chmod(this.instancesDir, 0o755);
+    if (!this.isRoot) {
+      this.logger.warn(
+        `not running as root: every app runs as this DEA's own user (uid ${process.getuid?.()}), so apps can read each other's files ` +
+          `and the platform's (data dir, credentials) and signal each other and the DEA; run the DEA as root to give each app its own uid`,
+      );
+      return;
+    }
+    this.fallbackUser = lookupUser(this.settings.user);
+    // Every app user must reach its instance directory through every parent.
+    await this.probeReach(`user ${this.settings.user}`, this.fallbackUser);
+    const first = this.settings.appUids.first;
+    await this.probeReach(`uid ${first} (--app-uids)`, { uid: first, gid: first });
+  }
+
+  /** <data-dir>/dea, <data-dir>/dea/<index>, instances/: root's, traverse-only for everyone else. */
+  private dirsBelowDataDir(): string[] {
+    const below = relative(this.settings.dataDir, this.instancesDir);
+    if (below === '' || below.startsWith('..') || below.startsWith(sep)) return [this.settings.baseDir, this.instancesDir];
+    const parts = below.split(sep);
+    return parts.map((_, i) => join(this.settings.dataDir, ...parts.slice(0, i + 1)));
+  }
+
+  /**
+   * The data dir becomes 0711 (apps reach their directory through it, list
+   * nothing in it) when it is the DEA's own; one shared with others (sticky
+   * or world-writable, like /tmp) is left alone, with a warning when apps
+   * could list it.
+   */
+  private async restrictDataDir(): Promise<void> {
+    const { dataDir } = this.settings;
+    const info = await stat(dataDir);
+    const mode = info.mode & 0o7777;
+    if (mode === 0o711) return;
+    if (info.uid === process.getuid?.() && (mode & 0o1002) === 0) {
+      await chmod(dataDir, 0o711);
+      return;
+    }
+    if ((mode & 0o044) !== 0) {
+      this.logger.warn(`apps can list the data dir ${dataDir} (mode ${mode.toString(8)}): make it a directory of its own, mode 0711`);
+    }
+  }
+
+  private async probeReach(who: string, user: RunAs): Promise<void> {
     const probe = join(this.instancesDir, `.probe-${process.pid}`);
-    await mkdir(probe, { recursive: true });
+    await mkdir(probe, { recursive: true, mode: 0o700 });
     try {
-      await chown(probe, this.runAs.uid, this.runAs.gid);
+      await chown(probe, user.uid, user.gid);
       const check = spawnSync('setpriv', [
-        `--reuid=${this.runAs.uid}`, `--regid=${this.runAs.gid}`, '--clear-groups', '--', '/bin/sh', '-c', 'cd "$1" && test -w .', 'sh', probe,
+        `--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--', '/bin/sh', '-c', 'cd "$1" && test -w .', 'sh', probe,
       ], { stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
-      if (check.error) throw new DeaSetupError(`setpriv is needed to run apps as ${this.settings.user} (apt-get install util-linux): ${check.error.message}`);
+      if (check.error) throw new DeaSetupError(`setpriv is needed to run apps as their own users (apt-get install util-linux): ${check.error.message}`);
       if (check.status !== 0) {
         throw new DeaSetupError(
-          `user ${this.settings.user} cannot reach ${this.instancesDir}: every parent directory must be searchable by it ` +
+          `${who} cannot reach ${this.instancesDir}: every parent directory must be searchable by it ` +
             `(e.g. chmod o+x on the data dir and its parents, or choose --data-dir elsewhere)`,
         );
       }
@@ -232,19 +285,28 @@ export class Dea {
 
   private detectLauncher(): void {
     const works = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-    if (works('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'])) {
-      this.launcherPrefix = ['setpriv', '--pdeathsig', 'SIGKILL'];
-      if (this.runAs) this.launcherPrefix.push(`--reuid=${this.runAs.uid}`, `--regid=${this.runAs.gid}`, '--clear-groups');
-      this.launcherPrefix.push('--');
-    } else {
-      if (this.runAs) throw new DeaSetupError('setpriv (util-linux) is needed to run apps as an unprivileged user');
+    this.hasSetpriv = works('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true']);
+    if (!this.hasSetpriv) {
+      if (this.isRoot) throw new DeaSetupError('setpriv (util-linux) is needed to run apps as unprivileged users');
       this.logger.warn('setpriv not found: app instances may outlive a killed DEA (install util-linux)');
     }
     this.hasPrlimit = works('prlimit', ['--nofile=64:64', '--', 'true']);
   }
 
-  private launcher(limits: Limits): string[] {
-    const prefix = [...this.launcherPrefix];
+  /** As root: the app's own uid (gid the same number), or --user for a start without one. */
+  private runAsFor(spec: InstanceSpec): RunAs | undefined {
+    if (!this.isRoot) return undefined;
+    if (spec.uid !== undefined && Number.isInteger(spec.uid) && spec.uid > 0) return { uid: spec.uid, gid: spec.uid };
+    return this.fallbackUser;
+  }
+
+  private launcher(limits: Limits, runAs: RunAs | undefined): string[] {
+    const prefix: string[] = [];
+    if (this.hasSetpriv) {
+      prefix.push('setpriv', '--pdeathsig', 'SIGKILL');
+      if (runAs) prefix.push(`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups');
+      prefix.push('--');
+    }
     if (limits.fds > 0) {
       if (this.hasPrlimit) prefix.push('prlimit', `--nofile=${limits.fds}:${limits.fds}`, '--');
       else prefix.push('/bin/sh', '-c', `ulimit -n ${limits.fds} && exec "$@"`, 'fds');
@@ -384,9 +446,17 @@ export class Dea {
   }
 
   private onStart(msg: BusMessage): void {
-    const start = this.parse(msg, validateDeaStartRequest);
-    if (!start) {
-      msg.respond({ error: 'invalid start request' });
+    const checked = decode(msg.data, validateDeaStartRequest);
+    if (!checked.ok) {
+      this.rejections.reject(msg.subject, checked.error);
+      msg.respond({ error: `invalid start request: ${checked.error}` });
+      return;
+    }
+    const start = checked.value;
+    if (start.uid !== undefined && this.isRoot && !inRange(this.settings.appUids, start.uid)) {
+      const range = formatRange(this.settings.appUids);
+      this.logger.warn('start refused: uid outside --app-uids', { app: start.droplet, index: start.index, uid: start.uid, app_uids: range });
+      msg.respond({ error: `uid ${start.uid} is outside this DEA's --app-uids ${range}: give controllers and DEAs the same range` });
       return;
     }
     if (this.stopping) {
@@ -412,11 +482,12 @@ export class Dea {
       env: start.env,
       services: start.services,
       startCommand: start.start_command,
+      ...(start.uid !== undefined ? { uid: start.uid } : {}),
     };
     const instance = new Instance(spec, this.instanceDir(spec.instanceId), this.ctx, this.events);
     this.instances.set(instance.id, instance);
     msg.respond({ dea: this.id, instance: instance.id, index: spec.index, state: instance.state });
-    this.logger.info('starting instance', { app: spec.appId, name: spec.name, index: spec.index, instance: instance.id, sha1: spec.sha1 });
+    this.logger.info('starting instance', { app: spec.appId, name: spec.name, index: spec.index, instance: instance.id, sha1: spec.sha1, uid: instance.runAs?.uid });
     void this.persist(instance);
     void instance.start();
     this.heartbeat();
@@ -530,7 +601,9 @@ export class Dea {
       msg.respond({ error: 'no such instance on this DEA', code: 'unknown_instance' } satisfies FilesReply);
       return;
     }
-    msg.respond(await readInstancePath(instance.dir, request));
+    msg.respond(await readInstancePathAs(instance.runAs, instance.dir, request, {
+      onFailure: (detail) => this.logger.warn('files request failed', { instance: instance.id, detail }),
+    }));
   }
 
   /** `skiff ssh`: starts a session on a running or crashed instance of ours (bus/platform.ts). */

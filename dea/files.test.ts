@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { FILES_MAX_SLICE } from '../bus/platform';
-import { cleanRelativePath, readInstancePath } from './files';
+import { cleanRelativePath, readInstancePath as readWithCap } from './files';
+
+const readInstancePath = (instanceDir: string, request: { path: string; offset?: number; length?: number }) => readWithCap(instanceDir, request, FILES_MAX_SLICE);
 
 const base = mkdtempSync(join(tmpdir(), 'skiff-files-'));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));

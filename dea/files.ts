@@ -2,17 +2,26 @@
 // `dea.<id>.files`. The directory belongs to the app's user and the DEA reads
 // it as root, so nothing may lead outside it: not `..`, not an absolute path,
 // not a symlink the app planted (checked on the opened file itself, so a link
-// swapped in after the check is caught too).
+// swapped in after the check is caught too). When the DEA is root, this code
+// runs in a short-lived child dropped to the instance's uid (files-as-user.ts
+// feeds it this module's compiled text), so it must import nothing but
+// node's own modules (types excepted).
 
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, realpath } from 'node:fs/promises';
 import { join, normalize, sep } from 'node:path';
-import { FILES_MAX_SLICE, type FilesReply } from '../bus/platform';
+import type { FilesReply } from '../bus/platform';
 
 export interface SliceRequest {
   path: string;
   offset?: number;
   length?: number;
+}
+
+/** The reader (the app's uid) may not: a file its owner made unreadable, or one that is not the app's. */
+function denied(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM';
 }
 
 function inside(root: string, target: string): boolean {
@@ -29,21 +38,22 @@ export function cleanRelativePath(path: string): string | undefined {
   return normal.replace(/\/+$/, '') === '.' ? '' : normal.replace(/\/+$/, '');
 }
 
-export async function readInstancePath(instanceDir: string, request: SliceRequest): Promise<FilesReply> {
+/** `maxSlice`: FILES_MAX_SLICE of bus/platform.ts (passed in: see above). */
+export async function readInstancePath(instanceDir: string, request: SliceRequest, maxSlice: number): Promise<FilesReply> {
   const relative = cleanRelativePath(request.path);
   if (relative === undefined) return { error: `path ${JSON.stringify(request.path)} is outside the instance`, code: 'bad_path' };
   let root: string;
   try {
     root = await realpath(instanceDir);
-  } catch {
-    return { error: 'instance directory is gone', code: 'not_found' };
+  } catch (err) {
+    return { error: denied(err) ? 'the instance directory cannot be reached as its user' : 'instance directory is gone', code: 'not_found' };
   }
   const shown = '/' + relative;
   let target: string;
   try {
     target = await realpath(join(root, relative));
-  } catch {
-    return { error: `no such file or directory: ${shown}`, code: 'not_found' };
+  } catch (err) {
+    return { error: `${denied(err) ? 'permission denied' : 'no such file or directory'}: ${shown}`, code: 'not_found' };
   }
   if (!inside(root, target)) return { error: `path ${JSON.stringify(request.path)} leads outside the instance`, code: 'bad_path' };
 
@@ -51,12 +61,16 @@ export async function readInstancePath(instanceDir: string, request: SliceReques
   if (!info) return { error: `no such file or directory: ${shown}`, code: 'not_found' };
   if (info.isDirectory()) return listDirectory(target, shown);
   if (!info.isFile()) return { error: `not a regular file: ${shown}`, code: 'bad_path' };
-  return readSlice(root, target, shown, request);
+  return readSlice(root, target, shown, request, maxSlice);
 }
 
 async function listDirectory(dir: string, shown: string): Promise<FilesReply> {
-  const names = await readdir(dir).catch(() => undefined);
-  if (!names) return { error: `cannot list ${shown}`, code: 'not_found' };
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    return { error: `cannot list ${shown}${denied(err) ? ': permission denied' : ''}`, code: 'not_found' };
+  }
   const entries: Array<{ name: string; type: 'file' | 'directory'; size: number }> = [];
   for (const name of names.sort()) {
     // lstat: a symlink is listed as what it is here, never followed out of the instance.
@@ -67,12 +81,12 @@ async function listDirectory(dir: string, shown: string): Promise<FilesReply> {
   return { type: 'directory', path: shown, entries };
 }
 
-async function readSlice(root: string, target: string, shown: string, request: SliceRequest): Promise<FilesReply> {
+async function readSlice(root: string, target: string, shown: string, request: SliceRequest, maxSlice: number): Promise<FilesReply> {
   let handle;
   try {
     handle = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return { error: `cannot open ${shown}`, code: 'not_found' };
+  } catch (err) {
+    return { error: `cannot open ${shown}${denied(err) ? ': permission denied' : ''}`, code: 'not_found' };
   }
   try {
     // What was opened, not what the path names now.
@@ -83,7 +97,7 @@ async function readSlice(root: string, target: string, shown: string, request: S
     const size = info.size;
     const wanted = request.offset ?? 0;
     const start = wanted < 0 ? Math.max(0, size + wanted) : Math.min(wanted, size);
-    const cap = Math.min(FILES_MAX_SLICE, Math.max(0, request.length ?? FILES_MAX_SLICE));
+    const cap = Math.min(maxSlice, Math.max(0, request.length ?? maxSlice));
     const length = Math.min(cap, size - start);
     const buffer = Buffer.alloc(length);
     const { bytesRead } = length > 0 ? await handle.read(buffer, 0, length, start) : { bytesRead: 0 };

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chown, lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { ExitReason, InstanceState, Limits } from '../bus/messages';
@@ -13,6 +13,7 @@ import type { Logger } from '../bus/log';
 import { buildInstanceEnv, type InstanceEnvInput } from './env';
 import type { DropletCache } from './droplets';
 import { unpackDroplet } from './droplets';
+import type { RunAs } from './files-as-user';
 import type { PortAllocator } from './ports';
 import { cpuPercent, holdsSocket, instanceProcesses, listeningSocketInodes, readProcessTable, readStat, treeUsage, type ProcStat } from './proc';
 import type { GroupWatchdog } from './watchdog';
@@ -31,6 +32,8 @@ export interface InstanceSpec {
   env: string[];
   services: unknown[];
   startCommand?: string;
+  /** The app's own uid from dea.<uuid>.start (gid the same); absent: the DEA's --user. Kept in the run record. */
+  uid?: number;
 }
 
 /** What an instance needs from its DEA. */
@@ -38,10 +41,10 @@ export interface InstanceContext {
   host: string;
   startTimeoutMs: number;
   stopGraceMs: number;
-  /** Set when the DEA runs as root: the app's user. */
-  runAs: { uid: number; gid: number } | undefined;
-  /** Launcher prefix, e.g. ['setpriv', '--pdeathsig', 'SIGKILL', ..., '--']. */
-  launcher: (limits: Limits) => string[];
+  /** Who an instance's processes and files belong to: its app's uid (or --user) as root, undefined otherwise. */
+  runAs: (spec: InstanceSpec) => RunAs | undefined;
+  /** Launcher prefix, e.g. ['setpriv', '--pdeathsig', 'SIGKILL', '--reuid=U', ..., '--']. */
+  launcher: (limits: Limits, runAs: RunAs | undefined) => string[];
   droplets: DropletCache;
   ports: PortAllocator;
   watchdog: GroupWatchdog;
@@ -79,6 +82,8 @@ export class Instance {
   exitStatus: number | undefined;
   exitDescription: string | undefined;
   crashTimestamp: number | undefined;
+  /** The uid/gid its processes run as and its directory belongs to (undefined: the DEA's own, not root). */
+  readonly runAs: RunAs | undefined;
 
   private child: ChildProcess | undefined;
   private launchEnv: Record<string, string> | undefined;
@@ -98,7 +103,9 @@ export class Instance {
     readonly dir: string,
     private readonly ctx: InstanceContext,
     private readonly events: InstanceEvents,
-  ) {}
+  ) {
+    this.runAs = ctx.runAs(spec);
+  }
 
   get id(): string {
     return this.spec.instanceId;
@@ -139,12 +146,16 @@ export class Instance {
 
   private async prepareAndLaunch(): Promise<void> {
     const { ctx, spec } = this;
-    const owner = ctx.runAs;
-    await mkdir(this.dir, { recursive: true, mode: 0o750 });
+    const owner = this.runAs;
+    // The app's alone: no other app (another uid) may list or enter it, live or crashed.
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (owner) await chown(this.dir, owner.uid, owner.gid);
+    await chmod(this.dir, 0o700);
     const tarball = await ctx.droplets.fetch(spec.sha1, spec.dropletObject);
     if (this.stopReason) throw new Error('stopped while starting');
     const info = await unpackDroplet(tarball, this.dir, owner);
+    // A droplet with a `./` entry would have set the directory's mode to its own.
+    await chmod(this.dir, 0o700);
     const command = info.start_command || spec.startCommand;
     if (!command) throw new Error('droplet has no start command');
     const tmpDir = join(this.dir, 'tmp');
@@ -168,7 +179,7 @@ export class Instance {
       const { env, skipped } = buildInstanceEnv(this.envInput(port));
       this.launchEnv = env;
       if (skipped.length > 0) ctx.logger.warn('app env entries skipped', { app: spec.appId, names: skipped.join(',') });
-      const [command0, ...args] = [...ctx.launcher(spec.limits), '/bin/sh', '-c', command];
+      const [command0, ...args] = [...this.launcher(), '/bin/sh', '-c', command];
       const child = spawn(command0!, args, {
         cwd: join(this.dir, DROPLET_APP_DIR),
         env,
@@ -228,9 +239,9 @@ export class Instance {
     return { ...(this.launchEnv ?? buildInstanceEnv(this.envInput(this.port ?? 0)).env) };
   }
 
-  /** The launcher prefix (setpriv as the app's user, limits) for processes run on the instance's behalf. */
+  /** The launcher prefix (setpriv as the app's own uid, limits) for processes run on the instance's behalf. */
   launcher(): string[] {
-    return this.ctx.launcher(this.spec.limits);
+    return this.ctx.launcher(this.spec.limits, this.runAs);
   }
 
   private async waitUntilListening(): Promise<void> {

@@ -28,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
 
   const dea = new Dea(
     {
+      dataDir: options.dataDir,
       baseDir: join(options.dataDir, 'dea', String(options.index)),
       index: options.index,
       host: options.host,
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
       memoryMb: options.memoryMb,
       defaultMemoryMb: DEFAULT_MEMORY_MB,
       user: options.user ?? 'nobody',
+      appUids: options.appUids,
       crashKeepMs: options.crashKeepMs,
     },
     bus,

@@ -36,3 +36,11 @@ t.test('bad input is one clear UsageError', async (t) => {
   t.throws(() => parseDeaOptions(['extra'], {}, false), /unexpected argument/);
   t.same(parsePortRange(' 5 - 6 '), { first: 5, last: 6 });
 });
+
+t.test('--app-uids: the uids instances may run as', async (t) => {
+  t.same(parseDeaOptions([], {}, true).appUids, { first: 2_000_000, last: 2_099_999 }, 'default: DEFAULT_APP_UIDS, as the controller\'s');
+  t.same(parseDeaOptions(['--app-uids', '3000000-3000009'], {}, true).appUids, { first: 3_000_000, last: 3_000_009 });
+  t.same(parseDeaOptions([], { SKIFF_DEA_APP_UIDS: '5000-5009' }, true).appUids, { first: 5000, last: 5009 });
+  t.throws(() => parseDeaOptions(['--app-uids', '0-100'], {}, true), /--app-uids must be FIRST-LAST with 1000/, 'never root or system users');
+  t.throws(() => parseDeaOptions([], { SKIFF_DEA_APP_UIDS: 'x' }, true), /SKIFF_DEA_APP_UIDS must look like/);
+});

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
+import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_DEA';
 
@@ -16,6 +17,7 @@ export const DEA_FLAGS: readonly FlagSpec[] = [
   { name: 'index', kind: 'number', min: 0, max: 9999, help: 'index of this DEA on the machine (names its directory and route tag dea-<index>)', defaultText: '0' },
   { name: 'user', kind: 'string', help: 'unprivileged user app instances run as when the DEA runs as root', defaultText: 'nobody' },
   { name: 'crash-keep', kind: 'number', min: 0, help: 'seconds a crashed instance stays listable, with its files', defaultText: '3600' },
+  { name: 'app-uids', kind: 'string', help: 'uids apps may run as (each app its own, chosen by the controller); a start with a uid outside is refused', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
 export interface DeaOptions {
@@ -33,6 +35,8 @@ export interface DeaOptions {
   /** Undefined unless given: `nobody` when running as root, the DEA's own user otherwise. */
   user: string | undefined;
   crashKeepMs: number;
+  /** The uids the controller may ask an instance to run as (as root). */
+  appUids: IdRange;
 }
 
 export const DEFAULT_MEMORY_MB = 4096;
@@ -74,5 +78,8 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
     index,
     user: values.user as string | undefined,
     crashKeepMs: num('crash-keep', 3600) * 1000,
+    appUids: values['app-uids'] === undefined
+      ? DEFAULT_APP_UIDS
+      : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
   };
 }

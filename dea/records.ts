@@ -2,7 +2,7 @@
 // <dea-dir>/run/<instance-id>.json, owned by the DEA, outside the instance
 // directories (an app must not be able to point the DEA at a pid to kill).
 
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InstanceState } from '../bus/messages';
 import type { InstanceSpec } from './instance';
@@ -26,6 +26,7 @@ export class RecordStore {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
   }
 
   async save(record: InstanceRecord): Promise<void> {

@@ -56,6 +56,10 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   const { out, err } = first.output();
   t.match(out, `router: http://localhost:${first.ports.router}/`);
   t.equal(await status(first.ports.status, '/health'), 200, 'the router serves');
+  const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
+  t.equal(modeOf(dataDir), '711', 'the data dir: apps may pass through it, not list it');
+  t.equal(modeOf(join(dataDir, 'nats-server.log')), '600', 'nats-server.log: the platform\'s alone');
+  t.equal(modeOf(join(dataDir, 'nats')), '700', 'the JetStream store: the platform\'s alone');
   if (HAS_CONTROLLER) {
     t.match(out, /^login: skiff login --email admin@skiff\.local --password \S+$/m, 'first start prints the login line');
     t.match(out, `api: http://127.0.0.1:${first.ports.api}\n`);
@@ -119,6 +123,9 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   await eventually(() => children.every((pid) => !isAlive(pid)), 'every role process has ended', 5000);
 
   if (HAS_CONTROLLER) {
+    // As an older `skiff up` left them.
+    chmodSync(dataDir, 0o755);
+    chmodSync(join(dataDir, 'nats-server.log'), 0o644);
     const second = await startUp(t, dataDir, home);
     await eventually(() => second.output().out.includes('router: '), 'the router line again', 30_000);
     const again = readdirSync(natsDir).filter((name) => name.endsWith('.json')).map((name) => JSON.parse(readFileSync(join(natsDir, name), 'utf8')).pass as string);
@@ -127,6 +134,8 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
     await eventually(() => second.output().out.includes('api: '), 'the api line again', 30_000);
     t.notMatch(second.output().err, /could not log the local CLI in/, 'the CLI\'s working token is kept: no login with admin.json\'s old password (it would count towards the lockout)');
     t.equal((await skiff(['apps'], home)).code, 0, 'the CLI still works');
+    t.equal(modeOf(dataDir), '711', 'a data dir from before is made traverse-only');
+    t.equal(modeOf(join(dataDir, 'nats-server.log')), '600', 'and its nats-server.log private');
     second.child.kill('SIGINT');
     t.equal((await second.done).code, 0, 'exits 0 on Ctrl-C');
   }

@@ -33,13 +33,30 @@ export async function putDroplet(bus: Bus, appFiles: Record<string, string>, sta
   }
 }
 
-/** An app that answers with its environment, user and limits, and exits or hogs memory on request. */
+/**
+ * An app that answers with its environment, user and limits, and exits or
+ * hogs memory on request. \`/probe?list=DIR&read=FILE&cwd=PID&kill=PID\` (each
+ * repeatable) tries those as the app's own user and answers, for each,
+ * "ok" or the error code (EACCES, EPERM, ...).
+ */
 export const ENV_APP = `
 const http = require('http');
 const fs = require('fs');
+function attempt(fn) { try { fn(); return 'ok'; } catch (err) { return err.code || String(err); } }
 http.createServer((req, res) => {
   if (req.url === '/exit') { res.end('bye'); setTimeout(() => process.exit(3), 10); return; }
   if (req.url === '/hog') { const keep = []; setInterval(() => keep.push(Buffer.alloc(16 * 1024 * 1024, 1)), 50); res.end('hogging'); return; }
+  if (req.url.startsWith('/probe?')) {
+    const q = new URL(req.url, 'http://app').searchParams;
+    const tried = {};
+    for (const dir of q.getAll('list')) tried['list ' + dir] = attempt(() => fs.readdirSync(dir));
+    for (const file of q.getAll('read')) tried['read ' + file] = attempt(() => fs.readFileSync(file));
+    for (const pid of q.getAll('cwd')) tried['cwd ' + pid] = attempt(() => fs.readlinkSync('/proc/' + pid + '/cwd'));
+    for (const pid of q.getAll('kill')) tried['kill ' + pid] = attempt(() => process.kill(Number(pid), 0));
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(tried));
+    return;
+  }
   const limits = fs.readFileSync('/proc/self/limits', 'utf8');
   const nofile = /Max open files\\s+(\\d+)/.exec(limits)[1];
   console.log('request ' + req.url);
@@ -68,13 +85,15 @@ export function makeDataDir(t: TeardownHost): string {
   return dir;
 }
 
-export function startDea(t: TeardownHost, natsUrl: string, dataDir: string, args: string[] = [], extraEnv: Record<string, string> = {}): DeaProcess {
+/** `asUid`: run the DEA itself as this uid (and gid), not as the test's user. */
+export function startDea(t: TeardownHost, natsUrl: string, dataDir: string, args: string[] = [], extraEnv: Record<string, string> = {}, asUid?: number): DeaProcess {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', NATS_URL: natsUrl, SKIFF_LOG_LEVEL: 'debug', ...extraEnv };
   // `env -i`: tap puts its loader into NODE_OPTIONS of every child it can see,
   // and that loader adds tap variables to everything the DEA spawns; the DEA
   // must be tested with exactly the environment given here.
+  const dropTo = asUid === undefined ? [] : [`--reuid=${asUid}`, `--regid=${asUid}`, '--clear-groups'];
   const child = spawn('setpriv', [
-    '--pdeathsig', 'SIGKILL', '--', '/usr/bin/env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    '--pdeathsig', 'SIGKILL', ...dropTo, '--', '/usr/bin/env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
     process.execPath, BIN, 'dea', '--data-dir', dataDir, ...args,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -65,7 +65,9 @@ t.test('ssh sessions on a DEA', async (t) => {
   const deaId: string = advert.id;
   const bus = rec.bus;
   const sha1 = await putDroplet(bus, { 'server.js': ENV_APP }, 'node server.js');
-  const started: any = await bus.request(`dea.${deaId}.start`, startRequest({ sha1 }), 5000);
+  // The app's own uid (as root): the sessions, their terminals and the resizing `stty` must all be it.
+  const uid = 2_090_000 + Math.floor(Math.random() * 9000);
+  const started: any = await bus.request(`dea.${deaId}.start`, startRequest({ sha1, uid }), 5000);
   const reg = await rec.waitFor('router.register', (r) => r.private_instance_id === started.instance, 'router.register', 15_000);
   const target = { droplet: 'app-1', instance: started.instance };
 
@@ -102,10 +104,11 @@ t.test('ssh sessions on a DEA', async (t) => {
   await t.test('a crashed instance keeps its directory, and takes sessions', async (t) => {
     await getJson(reg.port, '/exit').catch(() => {});
     await rec.waitFor('droplet.exited', (m) => m.instance === started.instance && m.reason === 'CRASHED', 'the crash', 10_000);
-    const s = await openSession(bus, deaId, { ...target, command: 'pwd; echo $PORT; ls ..', tty: false });
+    const s = await openSession(bus, deaId, { ...target, command: 'pwd; echo $PORT; id -u; ls ..', tty: false });
     t.same(s.reply, { ok: true });
     t.match(await s.exit, { exit_status: 0 });
-    const [cwd, port] = s.output().split('\n');
+    const [cwd, port, sessionUid] = s.output().split('\n');
+    t.equal(Number(sessionUid), process.getuid?.() === 0 ? uid : process.getuid?.(), 'as the app\'s own uid (root), or the DEA\'s user');
     t.match(cwd, new RegExp(`/instances/${started.instance}/app$`));
     t.equal(Number(port), reg.port, 'the environment it ran with');
     t.match(s.output(), /^logs$/m, 'its logs are there to read');

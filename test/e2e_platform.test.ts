@@ -4,7 +4,8 @@
 // scaling, stopping (the route answers 404), a second `skiff up` on the same
 // data dir bringing the started apps back, deleting, a second user who can
 // neither see nor touch the first user's apps, and clear errors for bad
-// uploads and bad requests. Every process is ended by pid.
+// uploads and bad requests, and, as root, each app its own uid. Every
+// process is ended by pid.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -131,6 +132,17 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   t.type(JSON.parse(badName.body).description, 'string');
   t.match((await skiff(['scale', 'hello-node', '--instances', 'many'], home)).stderr, /--instances/, 'a bad number: one clear line');
   t.equal((await request(ports.router, 'hello-node.localhost')).status, 200, 'hello-node still runs after the bad upload');
+
+  // --- each app its own uid, even two of one user; none can list the data dir ---
+  if (process.getuid?.() === 0) {
+    const uidOf = async (app: string) => (await skiff(['ssh', app, '--', 'id', '-u'], home)).stdout.trim();
+    const [nodeUid, pythonUid] = [await uidOf('hello-node'), await uidOf('hello-python')];
+    t.match(nodeUid, /^\d+$/, `hello-node runs as uid ${nodeUid}`);
+    t.not(nodeUid, pythonUid, `two apps of one user, two uids (${nodeUid}, ${pythonUid})`);
+    const look = await skiff(['ssh', 'hello-node', '--', 'ls', dataDir], home);
+    t.not(look.code, 0, 'an app cannot list the data dir');
+    t.match(look.stderr, /Permission denied/);
+  }
 
   // --- a second user sees and touches nothing of the first's ---
   await run(t, home, ['add-user', 'bob@example.com', '--password', 'bob-secret-1'], 'admin adds a user');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
 import { decodeOutput } from '../bus/ssh-frames';
+import { DEFAULT_APP_UIDS, inRange } from '../bus/uids';
 import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
 import { eventually, isAlive, sleep } from './harness';
 import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
@@ -98,12 +99,13 @@ t.test('skiff ssh into a running instance', async (t) => {
   t.ok(running, 'hello-node runs');
 
   // --- a command: its PORT, directory and user; stderr apart; the exit code ---
-  const run = await skiff(['ssh', 'hello-node', '--', 'sh', '-c', 'echo $PORT; pwd; id -un; echo err >&2; exit 3'], home);
+  const run = await skiff(['ssh', 'hello-node', '--', 'sh', '-c', 'echo $PORT; pwd; id -u; echo err >&2; exit 3'], home);
   t.equal(run.code, 3, `the remote exit code is the CLI's (${run.stderr.trim()})`);
   const [port, cwd, user] = run.stdout.trim().split('\n');
   t.equal(Number(port), running!.port, 'the instance\'s own PORT');
   t.ok(cwd!.startsWith(dataDir) && cwd!.endsWith('/app'), `in the instance's app directory (${cwd})`);
-  t.equal(user, process.getuid?.() === 0 ? 'nobody' : process.env.USER ?? user, 'as the app\'s unprivileged user');
+  if (process.getuid?.() === 0) t.ok(inRange(DEFAULT_APP_UIDS, Number(user)), `as the app's own unprivileged uid, from --app-uids (${user})`);
+  else t.equal(Number(user), process.getuid?.(), 'as the DEA\'s own user (not root)');
   t.equal(run.stderr, 'err\n', 'stderr apart, on stderr');
   t.notMatch(run.stdout, /err/);
 

@@ -23,6 +23,7 @@ import type { LockState, LoginLockout } from './lockout';
 import type { Staging } from './staging';
 import { appVersion, ConflictError, type AppRecord, type Store, type UserRecord } from './store';
 import { receivePackage } from './upload';
+import { UidsExhaustedError, type AppUids } from './uids';
 import { checkAppChange, checkLogin, checkNewApp, checkNewUser, checkPasswordChange, isEmail, normalizeEmail } from './validation';
 
 export interface ApiOptions {
@@ -46,6 +47,8 @@ export interface ApiDeps {
   staging: Staging;
   instances: Instances;
   log: Logger;
+  /** One uid per app, taken at create, given back at delete. */
+  uids: AppUids;
 }
 
 type Params = Record<string, string>;
@@ -306,8 +309,10 @@ export class Api {
       throw new HttpError(403, `app limit reached (${this.options.limits.apps} apps)`);
     }
     const now = nowSeconds();
+    const id = randomBytes(12).toString('hex');
+    const uid = await this.takeUid(id);
     const app: AppRecord = {
-      id: randomBytes(12).toString('hex'),
+      id,
       ...body.value,
       owner,
       state: 'STOPPED',
@@ -321,13 +326,34 @@ export class Api {
       staging_id: null,
       run_count: 0,
       last_updated: now,
+      uid,
       created: now,
       updated: now,
     };
-    if (!(await this.deps.store.createApp(app))) throw new HttpError(409, `the app name ${app.name} is taken`);
+    const created = await this.deps.store.createApp(app).catch(async (err: unknown) => {
+      await this.deps.uids.free(uid, id).catch(() => undefined);
+      throw err;
+    });
+    if (!created) {
+      await this.deps.uids.free(uid, id);
+      throw new HttpError(409, `the app name ${app.name} is taken`);
+    }
     this.deps.log.info('app created', { app: app.name, droplet: app.id, owner });
     await this.record(app.id, e, [{ type: 'created', description: `created for ${owner}` }]);
     e.json(201, await this.view(app, []));
+  }
+
+  /** The new app's own uid; 503 when the range is used up. */
+  private async takeUid(appId: string): Promise<number> {
+    try {
+      return await this.deps.uids.allocate(appId);
+    } catch (err) {
+      if (err instanceof UidsExhaustedError) {
+        this.deps.log.error('app not created: no uid left', { error: err.message });
+        throw new HttpError(503, 'the platform has no room for another app (no free app uid): ask an admin');
+      }
+      throw err;
+    }
   }
 
   private async showApp(e: Exchange, name: string): Promise<void> {
@@ -409,7 +435,10 @@ export class Api {
   private async removeApp(app: AppRecord): Promise<void> {
     const { store } = this.deps;
     this.deps.lifecycle.stopAll(app);
+    // The record as it is now: an app older than uids may have been given one since it was read.
+    const uid = (await store.getApp(app.id))?.uid ?? app.uid;
     await store.deleteApp(app);
+    if (uid !== undefined) await this.deps.uids.free(uid, app.id);
     for (const object of await store.bits.list()) {
       if (object.name.startsWith(`${app.id}.`) && !object.deleted) await store.bits.delete(object.name).catch(() => {});
     }

@@ -18,6 +18,7 @@ import { RouteRegistration } from './registration';
 import { SSH_ROUTE, SshGateway } from './ssh';
 import { Staging } from './staging';
 import { Store } from './store';
+import { AppUids } from './uids';
 
 export const DEFAULT_DISK_MB = 1024;
 
@@ -39,6 +40,7 @@ export class Controller {
   async start(): Promise<void> {
     const { options, bus, log } = this;
     const store = await Store.open(bus);
+    const uids = await AppUids.open(bus, options.appUids);
     const secret = await store.tokenSecret();
     const lockout = await LoginLockout.open(bus);
     await this.ensureFirstAdmin(store);
@@ -57,12 +59,12 @@ export class Controller {
       reconcileIntervalMs: options.reconcileIntervalMs,
       stagingTimeoutMs: options.stagingTimeoutMs,
       replacePollMs: 1000,
-    });
+    }, uids);
     this.lifecycle = lifecycle;
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,

@@ -29,6 +29,7 @@ export function startMessage(app: AppRecord, index: number, flapping: boolean): 
     flapping,
     start_command: app.command ?? app.staging.command,
     ...(app.droplet_object !== null && app.droplet_object !== app.droplet ? { droplet_object: app.droplet_object } : {}),
+    ...(app.uid !== undefined ? { uid: app.uid } : {}),
   };
 }
 

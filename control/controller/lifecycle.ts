@@ -16,6 +16,7 @@ import { askFlapping } from './hm_status';
 import type { Instances } from './instances';
 import type { DeaPool } from './placement';
 import { appVersion, type AppRecord, type Store } from './store';
+import type { AppUids } from './uids';
 
 /** A start that has not shown up in dea.find.droplet yet is given this long before the index counts as missing. */
 const PLACEMENT_GRACE_MS = 20_000;
@@ -49,6 +50,7 @@ export class Lifecycle {
     private readonly instances: Instances,
     private readonly log: Logger,
     private readonly options: LifecycleOptions,
+    private readonly uids: AppUids,
   ) {
     this.rejections = new RejectionCounter(log);
   }
@@ -116,8 +118,10 @@ export class Lifecycle {
     this.bus.publish(Subjects.dropletUpdated, { droplet: app.id });
   }
 
-  private async place(app: AppRecord, indices: number[], flapping = false): Promise<void> {
+  private async place(given: AppRecord, indices: number[], flapping = false): Promise<void> {
     if (indices.length === 0) return;
+    const app = await this.withUid(given);
+    if (app === undefined) return;
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
     const { placed, unplaced } = await this.instances.start(app, indices, flapping);
@@ -127,6 +131,34 @@ export class Lifecycle {
       const pending = this.placedAt.get(`${app.id}/${appVersion(app)}/${index}`);
       if (pending !== undefined && pending.at === now) pending.dea = dea;
     }
+  }
+
+  /**
+   * The app with its uid. An app created before apps had uids gets one now,
+   * kept in its record so that every later placement uses the same one.
+   * Undefined (nothing is placed, the reason logged) when the app is gone or
+   * the range has no uid left: running it as a shared user instead would
+   * quietly give up its isolation.
+   */
+  private async withUid(app: AppRecord): Promise<AppRecord | undefined> {
+    if (app.uid !== undefined) return app;
+    let uid: number;
+    try {
+      uid = await this.uids.allocate(app.id);
+    } catch (err) {
+      this.log.error('app not placed: no uid for it', { app: app.name, droplet: app.id, error: err });
+      return undefined;
+    }
+    const result = await this.store.updateApp(app.id, (current) => {
+      if (current.uid !== undefined) return undefined;
+      current.uid = uid;
+      return current;
+    });
+    // Gone meanwhile, or another controller gave it one first: ours goes back.
+    if (result?.after.uid !== uid) await this.uids.free(uid, app.id).catch(() => undefined);
+    if (result === undefined || result.after.uid === undefined) return undefined;
+    if (result.after.uid === uid) this.log.info('app given its uid', { app: app.name, droplet: app.id, uid });
+    return { ...app, uid: result.after.uid };
   }
 
   /** Instances seen on a DEA end their grace: if they vanish later, they are missing. */

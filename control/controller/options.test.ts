@@ -35,3 +35,11 @@ t.test('bad input is one clear error that never shows the password', async (t) =
     t.notMatch((err as Error).message, /hunter22/);
   }
 });
+
+t.test('--app-uids: the range apps get their uids from', async (t) => {
+  t.same(parseControllerOptions([], {}).appUids, { first: 2_000_000, last: 2_099_999 }, 'default: DEFAULT_APP_UIDS');
+  t.same(parseControllerOptions(['--app-uids', '3000000-3000009'], {}).appUids, { first: 3_000_000, last: 3_000_009 });
+  t.same(parseControllerOptions([], { SKIFF_CONTROLLER_APP_UIDS: '4000-4999' }).appUids, { first: 4000, last: 4999 });
+  t.throws(() => parseControllerOptions(['--app-uids', '0-10'], {}), /--app-uids must be FIRST-LAST/, 'never system uids');
+  t.throws(() => parseControllerOptions([], { SKIFF_CONTROLLER_APP_UIDS: 'lots' }), /SKIFF_CONTROLLER_APP_UIDS/);
+});

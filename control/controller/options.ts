@@ -1,5 +1,6 @@
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
+import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_CONTROLLER';
 
@@ -17,6 +18,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'find-window-ms', kind: 'number', min: 50, max: 10000, help: 'how long to collect dea.find.droplet replies', defaultText: '500' },
   { name: 'user-memory-mb', kind: 'number', min: 16, help: 'memory limit of all started instances of one (non-admin) user', defaultText: '16384' },
   { name: 'user-apps', kind: 'number', min: 1, help: 'app limit of one (non-admin) user', defaultText: '50' },
+  { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
 export interface ControllerOptions {
@@ -34,6 +36,8 @@ export interface ControllerOptions {
   reconcileIntervalMs: number;
   findWindowMs: number;
   limits: { memory: number; apps: number };
+  /** Each app gets one uid of this range when created (uids.ts). */
+  appUids: IdRange;
   /** From SKIFF_ADMIN_EMAIL / SKIFF_ADMIN_PASSWORD: created when no user exists. */
   admin: { email: string; password: string } | undefined;
 }
@@ -43,7 +47,7 @@ const QUEUE = /^[A-Za-z0-9_-]+$/;
 
 export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerOptions & { help: boolean } {
   const parsed = parseFlags(argv, CONTROLLER_FLAGS, ENV_PREFIX, env);
-  const { values, positionals } = parsed;
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
@@ -72,6 +76,9 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     reconcileIntervalMs: num('reconcile-interval', 10) * 1000,
     findWindowMs: num('find-window-ms', 500),
     limits: { memory: num('user-memory-mb', 16384), apps: num('user-apps', 50) },
+    appUids: values['app-uids'] === undefined
+      ? DEFAULT_APP_UIDS
+      : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
     admin: email ? { email: email.toLowerCase(), password: password! } : undefined,
   };
 }

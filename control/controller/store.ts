@@ -23,6 +23,8 @@ export const Buckets = {
   meta: 'skiff_controller',
   /** Failed logins per email (key: emailKey), for the login lockout (lockout.ts); entries expire. */
   logins: 'skiff_logins',
+  /** Apps' uids: `uid.<n>` -> the app holding it, and the allocation cursor (uids.ts). */
+  appUids: 'skiff_app_uids',
 } as const;
 
 /** Events listed per app (the newest). */
@@ -83,6 +85,11 @@ export interface AppRecord {
   run_count: number;
   /** Epoch seconds of the last change of desired state (health manager STOP requests must match it). */
   last_updated: number;
+  /**
+   * The app's own unprivileged uid (uids.ts), sent to DEAs in dea.<uuid>.start.
+   * Absent on apps created before uids existed: they get one when next placed.
+   */
+  uid?: number;
   created: number;
   updated: number;
 }
