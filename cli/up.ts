@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -51,6 +51,8 @@ class Supervised {
     // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
     // the roles in order; the parent-death signal ends them if `up` is killed.
     const child = spawn(command!, args, { stdio: ['ignore', out, out], env: this.env, detached: true });
+    // The child has its own copy of the log's descriptor; ours would leak one per restart.
+    if (typeof out === 'number') closeSync(out);
     this.child = child;
     child.on('error', (error) => this.log.error(`${this.name} could not start`, { error: error.message }));
     child.on('exit', (code, signal) => {
