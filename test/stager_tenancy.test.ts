@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isStagerFailure, type StagerFailure, type StagerReply, type StagerSuccess } from '../bus/messages';
 import { DEFAULT_BUILD_UIDS, inRange } from '../bus/uids';
 import { pidsOf } from '../control/stager/build-user';
-import { sleep } from './harness';
+import { isAlive, sleep } from './harness';
 import { tarGzTree } from './stager_fixtures';
 import { scratchDir, startStagerEnv, type StagerEnv } from './stager_harness';
 
@@ -95,6 +95,11 @@ t.test('a postinstall script runs as a build uid and reaches nothing of the plat
     },
   });
   const ok = success(reply);
+  // Were the stager to leave it running, the test ends it.
+  const daemon = Number(/HOSTILE daemon=(\d+)/.exec(ok.log)?.[1]);
+  t.teardown(() => {
+    if (daemon > 0 && isAlive(daemon)) process.kill(daemon, 'SIGKILL');
+  });
   t.equal(published, ok.log);
   const said = (what: string) => new RegExp(`HOSTILE ${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (.*)`).exec(ok.log)?.[1];
 
@@ -117,7 +122,8 @@ t.test('a postinstall script runs as a build uid and reaches nothing of the plat
 
   // The daemon ran, and is gone since staging ended.
   t.ok(existsSync(marker) && statSync(marker).size > 0, 'the daemon started and ticked');
-  t.match(ok.log, /HOSTILE daemon=\d+/);
+  t.ok(daemon > 0, 'the daemon said its pid');
+  t.notOk(isAlive(daemon), 'the daemon is dead');
   t.same(await pidsOf(uid), [], 'no process of the build uid is left');
   const size = statSync(marker).size;
   await sleep(600);
