@@ -6,10 +6,11 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { x as extractTar } from 'tar';
+import { list as listTar, x as extractTar, type ReadEntry } from 'tar';
 import type { Bus } from '../bus/connection';
 import { DROPLET_APP_DIR, DROPLET_INFO_FILE, ObjectStores, type DropletInfo } from '../bus/platform';
 import { openObjectStore } from '../bus/jetstream';
+import { judgeSymlink, type TreeEntry } from '../bus/symlinks';
 
 export class DropletError extends Error {
   override name = 'DropletError';
@@ -88,12 +89,75 @@ export class DropletCache {
   }
 }
 
+// What a droplet may hold. Not hard links (one could name a file outside),
+// devices or fifos, whatever the stager that packed it did.
+const DROPLET_ENTRY_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'GNUDumpDir', 'SymbolicLink']);
+
+const ENTRY_KINDS: Record<string, string> = {
+  Link: 'a hard link',
+  CharacterDevice: 'a character device',
+  BlockDevice: 'a block device',
+  FIFO: 'a fifo',
+};
+
+/**
+ * Reads the droplet's entries without writing anything, and throws a
+ * DropletError for the first it may not hold: a path out of the instance
+ * directory, a hard link, a device or fifo, or a symlink that leads outside
+ * the instance directory (judged with the droplet's other symlinks, as the
+ * kernel would follow them).
+ */
+export async function checkDropletEntries(tarball: string): Promise<void> {
+  const entries = new Map<string, TreeEntry>();
+  const links: Array<{ path: string; target: string }> = [];
+  let refused: string | undefined;
+  const refuse = (reason: string) => {
+    refused ??= reason;
+  };
+  try {
+    await listTar({
+      file: tarball,
+      strict: true,
+      onReadEntry: (entry: ReadEntry) => {
+        const name = entry.path;
+        const parts = name.split('/').filter((part) => part !== '' && part !== '.');
+        if (name.startsWith('/') || parts.includes('..')) {
+          refuse(`droplet entry ${JSON.stringify(name)} points outside the instance directory`);
+          return;
+        }
+        const path = parts.join('/');
+        if (!DROPLET_ENTRY_TYPES.has(entry.type)) {
+          refuse(`droplet entry ${JSON.stringify(name)} is ${ENTRY_KINDS[entry.type] ?? `of type ${entry.type}`}, which a droplet cannot hold`);
+          return;
+        }
+        if (entry.type === 'SymbolicLink') {
+          const target = entry.linkpath ?? '';
+          entries.set(path, { symlink: target });
+          links.push({ path, target });
+        } else {
+          entries.set(path, entry.type === 'Directory' || entry.type === 'GNUDumpDir' ? 'dir' : 'file');
+        }
+      },
+    });
+  } catch (err) {
+    throw new DropletError(`droplet cannot be read: ${(err as Error).message}`);
+  }
+  if (refused !== undefined) throw new DropletError(refused);
+  for (const { path, target } of links) {
+    const verdict = judgeSymlink(path, (p) => entries.get(p));
+    if (verdict !== 'inside') {
+      throw new DropletError(`droplet entry ${JSON.stringify(path)} is a symlink ${verdict === 'loop' ? 'loop' : 'leading outside the instance directory'} (-> ${target})`);
+    }
+  }
+}
+
 /**
  * Unpacks a droplet into dir and reads its droplet.json. Entries are owned by
- * owner when given (the app's user); paths leaving dir and absolute paths are
- * refused by tar itself.
+ * owner when given (the app's user). The droplet is checked first
+ * (checkDropletEntries), so nothing is written from one that is refused.
  */
 export async function unpackDroplet(tarball: string, dir: string, owner?: { uid: number; gid: number }): Promise<DropletInfo> {
+  await checkDropletEntries(tarball);
   try {
     await extractTar({ file: tarball, cwd: dir, strict: true, preservePaths: false, ...(owner ? { uid: owner.uid, gid: owner.gid, preserveOwner: false } : { preserveOwner: false }) });
   } catch (err) {

@@ -9,7 +9,7 @@ import { Subjects } from '../bus/subjects';
 import { NO_START_COMMAND } from '../control/stager/detect';
 import { eventually } from './harness';
 import { makeZip, zipTree } from './stager_fixtures';
-import { scratchDir, startStagerEnv, type StagerEnv } from './stager_harness';
+import { startStagerEnv, toolDir, type StagerEnv } from './stager_harness';
 
 let env: StagerEnv;
 t.before(async () => {
@@ -65,7 +65,7 @@ t.test('a malformed request is answered, counted and logged', async (t) => {
 
 t.test('requirements.txt with packages and no usable pip is a clear error', async (t) => {
   // A PATH whose python3 has no pip module, as on a machine without python3-pip.
-  const bin = scratchDir(t);
+  const bin = toolDir(t);
   const python = join(bin, 'python3');
   writeFileSync(python, '#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "pip" ]; then echo "/usr/bin/python3: No module named pip" >&2; exit 1; fi\nexit 0\n');
   chmodSync(python, 0o755);

@@ -17,6 +17,8 @@ export interface FixtureEntry {
   /** tar only: a hard link to this archive path. */
   hardlink?: string;
   directory?: boolean;
+  /** tar only: an entry no app should hold. */
+  special?: 'CharacterDevice' | 'BlockDevice' | 'FIFO';
 }
 
 /** A tree of files as `{path: contents}`; directories are implied. */
@@ -82,7 +84,7 @@ export function makeTarGz(entries: FixtureEntry[]): Buffer {
   const blocks: Buffer[] = [];
   for (const entry of entries) {
     const data = Buffer.from(entry.data ?? '');
-    const type = entry.symlink !== undefined ? 'SymbolicLink' : entry.hardlink !== undefined ? 'Link' : entry.directory ? 'Directory' : 'File';
+    const type = entry.special ?? (entry.symlink !== undefined ? 'SymbolicLink' : entry.hardlink !== undefined ? 'Link' : entry.directory ? 'Directory' : 'File');
     const header = new Header({
       path: entry.name,
       mode: entry.mode ?? (entry.directory ? 0o755 : 0o644),

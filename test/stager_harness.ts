@@ -3,7 +3,7 @@
 // and unpack the droplet the stager stored.
 
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,7 +11,9 @@ import { x as extractTar } from 'tar';
 import { connectBus, type Bus } from '../bus/connection';
 import type { StagerReply, StagerRequest } from '../bus/messages';
 import { bitsObjectName, DEFAULT_STAGER_QUEUE, ObjectStores, stagingLogSubject } from '../bus/platform';
+import { DEFAULT_BUILD_UIDS } from '../bus/uids';
 import { Subjects } from '../bus/subjects';
+import { prepareBuilds } from '../control/stager/build-user';
 import { StagerService } from '../control/stager/service';
 import { Stager, type StagerSettings } from '../control/stager/stager';
 import { captureLog, startNats, type NatsServer, type TeardownHost } from './harness';
@@ -38,6 +40,20 @@ export function scratchDir(t: TeardownHost, prefix = 'skiff-stager-test-'): stri
   return dir;
 }
 
+/** A directory for tools on the staging commands' PATH (fake python3s): searchable by build uids, as /usr/bin is. */
+export function toolDir(t: TeardownHost): string {
+  const dir = scratchDir(t, 'skiff-stager-bin-');
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** A --work-dir for a stager process: build uids must pass through it. */
+export function workDirFor(t: TeardownHost): string {
+  const dir = scratchDir(t);
+  chmodSync(dir, 0o711);
+  return dir;
+}
+
 export async function startStagerEnv(
   t: TeardownHost,
   opts: { settings?: Partial<StagerSettings>; maxJobs?: number; maxWaiting?: number; queue?: string } = {},
@@ -47,8 +63,13 @@ export async function startStagerEnv(
   const bus = await connectBus({ servers: nats.url, name: 'stager-test', logger });
   t.teardown(() => bus.close());
   const workDir = scratchDir(t);
+  // Build uids pass through it to the jobs' directories, as through a stager's own.
+  chmodSync(workDir, 0o711);
+  // As root, builds run as uids of the default range, as a stager's do; otherwise as this user.
+  const buildUids = await prepareBuilds(join(workDir, 'jobs'), DEFAULT_BUILD_UIDS, logger);
   const stager = new Stager(bus, {
     workDir: join(workDir, 'jobs'),
+    buildUids,
     limits: { maxBytes: 64 * 1024 * 1024, maxEntries: 10_000 },
     commandTimeoutMs: 60_000,
     commandPath: process.env.PATH ?? '/usr/bin:/bin',

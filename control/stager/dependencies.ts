@@ -7,6 +7,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StagingError } from './errors';
 import { isFile } from './detect';
+import type { BuildUser } from './build-user';
 import { describeResult, runCommand } from './run-command';
 import type { StagingLog } from './staging-log';
 
@@ -17,6 +18,8 @@ export interface CommandContext {
   timeoutMs: number;
   log: StagingLog;
   signal?: AbortSignal;
+  /** The job's build uid (the stager is root); unset, commands run as the stager's user. */
+  runAs?: BuildUser;
 }
 
 export const NPM_INSTALL = ['npm', 'install', '--omit=dev', '--no-audit', '--no-fund'];
@@ -47,6 +50,7 @@ async function run(ctx: CommandContext, argv: string[], what: string, extraEnv: 
     env: { ...ctx.env, ...extraEnv },
     timeoutMs: ctx.timeoutMs,
     signal: ctx.signal,
+    runAs: ctx.runAs,
     onLine: (line) => {
       if (line.trim() !== '') ctx.log.output(line);
     },
@@ -75,16 +79,26 @@ export async function pipUsable(ctx: CommandContext): Promise<{ ok: boolean; rea
     env: ctx.env,
     timeoutMs: Math.min(ctx.timeoutMs, 60_000),
     signal: ctx.signal,
+    // `python3 -m` puts the app directory on sys.path: an app's own pip.py would run.
+    runAs: ctx.runAs,
     onLine: (line) => lines.push(line),
   });
   return { ok: result.exitCode === 0, reason: result.exitCode === 0 ? '' : lines.at(-1) ?? describeResult(result, ctx.timeoutMs) };
 }
 
-/** pip install --target into the app directory, which is on sys.path when `python3 app.py` runs. */
+/**
+ * True when the app has a requirements.txt that lists packages. Asked before
+ * any build command runs: afterwards the file is the build's, which could
+ * have made it a link to anything the stager can read.
+ */
+export async function needsPythonRequirements(appDir: string): Promise<boolean> {
+  const path = join(appDir, 'requirements.txt');
+  if (!(await isFile(path))) return false;
+  return requirementsListPackages(await readFile(path, 'utf8'));
+}
+
+/** pip install --target into the app directory, which is on sys.path when `python3 app.py` runs; for an app that needsPythonRequirements. */
 export async function installPythonRequirements(ctx: CommandContext): Promise<void> {
-  const path = join(ctx.appDir, 'requirements.txt');
-  if (!(await isFile(path))) return;
-  if (!requirementsListPackages(await readFile(path, 'utf8'))) return;
   const pip = await pipUsable(ctx);
   if (!pip.ok) {
     throw new StagingError(

@@ -11,6 +11,13 @@ import { create as createTar } from 'tar';
 import { DROPLET_APP_DIR, DROPLET_INFO_FILE, type DropletInfo } from '../../bus/platform';
 import { STATIC_SERVER_PATH } from './detect';
 
+/** tar's cache of files seen, which never remembers one: every file is packed as a file, never as a hard link. */
+class NoLinks<K, V> extends Map<K, V> {
+  override set(): this {
+    return this;
+  }
+}
+
 export interface BuiltDroplet {
   file: string;
   sha1: string;
@@ -34,8 +41,9 @@ export async function buildDroplet(dropletDir: string, info: DropletInfo, outFil
     },
   });
   // portable: no uid/gid/user names of the stager machine in the droplet.
-  const pack = createTar({ gzip: true, cwd: dropletDir, portable: true }, [DROPLET_INFO_FILE, DROPLET_APP_DIR]);
-  await pipeline(pack as unknown as NodeJS.ReadableStream, hasher, createWriteStream(outFile));
+  // No hard link entries either (the DEA refuses them): linked files go in as copies.
+  const pack = createTar({ gzip: true, cwd: dropletDir, portable: true, linkCache: new NoLinks() }, [DROPLET_INFO_FILE, DROPLET_APP_DIR]);
+  await pipeline(pack as unknown as NodeJS.ReadableStream, hasher, createWriteStream(outFile, { mode: 0o600 }));
   return { file: outFile, sha1: hash.digest('hex'), size };
 }
 

@@ -12,7 +12,7 @@ t.test('stager.max_jobs and stager.command_timeout apply at start and on change'
   const bus = await connectBus({ servers: nats.url, name: 'live-test', logger });
   t.teardown(() => bus.close());
   await putSetting(bus, 'stager.max_jobs', 3);
-  const stager = new Stager(bus, { workDir: '/nonexistent', limits: { maxBytes: 1, maxEntries: 1 }, commandTimeoutMs: 900_000, commandPath: '', maxPackageBytes: 1 }, logger);
+  const stager = new Stager(bus, { workDir: '/nonexistent', limits: { maxBytes: 1, maxEntries: 1 }, commandTimeoutMs: 900_000, commandPath: '', maxPackageBytes: 1, buildUids: null }, logger);
   const service = new StagerService(bus, stager, { queue: 'default', maxJobs: 2, maxWaiting: 0 }, logger);
   const config = await openComponentConfig(bus, 'stager', logger);
   t.teardown(() => config.close());
@@ -32,7 +32,7 @@ t.test('a setting given by flag or environment is not overridden', async (t) => 
   const bus = await connectBus({ servers: nats.url, name: 'live-test', logger });
   t.teardown(() => bus.close());
   await putSetting(bus, 'stager.max_jobs', 7);
-  const stager = new Stager(bus, { workDir: '/nonexistent', limits: { maxBytes: 1, maxEntries: 1 }, commandTimeoutMs: 900_000, commandPath: '', maxPackageBytes: 1 }, logger);
+  const stager = new Stager(bus, { workDir: '/nonexistent', limits: { maxBytes: 1, maxEntries: 1 }, commandTimeoutMs: 900_000, commandPath: '', maxPackageBytes: 1, buildUids: null }, logger);
   const service = new StagerService(bus, stager, { queue: 'default', maxJobs: 1, maxWaiting: 0 }, logger);
   const config = await openComponentConfig(bus, 'stager', logger);
   t.teardown(() => config.close());

@@ -4,6 +4,7 @@ import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { prepareBuilds, StagerSetupError, type BuildUids } from './build-user';
 import { applyLiveSettings } from './live-settings';
 import { ENV_PREFIX, parseStagerOptions, STAGER_FLAGS, type StagerOptions } from './options';
 import { StagerService } from './service';
@@ -17,8 +18,18 @@ export async function main(argv: string[]): Promise<number> {
   const options: StagerOptions = parsed;
 
   // A directory of this process's own: stagers sharing --work-dir never touch each other's jobs.
-  await mkdir(options.workDir, { recursive: true });
+  await mkdir(options.workDir, { recursive: true, mode: 0o711 });
   const workDir = await mkdtemp(join(options.workDir, 'stager-'));
+  // As root, each job's build steps run as a uid of --build-uids; otherwise as this user (a warning says so).
+  let buildUids: BuildUids | null;
+  try {
+    buildUids = await prepareBuilds(workDir, options.buildUids, log);
+  } catch (error) {
+    await rm(workDir, { recursive: true, force: true });
+    if (!(error instanceof StagerSetupError)) throw error;
+    process.stderr.write(`skiff stager: ${error.message}\n`);
+    return 1;
+  }
   const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-stager', logger: log, waitForServer: true });
   const stager = new Stager(bus, {
     workDir,
@@ -27,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     // Staging commands find npm, node and python3 where the stager does, and nothing else of its environment.
     commandPath: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     maxPackageBytes: options.maxPackageBytes,
+    buildUids,
   }, log);
   const service = new StagerService(bus, stager, { queue: options.queue, maxJobs: options.maxJobs, maxWaiting: options.maxWaiting }, log);
   let config: ComponentConfig | undefined;

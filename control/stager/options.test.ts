@@ -27,3 +27,11 @@ t.test('bad arguments are one clear usage error', async (t) => {
   t.throws(() => parseStagerOptions(['--bogus'], {}), { name: 'UsageError', message: 'unknown option --bogus' });
   t.throws(() => parseStagerOptions(['extra'], {}), { name: 'UsageError', message: /unexpected argument/ });
 });
+
+t.test('--build-uids: FIRST-LAST, from the flag or SKIFF_STAGER_BUILD_UIDS, the default range otherwise', async (t) => {
+  t.same(parseStagerOptions([], {}).buildUids, { first: 2_100_000, last: 2_100_999 });
+  t.same(parseStagerOptions(['--build-uids', '3000000-3000099'], { SKIFF_STAGER_BUILD_UIDS: '4000000-4000009' }).buildUids, { first: 3_000_000, last: 3_000_099 });
+  t.same(parseStagerOptions([], { SKIFF_STAGER_BUILD_UIDS: '4000000-4000009' }).buildUids, { first: 4_000_000, last: 4_000_009 });
+  t.throws(() => parseStagerOptions(['--build-uids', '0-10'], {}), { name: 'UsageError', message: /^--build-uids must be FIRST-LAST with 1000 <= FIRST/ });
+  t.throws(() => parseStagerOptions([], { SKIFF_STAGER_BUILD_UIDS: 'many' }), { name: 'UsageError', message: /^SKIFF_STAGER_BUILD_UIDS must look like/ });
+});

@@ -1,8 +1,9 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { envName, parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_STAGER_QUEUE } from '../../bus/platform';
+import { DEFAULT_BUILD_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_STAGER';
 
@@ -16,6 +17,7 @@ export const STAGER_FLAGS: readonly FlagSpec[] = [
   { name: 'max-package-mb', kind: 'number', min: 1, help: 'largest app package accepted', defaultText: '512' },
   { name: 'max-unpacked-mb', kind: 'number', min: 1, help: 'largest size of an app package once unpacked', defaultText: '1024' },
   { name: 'max-files', kind: 'number', min: 1, help: 'most entries in an app package', defaultText: '100000' },
+  { name: 'build-uids', kind: 'string', help: 'uids FIRST-LAST for build steps, one per job (when the stager runs as root)', defaultText: formatRange(DEFAULT_BUILD_UIDS) },
 ];
 
 export interface StagerOptions {
@@ -32,13 +34,14 @@ export interface StagerOptions {
   maxPackageBytes: number;
   maxUnpackedBytes: number;
   maxFiles: number;
+  buildUids: IdRange;
 }
 
 const MiB = 1024 * 1024;
 
 export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): StagerOptions {
   const parsed = parseFlags(argv, STAGER_FLAGS, ENV_PREFIX, env);
-  const { values, positionals } = parsed;
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const int = (name: string, fallback: number): number => {
@@ -60,6 +63,9 @@ export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     maxPackageBytes: num('max-package-mb', 512) * MiB,
     maxUnpackedBytes: num('max-unpacked-mb', 1024) * MiB,
     maxFiles: int('max-files', 100_000),
+    buildUids: values['build-uids'] === undefined
+      ? DEFAULT_BUILD_UIDS
+      : parseUidRange(values['build-uids'] as string, sources['build-uids'] === 'env' ? envName(ENV_PREFIX, 'build-uids') : '--build-uids'),
     pinned: { maxJobs: values['max-jobs'] !== undefined, commandTimeout: values['command-timeout'] !== undefined },
   };
 }

@@ -1,8 +1,11 @@
 // Runs one staging command (npm install, pip install, ...) for an app: its
 // own process group, a given minimal environment (never the stager's), a
-// time limit, and its output handed over line by line as it comes.
+// time limit, and its output handed over line by line as it comes. With
+// `runAs`, it runs as that unprivileged build uid, and when it ends every
+// process of that uid ends with it.
 
 import { spawn } from 'node:child_process';
+import { asUser, killEveryProcessOf, type BuildUser } from './build-user';
 
 export interface RunOptions {
   cwd: string;
@@ -13,6 +16,8 @@ export interface RunOptions {
   onLine: (line: string) => void;
   /** Stops the command early (the job was cancelled, the stager is stopping). */
   signal?: AbortSignal;
+  /** Runs the command as this uid (through setpriv); the stager is root. */
+  runAs?: BuildUser;
 }
 
 export interface RunResult {
@@ -25,15 +30,18 @@ export interface RunResult {
 }
 
 const KILL_GRACE_MS = 2000;
+// Once the command has exited, how long its pipes may stay open: a process
+// that left its group and session (a daemon) can hold them forever.
+const CLOSE_GRACE_MS = 2000;
 // A line longer than this is passed on in pieces, so that one endless line
 // (a progress bar without line ends) cannot grow the buffer without bound.
 const MAX_LINE = 8192;
 
 export function runCommand(argv: string[], opts: RunOptions): Promise<RunResult> {
-  const [command, ...args] = argv;
-  if (command === undefined) throw new Error('runCommand: empty argv');
+  if (argv.length === 0) throw new Error('runCommand: empty argv');
+  const [command, ...args] = opts.runAs ? [...asUser(opts.runAs), ...argv] : argv;
   return new Promise((resolve) => {
-    const child = spawn(command, args, {
+    const child = spawn(command!, args, {
       cwd: opts.cwd,
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -43,6 +51,7 @@ export function runCommand(argv: string[], opts: RunOptions): Promise<RunResult>
     let timedOut = false;
     let settled = false;
     let killTimer: NodeJS.Timeout | undefined;
+    let closeTimer: NodeJS.Timeout | undefined;
     const killGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;
       try {
@@ -85,9 +94,9 @@ export function runCommand(argv: string[], opts: RunOptions): Promise<RunResult>
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(closeTimer);
       opts.signal?.removeEventListener('abort', onAbort);
       for (const flush of splitters) flush();
-      // Whatever the command left running in its group goes with it.
       killGroup('SIGKILL');
       if (killTimer) clearTimeout(killTimer);
       resolve(result);
@@ -95,8 +104,25 @@ export function runCommand(argv: string[], opts: RunOptions): Promise<RunResult>
     child.once('error', (err: NodeJS.ErrnoException) => {
       finish({ exitCode: null, signal: null, timedOut: false, spawnError: err.code === 'ENOENT' ? `${command}: not found` : err.message });
     });
+    let cleanup: Promise<void> = Promise.resolve();
+    child.once('exit', (exitCode, signal) => {
+      // Whatever the command left running in its group goes with it, and as
+      // a build uid every other process of that uid too: nothing of the
+      // build outlives its command (nor holds the pipes open, nor runs on
+      // into the next command).
+      killGroup('SIGKILL');
+      if (opts.runAs) cleanup = killEveryProcessOf(opts.runAs).catch(() => {});
+      void cleanup.then(() => {
+        if (settled) return;
+        closeTimer = setTimeout(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          finish({ exitCode, signal, timedOut });
+        }, CLOSE_GRACE_MS);
+      });
+    });
     // 'close' waits for the pipes, so every line is in before the result.
-    child.once('close', (exitCode, signal) => finish({ exitCode, signal, timedOut }));
+    child.once('close', (exitCode, signal) => void cleanup.then(() => finish({ exitCode, signal, timedOut })));
   });
 }
 

@@ -2,10 +2,17 @@
 // check it, unpack it, detect the framework, install dependencies, pack the
 // droplet and store it. Every step writes to the job's staging log; every
 // job gets a fresh work directory that is removed when it ends.
+//
+// The build commands (npm install and the app's scripts, pip install) are
+// the app's code. When the stager is root they run as the job's own build
+// uid, which owns only the app directory, HOME and TMPDIR (0700) and passes
+// through the stager's directories (0711) without listing them; when they
+// are done every process of that uid is killed and the tree they left is
+// checked (build-check.ts) before the stager packs it.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,7 +22,9 @@ import type { Logger } from '../../bus/log';
 import type { StagerReply, StagerRequest } from '../../bus/messages';
 import { DROPLET_APP_DIR, ObjectStores, stagingLogSubject } from '../../bus/platform';
 import { appRootOf, moveApp, unpackPackage, type UnpackLimits } from './archive';
-import { installNodeDependencies, installPythonRequirements } from './dependencies';
+import { checkBuiltApp } from './build-check';
+import { giveTree, killEveryProcessOf, type BuildUids, type BuildUser } from './build-user';
+import { installNodeDependencies, installPythonRequirements, needsPythonRequirements } from './dependencies';
 import { detect, readPackageJson } from './detect';
 import { addStaticServer, buildDroplet } from './droplet';
 import { StagingError } from './errors';
@@ -32,6 +41,8 @@ export interface StagerSettings {
   commandPath: string;
   /** Largest package accepted from the bits store. */
   maxPackageBytes: number;
+  /** The build uids (the stager is root, see prepareBuilds); null: build commands run as the stager's own user. */
+  buildUids: BuildUids | null;
 }
 
 const encoder = new TextEncoder();
@@ -47,6 +58,7 @@ export class Stager {
   private stores: Promise<{ bits: ObjectStore; droplets: ObjectStore }> | undefined;
 
   private readonly settings: StagerSettings;
+  private readonly pathsToldOf = new Set<string>();
 
   constructor(
     private readonly bus: Bus,
@@ -81,10 +93,14 @@ export class Stager {
     const log = new StagingLog({ publish: (text) => this.bus.publish(subject, encoder.encode(text)) });
     const started = Date.now();
     let jobDir: string | undefined;
+    let user: BuildUser | undefined;
     try {
-      await mkdir(this.settings.workDir, { recursive: true });
+      await mkdir(this.settings.workDir, { recursive: true, mode: 0o711 });
       jobDir = await mkdtemp(join(this.settings.workDir, 'job-'));
-      const reply = await this.run(request, jobDir, log, signal);
+      // The build uid passes through to its own directories; it cannot list this one.
+      await chmod(jobDir, 0o711);
+      user = await this.settings.buildUids?.acquire();
+      const reply = await this.run(request, jobDir, log, signal, user);
       this.logger.info('staged', { app: request.app, droplet: reply.sha1, framework: reply.framework, ms: Date.now() - started });
       return reply;
     } catch (err) {
@@ -98,11 +114,16 @@ export class Stager {
       log.step(`Staging failed: ${error}`);
       return { error, log: log.text() };
     } finally {
+      if (user) {
+        // Whatever way the job ended, nothing of its build runs on.
+        await killEveryProcessOf(user).catch((err: unknown) => this.logger.error('build processes survive', { uid: user!.uid, error: err }));
+        this.settings.buildUids?.release(user);
+      }
       if (jobDir) await rm(jobDir, { recursive: true, force: true }).catch((err: unknown) => this.logger.warn('cannot remove work directory', { dir: jobDir, error: err }));
     }
   }
 
-  private async run(request: StagerRequest, jobDir: string, log: StagingLog, signal?: AbortSignal) {
+  private async run(request: StagerRequest, jobDir: string, log: StagingLog, signal: AbortSignal | undefined, user: BuildUser | undefined) {
     const checkCancelled = () => {
       if (signal?.aborted) throw new StagingError(CANCELLED);
     };
@@ -120,6 +141,7 @@ export class Stager {
     const dropletDir = join(jobDir, 'droplet');
     const appDir = join(dropletDir, DROPLET_APP_DIR);
     await moveApp(root, appDir);
+    await chmod(dropletDir, 0o711);
     const inFolder = root === unpacked ? '' : `, app in folder ${root.slice(unpacked.length + 1)}/`;
     log.step(`Unpacked ${result.format}: ${result.files} entries, ${formatSize(result.bytes)}${inFolder}`);
     checkCancelled();
@@ -131,19 +153,35 @@ export class Stager {
 
     const home = join(jobDir, 'home');
     const tmp = join(jobDir, 'tmp');
-    await mkdir(home);
-    await mkdir(tmp);
+    await mkdir(home, { mode: 0o700 });
+    await mkdir(tmp, { mode: 0o700 });
+    if (user) {
+      for (const dir of [appDir, home, tmp]) await giveTree(dir, user);
+    }
+    await chmod(appDir, 0o700);
+    const env = this.commandEnv(request.manifest.env, home, tmp);
+    if (user) env.PATH = await this.buildPath(user);
     const ctx = {
       appDir,
-      env: this.commandEnv(request.manifest.env, home, tmp),
+      env,
       timeoutMs: this.settings.commandTimeoutMs,
       log,
       signal,
+      runAs: user,
     };
-    await installNodeDependencies(ctx, await readPackageJson(appDir));
+    // Both read before the first build command: then the tree is still the package's.
+    const pkg = await readPackageJson(appDir);
+    const python = await needsPythonRequirements(appDir);
+    await installNodeDependencies(ctx, pkg);
     checkCancelled();
-    await installPythonRequirements(ctx);
+    if (python) await installPythonRequirements(ctx);
     checkCancelled();
+
+    // Nothing of the build may change the tree while it is checked and packed.
+    if (user) await killEveryProcessOf(user);
+    await checkBuiltApp(appDir, user?.uid ?? process.getuid!());
+    // As every droplet had it before builds ran as their own uid; the DEA owns what it unpacks.
+    await chmod(appDir, 0o755);
 
     const info = { runtime: detection.runtime, framework: detection.framework, start_command: detection.startCommand };
     const droplet = await buildDroplet(dropletDir, info, join(jobDir, 'droplet.tgz'));
@@ -151,6 +189,16 @@ export class Stager {
     if (await storeDroplet(stores.droplets, droplet.file, droplet.sha1)) log.step('Droplet uploaded');
     else log.step('Droplet already stored');
     return { droplet: droplet.sha1, sha1: droplet.sha1, ...info, log: log.text() };
+  }
+
+  /** The commands' PATH as a build uid: without the directories it cannot search, said once. */
+  private async buildPath(user: BuildUser): Promise<string> {
+    const { path, left } = await this.settings.buildUids!.reachablePath(this.settings.commandPath, user);
+    if (left.length > 0 && !this.pathsToldOf.has(this.settings.commandPath)) {
+      this.pathsToldOf.add(this.settings.commandPath);
+      this.logger.warn('PATH directories that build uids cannot search (or that are missing) are left out of build commands\' PATH', { left: left.join(':'), path });
+    }
+    return path;
   }
 
   /** The staging commands' whole environment: the app's own variables, then the stager's minimal few. */
@@ -180,7 +228,7 @@ export class Stager {
           yield chunk;
         }
       },
-      createWriteStream(file),
+      createWriteStream(file, { mode: 0o600 }),
     );
     const storeError = await object.error;
     if (storeError) throw new Error(`reading ${request.bits} from ${ObjectStores.bits}: ${storeError.message}`);
