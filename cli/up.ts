@@ -6,6 +6,7 @@ import { delimiter, join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget } from '../bus/nats-options';
 import type { NatsRole } from '../bus/permissions';
+import { DEFAULT_APP_UIDS, formatRange, parseUidRange } from '../bus/uids';
 import { createLogger, type Logger } from '../bus/log';
 import { Api } from './client/api';
 import { readConfig, skiffHome, writeConfig } from './client/config';
@@ -22,6 +23,7 @@ const FLAGS: readonly FlagSpec[] = [
   { ...NATS_FLAGS.find((flag) => flag.name === 'nats-credentials')!, help: 'with --nats: the roles\' NATS credentials file, {"user","pass"} or {"token"}, mode 0600' },
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
   { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
+  { name: 'app-uids', kind: 'string', help: 'uids of apps (the controller\'s and the DEA\'s --app-uids); give each platform on one machine its own', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
 const BIN = join(__dirname, '..', '..', 'bin', 'skiff');
@@ -130,6 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     values = parsed.values;
     // Only to refuse credentials on the command line; the roles read them from the environment themselves.
     if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
+    if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, parsed.sources['app-uids'] === 'env' ? 'SKIFF_UP_APP_UIDS' : '--app-uids');
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`skiff up: ${error.message}\n`);
@@ -185,6 +188,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 
   roleEnv.NATS_URL = natsUrl;
+  const appUids = values['app-uids'] as string | undefined;
+  if (appUids !== undefined) {
+    // One range for the controller that hands uids out and the DEA that runs apps as them.
+    roleEnv.SKIFF_CONTROLLER_APP_UIDS = appUids;
+    roleEnv.SKIFF_DEA_APP_UIDS = appUids;
+  }
   const credentialsFlag = values['nats-credentials'] as string | undefined;
   if (credentialsFlag !== undefined) roleEnv.SKIFF_NATS_CREDENTIALS = credentialsFlag;
   const byName = new Map<string, Supervised>();

@@ -146,4 +146,7 @@ t.test('skiff up refuses bad flags with one line', async (t) => {
   const run = await finish(spawnSkiff(['up', '--api-port', 'x'], home));
   t.equal(run.code, 2);
   t.equal(run.stderr, 'skiff up: --api-port must be a number, got "x"\n');
+  const uids = await finish(spawnSkiff(['up', '--app-uids', '0-100'], home));
+  t.equal(uids.code, 2);
+  t.equal(uids.stderr, 'skiff up: --app-uids must be FIRST-LAST with 1000 <= FIRST <= LAST <= 2147483646, got 0-100\n');
 });

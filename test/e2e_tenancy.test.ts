@@ -12,7 +12,7 @@ import { cpSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileS
 import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { DEFAULT_APP_UIDS, DEFAULT_BUILD_UIDS, inRange } from '../bus/uids';
+import { DEFAULT_APP_UIDS, DEFAULT_BUILD_UIDS, formatRange, inRange } from '../bus/uids';
 import { skiff, tempHome } from './cli_harness';
 import { eventually } from './harness';
 import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
@@ -89,7 +89,10 @@ t.test('no app can act as the platform or see another app', { skip: process.getu
   const dataDir = platformDataDir(t, 'skiff-tenancy-');
   const admin = tempHome(t);
   const ports = await platformPorts();
-  const platform = startSkiffTree(t, upArgs(dataDir, ports), admin, 300_000);
+  // A block of the default range of its own (skiff up --app-uids reaches the controller and the DEA).
+  const block = DEFAULT_APP_UIDS.first + 1000 * Math.floor(Math.random() * 100);
+  const appUids = { first: block, last: block + 999 };
+  const platform = startSkiffTree(t, [...upArgs(dataDir, ports), '--app-uids', formatRange(appUids)], admin, 300_000);
   await eventually(() => platform.out().includes('api: ') && platform.out().includes('router: '), 'skiff up to be ready', 60_000);
   const api = `http://127.0.0.1:${ports.api}`;
   const run = async (home: string, args: string[], what: string): Promise<string> => {
@@ -154,9 +157,9 @@ t.test('no app can act as the platform or see another app', { skip: process.getu
   const live = JSON.parse((await request(ports.router, 'peeker.localhost', '/probe', JSON.stringify(targets))).body) as Report;
 
   t.ok(inRange(DEFAULT_BUILD_UIDS, build.uid), `the build ran as a build uid (${build.uid})`);
-  t.ok(inRange(DEFAULT_APP_UIDS, live.uid), `the app runs as an app uid (${live.uid})`);
+  t.ok(inRange(appUids, live.uid), `the app runs as an app uid of the platform's --app-uids (${live.uid})`);
   const keeperUid = live.processes.find((p) => p.pid === keeperPid)?.uid;
-  t.ok(keeperUid !== undefined && inRange(DEFAULT_APP_UIDS, keeperUid) && keeperUid !== live.uid, `Bob's app runs as another app uid (${keeperUid})`);
+  t.ok(keeperUid !== undefined && inRange(appUids, keeperUid) && keeperUid !== live.uid, `Bob's app runs as another app uid (${keeperUid})`);
 
   for (const [where, report] of [['build', build], ['app', live]] as const) {
     t.test(`from the ${where}`, async (t) => {

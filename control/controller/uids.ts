@@ -4,12 +4,13 @@
 // - `uid.<n>`: taken by the app whose id is the value ({"app","since"}).
 //   Taken with kv.create, which fails when the key is live, so two
 //   controllers side by side never hand out one uid twice.
-// - `cursor`: a sequence that only moves forward (compare-and-set); the next
-//   candidate is `first + cursor mod size`. A freed uid is therefore handed
+// - `cursor`: a sequence that only moves forward (compare-and-set), from a
+//   random start; the next candidate is `first + cursor mod size`. A freed uid is therefore handed
 //   out again only once the whole range has gone round: what its old app
 //   left (a crashed instance's files, kept for an hour on its DEA) must not
 //   fall to a new app soon after a delete.
 
+import { randomInt } from 'node:crypto';
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { openKv } from '../../bus/jetstream';
@@ -123,8 +124,10 @@ export class AppUids {
 
   private async cursor(): Promise<number> {
     const entry = await this.kv.get(CURSOR_KEY);
-    const n = live(entry) ? Number(decoder.decode(entry.value)) : 0;
-    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    const n = live(entry) ? Number(decoder.decode(entry.value)) : Number.NaN;
+    // A new platform starts at a random place of the range, so two platforms on one host
+    // with the same range rarely hand out the same uids (as the DEA does with ports).
+    return Number.isSafeInteger(n) && n >= 0 ? n : randomInt(0, this.size);
   }
 
   /** Moves the cursor to `to` unless another controller moved it further already. */
