@@ -16,6 +16,11 @@
 //   until the backlog falls below the limit again.
 // - nats.js ignores credentials in server URLs (it keeps only host:port), so
 //   connectBus takes them out of the URL and passes them as user/pass or token.
+// - With a user, replies and JetStream deliveries come to `_INBOX.<user>.`,
+//   the only inbox that user may subscribe to (bus/permissions.ts).
+// - A permission violation (a publish or subscribe the server refused) is
+//   reported by the server asynchronously and never ends the connection: it
+//   is logged, counted and reported as 'permission-violation'.
 
 import {
   connect,
@@ -29,6 +34,8 @@ import {
   type NatsError,
 } from 'nats';
 import type { Logger } from './log';
+import type { NatsAuth } from './nats-options';
+import { inboxPrefix } from './permissions';
 
 export interface BusMessage {
   subject: string;
@@ -43,7 +50,7 @@ export interface Subscription {
   readonly subject: string;
 }
 
-export type BusEvent = 'disconnect' | 'reconnect' | 'reconnecting' | 'error' | 'slow-consumer' | 'closed';
+export type BusEvent = 'disconnect' | 'reconnect' | 'reconnecting' | 'error' | 'slow-consumer' | 'permission-violation' | 'closed';
 
 export interface SubscribeOptions {
   queue?: string;
@@ -61,6 +68,8 @@ export interface Bus {
   request<T = unknown>(subject: string, data: Uint8Array | object, timeoutMs: number): Promise<T>;
   onEvent(listener: (event: BusEvent, detail?: string) => void): void;
   isConnected(): boolean;
+  /** Publishes and subscriptions the server refused since connecting. */
+  readonly permissionViolations: number;
   flush(): Promise<void>;
   /** Drains subscriptions and pending publishes, then closes. Idempotent. */
   close(): Promise<void>;
@@ -76,6 +85,8 @@ export interface ConnectBusOptions {
   logger: Logger;
   /** Keep trying until a server answers instead of failing at once (roles started before nats-server). */
   waitForServer?: boolean;
+  /** Credentials from a file or the environment (bus/nats-options.ts); they take precedence over any in the URL. */
+  auth?: NatsAuth;
 }
 
 export type BusRequestFailure = 'timeout' | 'no-responders' | 'bad-reply' | 'closed' | 'other';
@@ -162,12 +173,14 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   const { logger } = opts;
   const parsed = parseServers(opts.servers);
   const where = parsed.servers.join(',');
+  const auth = opts.auth ?? { ...parsed, origin: 'the URL' };
   const options: ConnectionOptions = {
     servers: parsed.servers,
     name: opts.name,
-    user: parsed.user,
-    pass: parsed.pass,
-    token: parsed.token,
+    user: auth.user,
+    pass: auth.pass,
+    token: auth.token,
+    inboxPrefix: auth.user !== undefined && INBOX_TOKEN.test(auth.user) ? inboxPrefix(auth.user) : undefined,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
@@ -182,10 +195,22 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   try {
     nc = await connect(options);
   } catch (err) {
+    if (isNatsCode(err, ErrorCode.AuthorizationViolation)) {
+      const who = auth.user !== undefined ? `user ${auth.user}` : auth.token !== undefined ? 'the token' : 'an anonymous connection';
+      const from = auth.user !== undefined || auth.token !== undefined ? ` from ${auth.origin}` : '';
+      throw new Error(`NATS at ${where} refused ${who}${from} (authorization violation)`, { cause: err });
+    }
     throw new Error(`cannot connect to NATS at ${where}: ${describeNatsError(err)}`, { cause: err });
   }
-  logger.info('connected to NATS', { servers: where, server: nc.getServer() });
+  logger.info('connected to NATS', { servers: where, server: nc.getServer(), user: auth.user });
   return new NatsBus(nc, logger);
+}
+
+/** A NATS user name that can be one subject token (the inbox prefix's second). */
+const INBOX_TOKEN = /^[A-Za-z0-9_-]+$/;
+
+function isNatsCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && 'code' in err && (err as NatsError).code === code;
 }
 
 function describeNatsError(err: unknown): string {
@@ -202,6 +227,7 @@ class NatsBus implements Bus {
   private connected = true;
   private closing: Promise<void> | undefined;
   private disconnectedAt = 0;
+  permissionViolations = 0;
 
   constructor(
     readonly nats: NatsConnection,
@@ -274,7 +300,8 @@ class NatsBus implements Bus {
       queue: opts.queue,
       callback: (err, msg) => {
         if (err) {
-          logger.error('subscription error', { subject, error: describeNatsError(err) });
+          // A refused subscription is counted and logged with the status events.
+          if (!isNatsCode(err, ErrorCode.PermissionsViolation)) logger.error('subscription error', { subject, error: describeNatsError(err) });
           return;
         }
         deliver(msg);
@@ -362,7 +389,14 @@ class NatsBus implements Bus {
           this.emit('reconnecting', detail);
           break;
         case Events.Error:
-          this.logger.error('NATS error', { error: detail, subject: status.permissionContext?.subject });
+          if (status.data === ErrorCode.PermissionsViolation) {
+            this.permissionViolations++;
+            const context = status.permissionContext;
+            this.logger.warn('NATS refused: permission violation', { operation: context?.operation, subject: context?.subject, total: this.permissionViolations });
+            this.emit('permission-violation', context ? `${context.operation} ${context.subject}` : undefined);
+            break;
+          }
+          this.logger.error('NATS error', { error: detail });
           this.emit('error', detail);
           break;
         case Events.LDM:

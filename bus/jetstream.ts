@@ -5,7 +5,7 @@
 // existing stream", "stream name already in use") for a stream that exists
 // by then: opening it again binds to it.
 
-import type { JetStreamClient, KV, KvOptions, ObjectStore } from 'nats';
+import type { JetStreamClient, KV, KvEntry, KvOptions, ObjectStore } from 'nats';
 
 const CREATE_RACE = /subjects overlap|already in use/i;
 
@@ -28,4 +28,20 @@ export async function openBucket<T>(open: () => Promise<T>, attempts = 5): Promi
       await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
     }
   }
+}
+
+/** A KV entry that holds a value: not absent, deleted or purged. */
+export function isLive(entry: KvEntry | null): entry is KvEntry {
+  return entry !== null && entry.operation === 'PUT';
+}
+
+/**
+ * A compare-and-set lost to another writer: kv.create on a key that is live
+ * ("key exists", or JetStream's error 10071), kv.update with a revision that
+ * moved on ("wrong last sequence").
+ */
+export function isRevisionConflict(err: unknown): boolean {
+  const code = (err as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
+  if (code === 10071) return true;
+  return /wrong last sequence|key exists/i.test(err instanceof Error ? err.message : String(err));
 }

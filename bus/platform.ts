@@ -82,6 +82,9 @@ export type FilesReply =
  */
 export const APPS_BUCKET = 'skiff_apps';
 
+/** The health managers' own bucket (their lease); only health managers use it. */
+export const HEALTH_BUCKET = 'skiff_health';
+
 /**
  * The fields of an app record that roles other than the controller rely on;
  * the record holds more, which readers ignore.

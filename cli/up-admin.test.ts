@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adminEmailFor, adminFile, loadOrCreateAdmin } from './up-admin';
+import { adminEmailFor, adminFile, loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
 
 function dataDir(t: tap.Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-up-admin-'));
@@ -34,4 +34,13 @@ t.test('a damaged file is an error, not a silent new admin', async (t) => {
   writeFileSync(adminFile(dir), '{"email":"a@b.c"}');
   t.throws(() => loadOrCreateAdmin(dir, 'localhost'), /must hold \{"email","password"\}/);
   t.equal(readFileSync(adminFile(dir), 'utf8'), '{"email":"a@b.c"}', 'left as it was');
+});
+
+t.test('router status credentials: created once, 0600, then reused', async (t) => {
+  const dir = dataDir(t);
+  const first = loadOrCreateStatusCredentials(dir);
+  t.equal(first.user, 'router-status');
+  t.ok(first.password.length >= 20);
+  t.equal(statSync(join(dir, 'router-status.json')).mode & 0o777, 0o600);
+  t.same(loadOrCreateStatusCredentials(dir), first);
 });

@@ -48,3 +48,24 @@ export function loadOrCreateAdmin(dataDir: string, domain: string): AdminCredent
   chmodSync(path, 0o600);
   return { ...credentials, created: true };
 }
+
+/**
+ * Basic-auth credentials of the router's status port (/varz, /routes),
+ * kept in <data-dir>/router-status.json (0600) and handed to the router in
+ * its environment, so the router never has to log a password it generated.
+ */
+export function loadOrCreateStatusCredentials(dataDir: string): { user: string; password: string } {
+  const path = join(dataDir, 'router-status.json');
+  try {
+    const saved = JSON.parse(readFileSync(path, 'utf8')) as { user?: unknown; password?: unknown };
+    if (typeof saved.user === 'string' && saved.user !== '' && typeof saved.password === 'string' && saved.password.length >= 16) {
+      return { user: saved.user, password: saved.password };
+    }
+  } catch {
+    // Missing or damaged: new credentials; nothing else depends on the old ones.
+  }
+  const credentials = { user: 'router-status', password: randomBytes(18).toString('base64url') };
+  writeFileSync(path, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return credentials;
+}

@@ -1,13 +1,17 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { NATS_FLAGS, natsTarget } from '../bus/nats-options';
+import type { NatsRole } from '../bus/permissions';
+import { DEFAULT_APP_UIDS, formatRange, parseUidRange } from '../bus/uids';
 import { createLogger, type Logger } from '../bus/log';
 import { Api } from './client/api';
 import { readConfig, skiffHome, writeConfig } from './client/config';
-import { loadOrCreateAdmin } from './up-admin';
+import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
+import { preparePlatformNats } from './up-nats';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
@@ -15,9 +19,11 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
   { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one' },
+  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one (its credentials: --nats-credentials, or NATS_USER and NATS_PASSWORD)' },
+  { ...NATS_FLAGS.find((flag) => flag.name === 'nats-credentials')!, help: 'with --nats: the roles\' NATS credentials file, {"user","pass"} or {"token"}, mode 0600' },
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
   { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
+  { name: 'app-uids', kind: 'string', help: 'uids of apps (the controller\'s and the DEA\'s --app-uids); give each platform on one machine its own', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
 const BIN = join(__dirname, '..', '..', 'bin', 'skiff');
@@ -47,6 +53,8 @@ class Supervised {
     // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
     // the roles in order; the parent-death signal ends them if `up` is killed.
     const child = spawn(command!, args, { stdio: ['ignore', out, out], env: this.env, detached: true });
+    // The child has its own copy of the log's descriptor; ours would leak one per restart.
+    if (typeof out === 'number') closeSync(out);
     this.child = child;
     child.on('error', (error) => this.log.error(`${this.name} could not start`, { error: error.message }));
     child.on('exit', (code, signal) => {
@@ -120,7 +128,11 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger('up');
   let values: Record<string, unknown>;
   try {
-    values = parseFlags(argv, FLAGS, 'SKIFF_UP').values;
+    const parsed = parseFlags(argv, FLAGS, 'SKIFF_UP');
+    values = parsed.values;
+    // Only to refuse credentials on the command line; the roles read them from the environment themselves.
+    if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
+    if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, parsed.sources['app-uids'] === 'env' ? 'SKIFF_UP_APP_UIDS' : '--app-uids');
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`skiff up: ${error.message}\n`);
@@ -141,9 +153,16 @@ export async function main(argv: string[]): Promise<number> {
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   restrictDataDir(dataDir, log);
 
+  if (process.getuid?.() !== 0) {
+    log.warn('not running as root: app instances and staging run as this same user, so they can read the platform\'s data dir, its NATS credentials and each other\'s files; run as root to isolate apps (README: Security model)');
+  }
+
   // Started first, stopped last.
   const roles: Supervised[] = [];
+  // The roles find NATS, and their credentials, in their environment: never on a command line.
+  const roleEnv: NodeJS.ProcessEnv = { ...process.env };
   let natsUrl = values.nats as string | undefined;
+  let credentialsOf: ((role: NatsRole) => string) | undefined;
   if (natsUrl === undefined) {
     const natsServer = findNatsServer();
     if (natsServer === undefined) {
@@ -154,13 +173,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`skiff up: port ${natsPort} is taken: stop what uses it, or pass --nats-port or --nats URL\n`);
       return 1;
     }
-    const storeDir = join(dataDir, 'nats');
-    mkdirSync(storeDir, { recursive: true, mode: 0o700 });
-    chmodSync(storeDir, 0o700); // JetStream's files: every credential and the token secret
-    const nats = new Supervised('nats-server', natsServer, ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', storeDir], log, join(dataDir, 'nats-server.log'));
+    const bus = preparePlatformNats(dataDir, '127.0.0.1', natsPort);
+    const nats = new Supervised('nats-server', natsServer, ['-c', bus.configFile], log, join(dataDir, 'nats-server.log'));
     nats.start();
     roles.push(nats);
-    natsUrl = `nats://127.0.0.1:${natsPort}`;
+    natsUrl = bus.url;
+    credentialsOf = bus.credentialsFile;
+    for (const name of ['NATS_USER', 'NATS_PASSWORD', 'NATS_TOKEN', 'SKIFF_NATS_CREDENTIALS']) delete roleEnv[name];
     if (!(await waitForPort(natsPort, 10_000))) {
       await nats.stop();
       process.stderr.write(`skiff up: nats-server did not start on port ${natsPort}\n`);
@@ -168,15 +187,23 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const roleEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete roleEnv.NATS_URL; // --nats below is the one to use
+  roleEnv.NATS_URL = natsUrl;
+  const appUids = values['app-uids'] as string | undefined;
+  if (appUids !== undefined) {
+    // One range for the controller that hands uids out and the DEA that runs apps as them.
+    roleEnv.SKIFF_CONTROLLER_APP_UIDS = appUids;
+    roleEnv.SKIFF_DEA_APP_UIDS = appUids;
+  }
+  const credentialsFlag = values['nats-credentials'] as string | undefined;
+  if (credentialsFlag !== undefined) roleEnv.SKIFF_NATS_CREDENTIALS = credentialsFlag;
   const byName = new Map<string, Supervised>();
-  const role = (name: string, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
+  const role = (name: NatsRole, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
     if (!roleAvailable(name)) {
       log.warn(`skipping the ${name === 'health' ? 'health manager' : name}: not part of this build`, { module: ROLE_MODULES[name] });
       return false;
     }
-    const supervised = new Supervised(name, process.execPath, [BIN, name, '--nats', natsUrl!, ...args], log, undefined, env);
+    const ownEnv = credentialsOf === undefined ? env : { ...env, SKIFF_NATS_CREDENTIALS: credentialsOf(name) };
+    const supervised = new Supervised(name, process.execPath, [BIN, name, ...args], log, undefined, ownEnv);
     supervised.start();
     roles.push(supervised);
     byName.set(name, supervised);
@@ -195,7 +222,12 @@ export async function main(argv: string[]): Promise<number> {
 
   const routerUrl = `http://${domain}:${routerPort}`;
   // Drained within the 30 s the supervisor grants before SIGKILL.
-  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25']);
+  const status = loadOrCreateStatusCredentials(dataDir);
+  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25'], {
+    ...roleEnv,
+    SKIFF_ROUTER_STATUS_USER: status.user,
+    SKIFF_ROUTER_STATUS_PASSWORD: status.password,
+  });
 
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   let admin: ReturnType<typeof loadOrCreateAdmin> | undefined;
@@ -234,7 +266,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (routerUp && !stopRequested) {
     process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
-    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health\n`);
+    process.stdout.write(`status: http://127.0.0.1:${statusPort}/health (/varz and /routes: basic auth from ${join(dataDir, 'router-status.json')})\n`);
   }
 
   await stopped;
@@ -303,15 +335,24 @@ async function waitForInfo(apiUrl: string, timeoutMs: number): Promise<boolean> 
 /** `skiff up` logs the local CLI in as the admin, so `skiff push` works at once. */
 async function logInLocalCli(apiUrl: string, email: string, password: string, log: Logger): Promise<void> {
   try {
-    const reply = await new Api(apiUrl).json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
-    if (typeof reply?.token !== 'string') throw new Error('no token in the answer');
     const home = skiffHome();
-    let current = {};
+    let current: { target?: string; token?: string } = {};
     try {
       current = readConfig(home);
     } catch {
       // A broken config is replaced: this login is what the user asked `up` for.
     }
+    // A token that still works as this admin stays: after `skiff passwd`, admin.json holds the
+    // first password, and a login with it on every start would count towards the lockout.
+    if (current.token !== undefined) {
+      const info = await new Api(apiUrl, current.token).json<{ user?: unknown }>('GET', '/info').catch(() => undefined);
+      if (info?.user === email) {
+        writeConfig({ ...current, target: apiUrl, token: current.token }, home);
+        return;
+      }
+    }
+    const reply = await new Api(apiUrl).json<{ token?: unknown }>('POST', `/users/${encodeURIComponent(email)}/tokens`, { body: { password } });
+    if (typeof reply?.token !== 'string') throw new Error('no token in the answer');
     writeConfig({ ...current, target: apiUrl, token: reply.token }, home);
   } catch (error) {
     // Never the password: only what went wrong.

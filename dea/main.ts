@@ -18,7 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   if (typeof options === 'number') return options;
   const log = createLogger(`dea-${options.index}`);
 
-  const bus = await connectBus({ servers: options.nats, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
   try {
     config = await openComponentConfig(bus, 'dea', log);

@@ -1,12 +1,13 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_DEA';
 
 export const DEA_FLAGS: readonly FlagSpec[] = [
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...NATS_FLAGS,
   { name: 'data-dir', kind: 'string', help: 'platform data directory; the DEA keeps <data-dir>/dea/<index>/', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
   { name: 'memory', kind: 'number', min: 1, help: 'MB of memory offered to app instances; overrides dea.max_memory_mb', defaultText: '4096' },
   { name: 'host', kind: 'string', help: 'address apps listen on and routers reach them at', defaultText: '127.0.0.1' },
@@ -22,6 +23,7 @@ export const DEA_FLAGS: readonly FlagSpec[] = [
 export interface DeaOptions {
   help: boolean;
   nats: string;
+  natsAuth: NatsAuth | undefined;
   dataDir: string;
   /** Undefined unless given by flag or environment: then the config store decides. */
   memoryMb: number | undefined;
@@ -55,7 +57,8 @@ export function parsePortRange(text: string, origin = '--port-range'): { first: 
 }
 
 export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: boolean): DeaOptions {
-  const { values, sources, positionals } = parseFlags(argv, DEA_FLAGS, ENV_PREFIX, env);
+  const parsed = parseFlags(argv, DEA_FLAGS, ENV_PREFIX, env);
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
@@ -65,7 +68,7 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
   const rangeOrigin = sources['port-range'] === 'env' ? 'SKIFF_DEA_PORT_RANGE' : '--port-range';
   return {
     help: values.help === true,
-    nats: str('nats', 'nats://127.0.0.1:4222'),
+    ...natsTarget(parsed, env),
     dataDir: str('data-dir', defaultDataDir(isRoot, env.HOME || homedir())),
     memoryMb: values.memory as number | undefined,
     host: str('host', '127.0.0.1'),

@@ -15,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   );
   if (typeof options === 'number') return options;
 
-  const bus = await connectBus({ servers: options.nats, name: 'skiff-router', logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-router', logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
   try {
     config = await openComponentConfig(bus, 'router', log);
@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       threads = await ThreadPool.start(
         options.threads - 1,
-        { argv, port: router.port, statusUser: options.statusUser, statusPassword: options.statusPassword },
+        { argv, port: router.port, statusUser: options.statusUser, statusPassword: options.statusPassword, nats: options.nats, natsAuth: options.natsAuth },
         () => router.registry.registrations(Date.now()),
         log,
       );

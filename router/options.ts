@@ -1,4 +1,5 @@
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_SESSION_COOKIES, parseCookieNames } from './proxy/sticky';
 import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
 
@@ -9,7 +10,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'host', kind: 'string', help: 'address to listen on for app traffic', defaultText: '0.0.0.0' },
   { name: 'status-port', kind: 'number', min: 0, max: 65535, help: 'port for /health, /varz, /routes', defaultText: '8081' },
   { name: 'status-host', kind: 'string', help: 'address of the status port', defaultText: '0.0.0.0' },
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...NATS_FLAGS,
   { name: 'status-user', kind: 'string', help: 'basic-auth user for /varz and /routes', defaultText: 'generated' },
   { name: 'status-password', kind: 'string', secret: true, help: 'basic-auth password for /varz and /routes', defaultText: 'generated, logged once' },
   { name: 'access-log', kind: 'string', help: 'file to append one line per request to (reopened on SIGHUP)' },
@@ -40,6 +41,7 @@ export interface RouterOptions {
   statusPort: number;
   statusHost: string;
   nats: string;
+  natsAuth: NatsAuth | undefined;
   statusUser: string;
   statusPassword: string;
   statusCredentialsGenerated: boolean;
@@ -78,7 +80,8 @@ export function parseRouterOptions(
   env: NodeJS.ProcessEnv = process.env,
   generateSecret: () => string,
 ): RouterOptions & { help: boolean } {
-  const { values, positionals } = parseFlags(argv, ROUTER_FLAGS, ENV_PREFIX, env);
+  const parsed = parseFlags(argv, ROUTER_FLAGS, ENV_PREFIX, env);
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
@@ -90,7 +93,7 @@ export function parseRouterOptions(
     host: str('host', '0.0.0.0'),
     statusPort: num('status-port', 8081),
     statusHost: str('status-host', '0.0.0.0'),
-    nats: str('nats', 'nats://127.0.0.1:4222'),
+    ...natsTarget(parsed, env),
     statusUser: user ?? 'router-status',
     statusPassword: password ?? generateSecret(),
     statusCredentialsGenerated: password === undefined,

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { RouterRegister } from '../bus/messages';
 import type { Logger } from '../bus/log';
 import type { ThreadFigures } from './router';
+import type { NatsAuth } from '../bus/nats-options';
 
 // `--threads N`: the first thread (main.ts) runs a full router; N-1 worker
 // threads (worker.ts) each run another on the same port. The kernel spreads
@@ -36,6 +37,9 @@ export interface WorkerData {
   /** Same credentials on every thread, so component messages agree. */
   statusUser: string;
   statusPassword: string;
+  /** Read once by the first thread: the environment that held them is cleared by then. */
+  nats: string;
+  natsAuth: NatsAuth | undefined;
 }
 
 export const FIGURES_INTERVAL_MS = 1000;

@@ -18,6 +18,8 @@ async function runWorker(port: NonNullable<typeof parentPort>, data: WorkerData)
     port: data.port,
     statusUser: data.statusUser,
     statusPassword: data.statusPassword,
+    nats: data.nats,
+    natsAuth: data.natsAuth,
     // Routes were collected while the first thread waited; this one collects its own meanwhile.
     startDelayMs: 0,
   };

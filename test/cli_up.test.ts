@@ -5,12 +5,14 @@
 // are checked too.
 
 import t from 'tap';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectBus } from '../bus/connection';
+import { silentLogger } from '../bus/log';
 import { eventually, freePort, isAlive } from './harness';
-import { finish, spawnSkiff, tempHome } from './cli_harness';
+import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
 import { descendants } from './platform_harness';
 
 const HAS_CONTROLLER = existsSync(join(__dirname, '..', 'dist', 'control', 'controller', 'main.js'));
@@ -77,7 +79,39 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
 
   if (HAS_DEA) await eventually(() => first.output().err.includes('DEA listening'), 'the DEA is ready', 20_000);
   const children = descendants(first.child.pid!);
+
+  // The bus: no anonymous access, a user per role, secrets in 0600 files and on no command line.
+  const natsDir = join(dataDir, 'nats');
+  t.equal(statSync(natsDir).mode & 0o777, 0o700, 'nats/ is 0700');
+  const secrets = readdirSync(natsDir).filter((name) => name.endsWith('.json') || name.endsWith('.conf'));
+  t.same(secrets.sort(), ['controller.json', 'dea.json', 'health.json', 'nats-server.conf', 'operator.json', 'router.json', 'stager.json']);
+  for (const name of secrets) t.equal(statSync(join(natsDir, name)).mode & 0o777, 0o600, `${name} is 0600`);
+  const natsUrl = `nats://127.0.0.1:${first.ports.nats}`;
+  await t.rejects(connectBus({ servers: natsUrl, name: 'anonymous', logger: silentLogger }), /refused an anonymous connection/);
+  const operator = JSON.parse(readFileSync(join(natsDir, 'operator.json'), 'utf8'));
+  t.same(operator.servers, [natsUrl]);
+  const asOperator = await connectBus({ servers: natsUrl, name: 'operator', logger: silentLogger, auth: { user: operator.user, pass: operator.pass, origin: 'operator.json' } });
+  t.ok(asOperator.isConnected(), 'operator.json connects');
+  await asOperator.close();
+  const passwords = secrets.filter((name) => name.endsWith('.json')).map((name) => JSON.parse(readFileSync(join(natsDir, name), 'utf8')).pass as string);
+  const commandLines = children.map((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return '';
+    }
+  });
+  t.ok(commandLines.some((line) => line.includes('nats-server')), 'the command lines were read');
+  t.notOk(commandLines.some((line) => passwords.some((password) => line.includes(password))), 'no NATS password on any command line');
+  t.notMatch(first.output().err, /status credentials generated/, 'the router\'s status password is kept in router-status.json, never logged');
+  t.equal(statSync(join(dataDir, 'router-status.json')).mode & 0o777, 0o600);
   t.ok(children.length >= 2, 'nats-server and the router run as children');
+  if (HAS_CONTROLLER) {
+    // The admin changes the first password: admin.json keeps the old one.
+    const adminPassword = JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')).password as string;
+    const changed = await skiff(['passwd', '--old', adminPassword, '--new', 'a-new-admin-password-1'], home);
+    t.equal(changed.code, 0, changed.stderr);
+  }
   first.child.kill('SIGTERM');
   const run = await first.done;
   t.equal(run.code, 0, 'exits 0 on SIGTERM');
@@ -94,7 +128,12 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
     chmodSync(join(dataDir, 'nats-server.log'), 0o644);
     const second = await startUp(t, dataDir, home);
     await eventually(() => second.output().out.includes('router: '), 'the router line again', 30_000);
+    const again = readdirSync(natsDir).filter((name) => name.endsWith('.json')).map((name) => JSON.parse(readFileSync(join(natsDir, name), 'utf8')).pass as string);
+    t.same(again, passwords, 'the NATS passwords are kept across starts');
     t.notMatch(second.output().out, /^login:/m, 'a second start keeps the admin and prints no login line');
+    await eventually(() => second.output().out.includes('api: '), 'the api line again', 30_000);
+    t.notMatch(second.output().err, /could not log the local CLI in/, 'the CLI\'s working token is kept: no login with admin.json\'s old password (it would count towards the lockout)');
+    t.equal((await skiff(['apps'], home)).code, 0, 'the CLI still works');
     t.equal(modeOf(dataDir), '711', 'a data dir from before is made traverse-only');
     t.equal(modeOf(join(dataDir, 'nats-server.log')), '600', 'and its nats-server.log private');
     second.child.kill('SIGINT');
@@ -107,4 +146,7 @@ t.test('skiff up refuses bad flags with one line', async (t) => {
   const run = await finish(spawnSkiff(['up', '--api-port', 'x'], home));
   t.equal(run.code, 2);
   t.equal(run.stderr, 'skiff up: --api-port must be a number, got "x"\n');
+  const uids = await finish(spawnSkiff(['up', '--app-uids', '0-100'], home));
+  t.equal(uids.code, 2);
+  t.equal(uids.stderr, 'skiff up: --app-uids must be FIRST-LAST with 1000 <= FIRST <= LAST <= 2147483646, got 0-100\n');
 });

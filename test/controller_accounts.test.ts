@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { createHmac } from 'node:crypto';
-import { Buckets, TOKEN_SECRET_KEY } from '../control/controller/store';
+import { Buckets, emailKey, TOKEN_SECRET_KEY } from '../control/controller/store';
 import { ADMIN, startController, testBus, type ApiClient } from './controller_harness';
 import { startNats } from './harness';
 
@@ -54,6 +54,17 @@ t.test('accounts', async (t) => {
     ann.password = 'ann-password-2';
   });
 
+  await t.test('a deleted user\'s tokens do not come back when the email is registered again', async (t) => {
+    const eve = { email: 'eve@example.com', password: 'eve-password-1' };
+    t.equal((await api.post('/users', eve)).status, 201);
+    const oldToken = await api.login(eve.email, eve.password);
+    t.equal((await api.get('/apps', { token: oldToken })).status, 200);
+    t.equal((await api.delete(`/users/${encodeURIComponent(eve.email)}`)).status, 204);
+    t.equal((await api.post('/users', { ...eve, password: 'another-person-1' })).status, 201, 'someone else gets the email');
+    t.equal((await api.get('/apps', { token: oldToken })).status, 401, 'the first owner\'s token is refused');
+    t.equal((await api.get('/apps', { token: await api.login(eve.email, 'another-person-1') })).status, 200);
+  });
+
   await t.test('an admin sets another user\'s password without the old one; a user may not', async (t) => {
     const { ann, bob } = users;
     const bobToken = await api.login(bob.email, bob.password);
@@ -83,12 +94,17 @@ t.test('accounts', async (t) => {
 
   await t.test('tokens issued before a change are refused on every controller; a new login works', async (t) => {
     const { cat } = users;
+    // A user record of the time before generations (no token_generation), with a
+    // token of that time ({email, exp}, no "gen"): generation 0.
+    const bus = await testBus(t, nats);
+    const usersKv = await bus.nats.jetstream().views.kv(Buckets.users);
+    const record = JSON.parse(new TextDecoder().decode((await usersKv.get(emailKey(cat.email)))!.value));
+    delete record.token_generation;
+    await usersKv.put(emailKey(cat.email), new TextEncoder().encode(JSON.stringify(record)));
+
     const before = await api.login(cat.email, cat.password);
     const alsoBefore = await second.api.login(cat.email, cat.password);
     t.equal((await second.api.get('/apps', { token: before })).status, 200, 'a token from one controller works on the other');
-
-    // A token of the shape issued before generations existed ({email, exp}, no "gen"): generation 0.
-    const bus = await testBus(t, nats);
     const meta = await bus.nats.jetstream().views.kv(Buckets.meta);
     const secret = Buffer.from(new TextDecoder().decode((await meta.get(TOKEN_SECRET_KEY))!.value), 'base64');
     const payload = Buffer.from(JSON.stringify({ email: cat.email, exp: Math.floor(Date.now() / 1000) + 600 })).toString('base64url');

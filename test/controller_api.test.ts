@@ -5,7 +5,7 @@ import t from 'tap';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { signToken } from '../control/controller/auth';
-import { Buckets, TOKEN_SECRET_KEY } from '../control/controller/store';
+import { Buckets, emailKey, TOKEN_SECRET_KEY } from '../control/controller/store';
 import { ADMIN, startController, testBus } from './controller_harness';
 import { eventually, startNats } from './harness';
 
@@ -49,7 +49,10 @@ t.test('controller REST API', async (t) => {
     const res = await api.get('/apps', { token: expired });
     t.equal(res.status, 401);
     t.match(res.json().description, /expired/);
-    t.equal((await api.get('/apps', { token: signToken(secret, ADMIN.email, Date.now() / 1000, 60).token })).status, 200, 'a fresh one with the same secret works');
+    const users = await bus.nats.jetstream().views.kv(Buckets.users);
+    const generation = JSON.parse(new TextDecoder().decode((await users.get(emailKey(ADMIN.email)))!.value)).token_generation as number;
+    const fresh = signToken(secret, ADMIN.email, Date.now() / 1000, 60, generation).token;
+    t.equal((await api.get('/apps', { token: fresh })).status, 200, 'a fresh one with the same secret (and the user\'s token generation) works');
     t.notMatch(controller.log(), ADMIN.password, 'the password never reaches the log');
   });
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import t from 'tap';
 import type { Bus } from '../bus/connection';
+import { DEFAULT_APP_UIDS, inRange } from '../bus/uids';
 import { AppUids } from '../control/controller/uids';
 import { ADMIN, fakeDea, fakeStager, startController, testBus } from './controller_harness';
 import { eventually, startNats } from './harness';
@@ -54,8 +55,10 @@ t.test('each app its own uid: taken at create, sent to DEAs, freed at delete', a
   const b = await create('beta');
   const uidA = (await record(bus, a)).uid;
   const uidB = (await record(bus, b)).uid;
-  t.equal(uidA, FIRST, 'the first app gets the first uid of the range');
-  t.equal(uidB, FIRST + 1, 'the second app the next one');
+  // A fresh platform starts at a random place of the range; from there, in order, round the range.
+  const at = (step: number): number => FIRST + ((uidA - FIRST + step) % 5);
+  t.ok(uidA >= FIRST && uidA <= FIRST + 4, 'the first app gets a uid of the range');
+  t.equal(uidB, at(1), 'the second app the next one');
   t.equal(await holder(bus, uidA), a, 'skiff_app_uids: uid.<n> names the app holding it');
   t.equal(await holder(bus, uidB), b);
 
@@ -71,7 +74,7 @@ t.test('each app its own uid: taken at create, sent to DEAs, freed at delete', a
     t.equal(await holder(bus, uidB), undefined, 'uid.<beta\'s uid> is gone from skiff_app_uids');
     t.equal(await holder(bus, uidA), a, 'alpha keeps its uid');
     const c = await create('gamma');
-    t.equal((await record(bus, c)).uid, FIRST + 2, 'the next app gets a fresh uid, not the one just freed');
+    t.equal((await record(bus, c)).uid, at(2), 'the next app gets a fresh uid, not the one just freed');
   });
 
   await t.test('an app from before uids gets one when it is placed, kept in its record', async (t) => {
@@ -87,23 +90,23 @@ t.test('each app its own uid: taken at create, sent to DEAs, freed at delete', a
     t.equal((await api.put('/apps/old', { state: 'STARTED' })).status, 200);
     await eventually(() => dea.starts.some((s) => s.droplet === old), 'old placed');
     const uid = dea.starts.find((s) => s.droplet === old).uid;
-    t.equal(uid, FIRST + 4, 'a uid from the cursor on');
+    t.equal(uid, at(4), 'a uid from the cursor on');
     t.equal((await record(bus, old)).uid, uid, 'kept in the app record');
     t.equal(await holder(bus, uid), old, 'and held in skiff_app_uids');
     t.match(controller.log(), /app given its uid/);
   });
 
   await t.test('the range goes round past the held uids, and a full range is a clear 503', async (t) => {
-    // Held: FIRST (alpha), FIRST+2 (gamma), FIRST+4 (old). Free: FIRST+1 and FIRST+3.
+    // Held: at(0) (alpha), at(2) (gamma), at(4) (old). Free: at(1) and at(3).
     const d = await create('delta');
     const e = await create('epsilon');
-    t.same([(await record(bus, d)).uid, (await record(bus, e)).uid], [FIRST + 1, FIRST + 3], 'the free ones, in cursor order');
+    t.same([(await record(bus, d)).uid, (await record(bus, e)).uid], [at(1), at(3)], 'the free ones, in cursor order');
     const full = await api.post('/apps', { name: 'zeta' });
     t.equal(full.status, 503);
     t.match(full.json().description, /no free app uid/);
     t.equal((await api.get('/apps/zeta')).status, 404, 'no app without a uid');
     t.equal((await api.delete('/apps/delta')).status, 204);
-    t.equal(await holder(bus, FIRST + 1), undefined);
+    t.equal(await holder(bus, at(1)), undefined);
     t.equal((await api.post('/apps', { name: 'zeta' })).status, 201, 'a freed uid serves once the range has gone round');
   });
 });
@@ -122,4 +125,15 @@ t.test('two controllers allocating at once never share a uid', async (t) => {
   t.equal(await one.holder(uids[0]!), 'app-0', 'only the holder frees a uid');
   await two.free(uids[0]!, 'app-0');
   t.equal(await one.holder(uids[0]!), undefined, 'freed by its holder');
+});
+
+t.test('two platforms on one host, with the same range, start handing out uids at different places', async (t) => {
+  const firsts: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const nats = await startNats(t);
+    const bus = await testBus(t, nats);
+    firsts.push(await (await AppUids.open(bus, DEFAULT_APP_UIDS)).allocate(`app-${i}`));
+  }
+  t.ok(firsts.every((uid) => inRange(DEFAULT_APP_UIDS, uid)));
+  t.not(firsts[0], firsts[1], `first uids ${firsts.join(' and ')} (the same one would come up once in 100000 runs)`);
 });

@@ -11,11 +11,9 @@ import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { putSetting } from '../bus/config';
-import { connectBus } from '../bus/connection';
-import { silentLogger } from '../bus/log';
 import { finish, spawnSkiff, tempHome } from './cli_harness';
 import { eventually, sleep } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
 
 const HELLO = join(__dirname, '..', 'examples', 'hello-node');
 /** skiff up's DEA takes ports from its default range. */
@@ -54,8 +52,8 @@ function get(port: number, host: string): Promise<number> {
 }
 
 /** A long-running `skiff` process whose output (stdout and stderr) is kept and whose tree is ended at teardown. */
-function started(t: tap.Test, args: string[], home: string, limitMs: number): { pid: number; out: () => string; kill: (signal: NodeJS.Signals) => void } {
-  const tree = startSkiffTree(t, args, home, limitMs);
+function started(t: tap.Test, args: string[], home: string, limitMs: number, env: NodeJS.ProcessEnv = {}): { pid: number; out: () => string; kill: (signal: NodeJS.Signals) => void } {
+  const tree = startSkiffTree(t, args, home, limitMs, env);
   return { pid: tree.pid, out: () => tree.out() + tree.err(), kill: tree.kill };
 }
 
@@ -84,8 +82,7 @@ t.test('failures: a killed instance, a killed DEA, a crash loop, and looking int
   await eventually(() => /^router: http/m.test(platform.out()), 'skiff up to print its router line', 60_000);
   if (process.env.E2E_FAILURES_LOGS) t.teardown(() => writeFileSync(join(process.env.E2E_FAILURES_LOGS!, 'up.log'), platform.out()));
 
-  const bus = await connectBus({ servers: natsUrl, name: 'e2e-failures', logger: silentLogger });
-  t.teardown(() => bus.close());
+  const bus = await platformBus(t, dataDir, 'e2e-failures');
   for (const [key, value] of Object.entries(HEALTH_SETTINGS)) await putSetting(bus, `health.${key}`, value);
   const deas = new Set<string>();
   const advertised = bus.subscribe('dea.advertise', (msg) => deas.add((JSON.parse(Buffer.from(msg.data).toString()) as { id: string }).id));
@@ -98,6 +95,8 @@ t.test('failures: a killed instance, a killed DEA, a crash loop, and looking int
     ['dea', '--nats', natsUrl, '--data-dir', secondDeaDir, '--index', '1', '--port-range', `${secondDeaPorts.first}-${secondDeaPorts.last}`],
     home,
     240_000,
+    // A DEA joining the platform connects as its NATS user.
+    { SKIFF_NATS_CREDENTIALS: platformCredentials(dataDir, 'dea') },
   );
   if (process.env.E2E_FAILURES_LOGS) t.teardown(() => writeFileSync(join(process.env.E2E_FAILURES_LOGS!, 'dea1.log'), secondDea.out()));
   await eventually(() => deas.size >= 2, 'both DEAs to advertise', 30_000);

@@ -5,6 +5,9 @@
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connectBus, type Bus } from '../bus/connection';
+import { silentLogger } from '../bus/log';
+import type { NatsRole } from '../bus/permissions';
 import { finish, spawnSkiff } from './cli_harness';
 import { freePort, isAlive, type TeardownHost } from './harness';
 
@@ -71,8 +74,8 @@ export interface SkiffTree {
 }
 
 /** A long-running `skiff` process; at teardown it is stopped and anything of its tree still alive is killed. */
-export function startSkiffTree(t: TeardownHost, args: string[], home: string, limitMs: number): SkiffTree {
-  const child = spawnSkiff(args, home);
+export function startSkiffTree(t: TeardownHost, args: string[], home: string, limitMs: number, extraEnv: NodeJS.ProcessEnv = {}): SkiffTree {
+  const child = spawnSkiff(args, home, extraEnv);
   const done = finish(child, limitMs);
   let out = '';
   let err = '';
@@ -95,4 +98,18 @@ export function startSkiffTree(t: TeardownHost, args: string[], home: string, li
     for (const pid of seen) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   });
   return { pid: child.pid!, out: () => out, err: () => err, stop, kill: (signal) => child.kill(signal), seen };
+}
+
+/** The NATS credentials `skiff up` wrote for a role (or the operator) of the platform in dataDir. */
+export function platformCredentials(dataDir: string, user: NatsRole | 'operator'): string {
+  return join(dataDir, 'nats', `${user}.json`);
+}
+
+/** A bus client of the platform in dataDir, as its operator (NATS is never anonymous under `skiff up`). */
+export async function platformBus(t: TeardownHost, dataDir: string, name: string): Promise<Bus> {
+  const file = platformCredentials(dataDir, 'operator');
+  const { servers, user, pass } = JSON.parse(readFileSync(file, 'utf8')) as { servers: string[]; user: string; pass: string };
+  const bus = await connectBus({ servers, name, logger: silentLogger, auth: { user, pass, origin: file } });
+  t.teardown(() => bus.close());
+  return bus;
 }

@@ -164,6 +164,20 @@ t.test('one parseable line per request, every field right', async (t) => {
     t.match(line.raw, / "-" "curl|"http:\/\/ref/, 'raw line has quoted fields');
   });
 
+  await t.test('a client\'s X-Request-Start never moves the router\'s own figures', async (t) => {
+    // A client claiming its request started an hour ago (or in 1970) must not
+    // turn up as an hour of latency in the access log or /varz.
+    for (const [path, claimed] of [['/forged-hour', String(Date.now() - 3_600_000)], ['/forged-1970', '1']] as const) {
+      const reply = await get({ port: router.port, host: 'shop.localhost', path, headers: { 'x-request-start': claimed } });
+      t.equal(reply.status, 200);
+      const line = await lineFor(logPath, path);
+      t.ok(line.responseTime < 2, `${path}: response_time ${line.responseTime} is the router's own measure`);
+      t.ok(line.gorouterTime < 0.1, `${path}: gorouter_time ${line.gorouterTime}`);
+    }
+    const varz = await router.varz();
+    t.ok(varz.latency_ms.max < 2000, `the latency histogram's max (${varz.latency_ms.max} ms) holds no forged hour`);
+  });
+
   await t.test('a POST: request body bytes received', async (t) => {
     const body = Buffer.alloc(5000, 'b');
     const reply = await get({ port: router.port, host: 'shop.localhost', path: '/upload', method: 'POST', body });

@@ -10,7 +10,7 @@
 
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openKv } from '../../bus/jetstream';
+import { openKv, isLive, isRevisionConflict } from '../../bus/jetstream';
 import { Buckets, ConflictError, emailKey } from './store';
 
 export interface LockoutLimits {
@@ -38,10 +38,6 @@ const CAS_ATTEMPTS = 20;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function live(entry: KvEntry | null): entry is KvEntry {
-  return entry !== null && entry.operation === 'PUT';
-}
-
 export class LoginLockout {
   private constructor(
     private readonly kv: KV,
@@ -59,7 +55,7 @@ export class LoginLockout {
   /** Whether logins of `email` (normalized) are refused now, and for how long still. */
   async check(email: string): Promise<LockState> {
     const entry = await this.kv.get(emailKey(email));
-    return live(entry) ? this.state(parse(entry), this.now()) : { locked: false };
+    return isLive(entry) ? this.state(parse(entry), this.now()) : { locked: false };
   }
 
   /** Counts a failed login; the state after it (locked when it was the last one allowed). */
@@ -68,7 +64,7 @@ export class LoginLockout {
     const windowMs = this.limits.windowSeconds * 1000;
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(key);
-      const before = live(entry) ? parse(entry) : undefined;
+      const before = isLive(entry) ? parse(entry) : undefined;
       const now = this.now();
       if (before !== undefined) {
         const state = this.state(before, now);
@@ -84,7 +80,7 @@ export class LoginLockout {
         else await this.kv.create(key, value);
         return this.state(after, now);
       } catch (err) {
-        if (!/wrong last sequence|key exists/i.test(err instanceof Error ? err.message : String(err))) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
     throw new ConflictError('too many concurrent logins of this email, try again');
@@ -93,7 +89,7 @@ export class LoginLockout {
   /** A successful login (or a new password): the failures so far no longer count. */
   async cleared(email: string): Promise<void> {
     const key = emailKey(email);
-    if (live(await this.kv.get(key))) await this.kv.delete(key);
+    if (isLive(await this.kv.get(key))) await this.kv.delete(key);
   }
 
   private state(record: LoginRecord, now: number): LockState {

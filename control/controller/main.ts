@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
   // The admin password has done its job once read: keep it out of anything this process spawns or dumps.
   delete process.env.SKIFF_ADMIN_PASSWORD;
 
-  const bus = await connectBus({ servers: options.nats, name: 'skiff-controller', logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-controller', logger: log, waitForServer: true });
   const controller = new Controller(options, bus, log);
   try {
     await controller.start();

@@ -1,4 +1,5 @@
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_CONTROLLER';
@@ -6,7 +7,7 @@ export const ENV_PREFIX = 'SKIFF_CONTROLLER';
 export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port of the REST API', defaultText: '9022' },
   { name: 'host', kind: 'string', help: 'address to listen on, also the address registered with the routers', defaultText: '127.0.0.1' },
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...NATS_FLAGS,
   { name: 'domain', kind: 'string', help: 'apps get <name>.<domain>; the API registers as api.<domain>', defaultText: 'localhost' },
   { name: 'router-url', kind: 'string', help: 'where apps are reached, reported in /info for `skiff push` to print', defaultText: 'http://<domain>:8080' },
   { name: 'max-upload-mb', kind: 'number', min: 1, max: 16384, help: 'largest app package accepted (MiB)', defaultText: '512' },
@@ -24,6 +25,7 @@ export interface ControllerOptions {
   port: number;
   host: string;
   nats: string;
+  natsAuth: NatsAuth | undefined;
   domain: string;
   /** Where apps are reached (`http://<domain>:<router port>`), reported in /info. */
   routerUrl: string;
@@ -44,7 +46,8 @@ const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a
 const QUEUE = /^[A-Za-z0-9_-]+$/;
 
 export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerOptions & { help: boolean } {
-  const { values, sources, positionals } = parseFlags(argv, CONTROLLER_FLAGS, ENV_PREFIX, env);
+  const parsed = parseFlags(argv, CONTROLLER_FLAGS, ENV_PREFIX, env);
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const str = (name: string, fallback: string): string => (values[name] as string | undefined) ?? fallback;
@@ -63,7 +66,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     help: values.help === true,
     port: num('port', 9022),
     host: str('host', '127.0.0.1'),
-    nats: str('nats', 'nats://127.0.0.1:4222'),
+    ...natsTarget(parsed, env),
     domain,
     routerUrl,
     maxUploadBytes: num('max-upload-mb', 512) * 1024 * 1024,

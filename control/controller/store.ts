@@ -5,12 +5,12 @@
 // (`update` with the expected revision, retried), so concurrent controllers
 // never lose each other's writes.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, ObjectStores } from '../../bus/platform';
 import type { PasswordHash } from './auth';
-import { openKv, openObjectStore } from '../../bus/jetstream';
+import { openKv, openObjectStore, isLive, isRevisionConflict } from '../../bus/jetstream';
 
 export const Buckets = {
   users: 'skiff_users',
@@ -114,10 +114,6 @@ export function emailKey(email: string): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function live(entry: KvEntry | null): entry is KvEntry {
-  return entry !== null && entry.operation === 'PUT';
-}
-
 function parse<T>(entry: KvEntry): T {
   return JSON.parse(decoder.decode(entry.value)) as T;
 }
@@ -168,14 +164,14 @@ export class Store {
   /** The HMAC secret for tokens, created by whichever controller comes first. */
   async tokenSecret(): Promise<Buffer> {
     const existing = await this.meta.get(TOKEN_SECRET_KEY);
-    if (live(existing)) return Buffer.from(decoder.decode(existing.value), 'base64');
+    if (isLive(existing)) return Buffer.from(decoder.decode(existing.value), 'base64');
     try {
       await this.meta.create(TOKEN_SECRET_KEY, encoder.encode(randomBytes(32).toString('base64')));
     } catch {
       // Another controller created it first: use theirs.
     }
     const entry = await this.meta.get(TOKEN_SECRET_KEY);
-    if (!live(entry)) throw new Error('token secret missing from the KV store');
+    if (!isLive(entry)) throw new Error('token secret missing from the KV store');
     return Buffer.from(decoder.decode(entry.value), 'base64');
   }
 
@@ -188,7 +184,7 @@ export class Store {
     const value = encode({ holder, until: now + ttlMs });
     const entry = await this.meta.get(key);
     try {
-      if (!live(entry)) {
+      if (!isLive(entry)) {
         await this.meta.create(key, value);
         return true;
       }
@@ -197,7 +193,7 @@ export class Store {
       await this.meta.update(key, value, entry.revision);
       return true;
     } catch (err) {
-      if (isWrongRevision(err)) return false;
+      if (isRevisionConflict(err)) return false;
       throw err;
     }
   }
@@ -206,11 +202,11 @@ export class Store {
   async releaseLease(name: string, holder: string): Promise<void> {
     const key = `lease.${name}`;
     const entry = await this.meta.get(key);
-    if (!live(entry) || parse<{ holder: string }>(entry).holder !== holder) return;
+    if (!isLive(entry) || parse<{ holder: string }>(entry).holder !== holder) return;
     try {
       await this.meta.delete(key, { previousSeq: entry.revision });
     } catch (err) {
-      if (!isWrongRevision(err)) throw err;
+      if (!isRevisionConflict(err)) throw err;
     }
   }
 
@@ -218,17 +214,20 @@ export class Store {
 
   async getUser(email: string): Promise<UserRecord | undefined> {
     const entry = await this.users.get(emailKey(email));
-    return live(entry) ? parse<UserRecord>(entry) : undefined;
+    return isLive(entry) ? parse<UserRecord>(entry) : undefined;
   }
 
   async listUsers(): Promise<UserRecord[]> {
     return this.all<UserRecord>(this.users);
   }
 
-  /** False when the email is taken. */
+  /**
+   * False when the email is taken. A new user's token generation starts at
+   * random: tokens of a deleted user of the same email must not come back.
+   */
   async createUser(user: UserRecord): Promise<boolean> {
     try {
-      await this.users.create(emailKey(user.email), encode(user));
+      await this.users.create(emailKey(user.email), encode({ ...user, token_generation: user.token_generation ?? randomInt(1, 2 ** 31) }));
       return true;
     } catch (err) {
       if (await this.getUser(user.email)) return false;
@@ -245,13 +244,13 @@ export class Store {
     const key = emailKey(email);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.users.get(key);
-      if (!live(entry)) return undefined;
+      if (!isLive(entry)) return undefined;
       const after = change(parse<UserRecord>(entry));
       try {
         await this.users.update(key, encode(after), entry.revision);
         return after;
       } catch (err) {
-        if (!isWrongRevision(err)) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
     throw new ConflictError(`user ${email}: too many concurrent changes, try again`);
@@ -279,12 +278,12 @@ export class Store {
 
   async getApp(id: string): Promise<AppRecord | undefined> {
     const entry = await this.apps.get(id);
-    return live(entry) ? parse<AppRecord>(entry) : undefined;
+    return isLive(entry) ? parse<AppRecord>(entry) : undefined;
   }
 
   async getAppByName(name: string): Promise<AppRecord | undefined> {
     const entry = await this.appNames.get(name);
-    if (!live(entry)) return undefined;
+    if (!isLive(entry)) return undefined;
     return this.getApp(decoder.decode(entry.value));
   }
 
@@ -297,7 +296,7 @@ export class Store {
     try {
       await this.appNames.create(app.name, encoder.encode(app.id));
     } catch (err) {
-      if (live(await this.appNames.get(app.name))) return false;
+      if (isLive(await this.appNames.get(app.name))) return false;
       throw err;
     }
     try {
@@ -318,7 +317,7 @@ export class Store {
   async updateApp(id: string, change: (app: AppRecord) => AppRecord | undefined): Promise<{ before: AppRecord; after: AppRecord } | undefined> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.apps.get(id);
-      if (!live(entry)) return undefined;
+      if (!isLive(entry)) return undefined;
       const before = parse<AppRecord>(entry);
       const after = change(structuredClone(before));
       if (after === undefined) return { before, after: before };
@@ -326,7 +325,7 @@ export class Store {
         await this.apps.update(id, encode(after), entry.revision);
         return { before, after };
       } catch (err) {
-        if (!isWrongRevision(err)) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
     throw new ConflictError(`app ${id}: too many concurrent changes, try again`);
@@ -336,7 +335,7 @@ export class Store {
     await this.apps.delete(app.id);
     const name = await this.appNames.get(app.name);
     // Only our own reservation: the name may have been taken anew meanwhile.
-    if (live(name) && decoder.decode(name.value) === app.id) await this.appNames.delete(app.name);
+    if (isLive(name) && decoder.decode(name.value) === app.id) await this.appNames.delete(app.name);
     await this.crashLog.delete(app.id);
     await this.stagingLogs.delete(app.id);
     for (const key of await this.eventKeys(app.id)) await this.eventLog.purge(key);
@@ -354,7 +353,7 @@ export class Store {
   async events(appId: string): Promise<AppEvent[]> {
     const keys = (await this.eventKeys(appId)).sort().slice(-MAX_EVENTS);
     const entries = await Promise.all(keys.map((key) => this.eventLog.get(key)));
-    return entries.filter(live).map((entry) => parse<AppEvent>(entry));
+    return entries.filter(isLive).map((entry) => parse<AppEvent>(entry));
   }
 
   private async eventKeys(appId: string): Promise<string[]> {
@@ -368,16 +367,16 @@ export class Store {
   async addCrash(appId: string, crash: CrashRecord): Promise<void> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.crashLog.get(appId);
-      const list = live(entry) ? parse<CrashRecord[]>(entry) : [];
+      const list = isLive(entry) ? parse<CrashRecord[]>(entry) : [];
       if (list.some((c) => c.instance === crash.instance && c.since === crash.since)) return;
       list.push(crash);
       const kept = list.slice(-MAX_CRASHES);
       try {
-        if (live(entry)) await this.crashLog.update(appId, encode(kept), entry.revision);
+        if (isLive(entry)) await this.crashLog.update(appId, encode(kept), entry.revision);
         else await this.crashLog.create(appId, encode(kept));
         return;
       } catch (err) {
-        if (!isWrongRevision(err)) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
     throw new ConflictError(`crashes of ${appId}: too many concurrent changes`);
@@ -385,7 +384,7 @@ export class Store {
 
   async crashes(appId: string): Promise<CrashRecord[]> {
     const entry = await this.crashLog.get(appId);
-    return live(entry) ? parse<CrashRecord[]>(entry) : [];
+    return isLive(entry) ? parse<CrashRecord[]>(entry) : [];
   }
 
   // ---- staging logs ----
@@ -397,19 +396,14 @@ export class Store {
 
   async stagingLog(appId: string): Promise<string> {
     const entry = await this.stagingLogs.get(appId);
-    return live(entry) ? decoder.decode(entry.value) : '';
+    return isLive(entry) ? decoder.decode(entry.value) : '';
   }
 
   private async all<T>(kv: KV): Promise<T[]> {
     const keys: string[] = [];
     for await (const key of await kv.keys()) keys.push(key);
     const entries = await Promise.all(keys.map((key) => kv.get(key)));
-    return entries.filter(live).map((entry) => parse<T>(entry));
+    return entries.filter(isLive).map((entry) => parse<T>(entry));
   }
 }
 
-function isWrongRevision(err: unknown): boolean {
-  const text = err instanceof Error ? err.message : String(err);
-  // create(): "wrong last sequence" / "key exists"; update(): "wrong last sequence".
-  return /wrong last sequence|key exists/i.test(text);
-}

@@ -4,15 +4,16 @@
 // - `uid.<n>`: taken by the app whose id is the value ({"app","since"}).
 //   Taken with kv.create, which fails when the key is live, so two
 //   controllers side by side never hand out one uid twice.
-// - `cursor`: a sequence that only moves forward (compare-and-set); the next
-//   candidate is `first + cursor mod size`. A freed uid is therefore handed
+// - `cursor`: a sequence that only moves forward (compare-and-set), from a
+//   random start; the next candidate is `first + cursor mod size`. A freed uid is therefore handed
 //   out again only once the whole range has gone round: what its old app
 //   left (a crashed instance's files, kept for an hour on its DEA) must not
 //   fall to a new app soon after a delete.
 
+import { randomInt } from 'node:crypto';
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openKv } from '../../bus/jetstream';
+import { openKv, isLive, isRevisionConflict } from '../../bus/jetstream';
 import { formatRange, type IdRange } from '../../bus/uids';
 import { Buckets } from './store';
 
@@ -31,18 +32,6 @@ export class UidsExhaustedError extends Error {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function live(entry: KvEntry | null): entry is KvEntry {
-  return entry !== null && entry.operation === 'PUT';
-}
-
-/** kv.create on a live key, or an update with a revision that moved on. */
-function isTaken(err: unknown): boolean {
-  const code = (err as { api_error?: { err_code?: number } } | undefined)?.api_error?.err_code;
-  if (code === 10071) return true;
-  const text = err instanceof Error ? err.message : String(err);
-  return /wrong last sequence|key exists/i.test(text);
-}
 
 export class AppUids {
   private constructor(
@@ -88,18 +77,18 @@ export class AppUids {
   async free(uid: number, appId: string): Promise<void> {
     const key = uidKey(uid);
     const entry = await this.kv.get(key);
-    if (!live(entry) || this.holderOf(entry) !== appId) return;
+    if (!isLive(entry) || this.holderOf(entry) !== appId) return;
     try {
       await this.kv.delete(key, { previousSeq: entry.revision });
     } catch (err) {
-      if (!isTaken(err)) throw err;
+      if (!isRevisionConflict(err)) throw err;
     }
   }
 
   /** The app id holding the uid, if any. */
   async holder(uid: number): Promise<string | undefined> {
     const entry = await this.kv.get(uidKey(uid));
-    return live(entry) ? this.holderOf(entry) : undefined;
+    return isLive(entry) ? this.holderOf(entry) : undefined;
   }
 
   private holderOf(entry: KvEntry): string | undefined {
@@ -116,29 +105,31 @@ export class AppUids {
       await this.kv.create(uidKey(uid), value);
       return true;
     } catch (err) {
-      if (isTaken(err)) return false;
+      if (isRevisionConflict(err)) return false;
       throw err;
     }
   }
 
   private async cursor(): Promise<number> {
     const entry = await this.kv.get(CURSOR_KEY);
-    const n = live(entry) ? Number(decoder.decode(entry.value)) : 0;
-    return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+    const n = isLive(entry) ? Number(decoder.decode(entry.value)) : Number.NaN;
+    // A new platform starts at a random place of the range, so two platforms on one host
+    // with the same range rarely hand out the same uids (as the DEA does with ports).
+    return Number.isSafeInteger(n) && n >= 0 ? n : randomInt(0, this.size);
   }
 
   /** Moves the cursor to `to` unless another controller moved it further already. */
   private async advance(to: number): Promise<void> {
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
       const entry = await this.kv.get(CURSOR_KEY);
-      const current = live(entry) ? Number(decoder.decode(entry.value)) : undefined;
+      const current = isLive(entry) ? Number(decoder.decode(entry.value)) : undefined;
       if (current !== undefined && Number.isSafeInteger(current) && current >= to) return;
       try {
-        if (entry === null || !live(entry)) await this.kv.create(CURSOR_KEY, encoder.encode(String(to)));
+        if (entry === null || !isLive(entry)) await this.kv.create(CURSOR_KEY, encoder.encode(String(to)));
         else await this.kv.update(CURSOR_KEY, encoder.encode(String(to)), entry.revision);
         return;
       } catch (err) {
-        if (!isTaken(err)) throw err;
+        if (!isRevisionConflict(err)) throw err;
       }
     }
     // Contended beyond reason: the uid is taken all the same; the next allocation just probes one more key.

@@ -5,19 +5,14 @@
 
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openKv } from '../../bus/jetstream';
+import { openKv, isLive, isRevisionConflict } from '../../bus/jetstream';
+import { HEALTH_BUCKET } from '../../bus/platform';
 
-/** The health manager's own bucket; only health managers use it. */
-export const HEALTH_BUCKET = 'skiff_health';
 const LEASE_KEY = 'lease.analysis';
 
 interface LeaseValue {
   holder: string;
   until: number;
-}
-
-function live(entry: KvEntry | null): entry is KvEntry {
-  return entry !== null && entry.operation === 'PUT';
 }
 
 /** An unreadable lease (hand-edited, truncated) counts as expired rather than stopping every manager. */
@@ -28,10 +23,6 @@ function readLease(entry: KvEntry): Partial<LeaseValue> {
   } catch {
     return {};
   }
-}
-
-function isWrongRevision(err: unknown): boolean {
-  return /wrong last sequence|key exists/i.test(err instanceof Error ? err.message : String(err));
 }
 
 export class Lease {
@@ -51,7 +42,7 @@ export class Lease {
     const value = new TextEncoder().encode(JSON.stringify({ holder: this.holder, until: now + ttlMs } satisfies LeaseValue));
     const entry = await this.kv.get(LEASE_KEY);
     try {
-      if (!live(entry)) {
+      if (!isLive(entry)) {
         await this.kv.create(LEASE_KEY, value);
         return true;
       }
@@ -60,7 +51,7 @@ export class Lease {
       await this.kv.update(LEASE_KEY, value, entry.revision);
       return true;
     } catch (err) {
-      if (isWrongRevision(err)) return false;
+      if (isRevisionConflict(err)) return false;
       throw err;
     }
   }
@@ -68,13 +59,13 @@ export class Lease {
   /** Gives the lease up (a manager stopping), so another need not wait it out. */
   async release(): Promise<void> {
     const entry = await this.kv.get(LEASE_KEY);
-    if (!live(entry)) return;
+    if (!isLive(entry)) return;
     const current = readLease(entry);
     if (current.holder !== this.holder) return;
     try {
       await this.kv.delete(LEASE_KEY, { previousSeq: entry.revision });
     } catch (err) {
-      if (!isWrongRevision(err)) throw err;
+      if (!isRevisionConflict(err)) throw err;
     }
   }
 }

@@ -12,7 +12,7 @@ export async function main(argv: string[]): Promise<number> {
   const options = parseRoleOptions('skiff health', HEALTH_FLAGS, ENV_PREFIX, () => parseHealthOptions(argv, process.env));
   if (typeof options === 'number') return options;
 
-  const bus = await connectBus({ servers: options.nats, name: 'skiff-health', logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-health', logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
   try {
     config = await openComponentConfig(bus, 'health', log);

@@ -1,4 +1,5 @@
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { convertSetting, SETTING_SPECS, type HealthSettings } from './settings';
 
 export const ENV_PREFIX = 'SKIFF_HEALTH';
@@ -9,7 +10,7 @@ function flagName(setting: string): string {
 }
 
 export const HEALTH_FLAGS: readonly FlagSpec[] = [
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...NATS_FLAGS,
   ...SETTING_SPECS.map((spec): FlagSpec => ({
     name: flagName(spec.setting),
     kind: 'number',
@@ -22,12 +23,14 @@ export const HEALTH_FLAGS: readonly FlagSpec[] = [
 export interface HealthOptions {
   help: boolean;
   nats: string;
+  natsAuth: NatsAuth | undefined;
   /** Only the settings given by flag or environment. */
   overrides: Partial<HealthSettings>;
 }
 
 export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): HealthOptions {
-  const { values, positionals } = parseFlags(argv, HEALTH_FLAGS, ENV_PREFIX, env);
+  const parsed = parseFlags(argv, HEALTH_FLAGS, ENV_PREFIX, env);
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const overrides: Partial<HealthSettings> = {};
   for (const spec of SETTING_SPECS) {
@@ -39,7 +42,7 @@ export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = proc
   }
   return {
     help: values.help === true,
-    nats: (values.nats as string | undefined) ?? 'nats://127.0.0.1:4222',
+    ...natsTarget(parsed, env),
     overrides,
   };
 }

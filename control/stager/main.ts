@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`skiff stager: ${error.message}\n`);
     return 1;
   }
-  const bus = await connectBus({ servers: options.nats, name: 'skiff-stager', logger: log, waitForServer: true });
+  const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-stager', logger: log, waitForServer: true });
   const stager = new Stager(bus, {
     workDir,
     limits: { maxBytes: options.maxUnpackedBytes, maxEntries: options.maxFiles },

@@ -1,13 +1,14 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { envName, parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_STAGER_QUEUE } from '../../bus/platform';
 import { DEFAULT_BUILD_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_STAGER';
 
 export const STAGER_FLAGS: readonly FlagSpec[] = [
-  { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'NATS server URL(s), comma-separated', defaultText: 'nats://127.0.0.1:4222' },
+  ...NATS_FLAGS,
   { name: 'queue', kind: 'string', help: 'take jobs from vcap.stager.<queue>', defaultText: DEFAULT_STAGER_QUEUE },
   { name: 'work-dir', kind: 'string', help: 'where jobs unpack and build (one fresh directory per job, removed after)', defaultText: '$TMPDIR/skiff-stager' },
   { name: 'max-jobs', kind: 'number', min: 1, max: 64, help: 'jobs staged at the same time', defaultText: '2' },
@@ -22,6 +23,7 @@ export const STAGER_FLAGS: readonly FlagSpec[] = [
 export interface StagerOptions {
   help: boolean;
   nats: string;
+  natsAuth: NatsAuth | undefined;
   queue: string;
   workDir: string;
   maxJobs: number;
@@ -38,7 +40,8 @@ export interface StagerOptions {
 const MiB = 1024 * 1024;
 
 export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): StagerOptions {
-  const { values, sources, positionals } = parseFlags(argv, STAGER_FLAGS, ENV_PREFIX, env);
+  const parsed = parseFlags(argv, STAGER_FLAGS, ENV_PREFIX, env);
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const num = (name: string, fallback: number): number => (values[name] as number | undefined) ?? fallback;
   const int = (name: string, fallback: number): number => {
@@ -51,7 +54,7 @@ export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = proc
   if (!/^[A-Za-z0-9_-]+$/.test(queue)) throw new UsageError(`--queue must be letters, digits, '-' or '_', got ${JSON.stringify(queue)}`);
   return {
     help: values.help === true,
-    nats: (values.nats as string | undefined) ?? 'nats://127.0.0.1:4222',
+    ...natsTarget(parsed, env),
     queue,
     workDir: (values['work-dir'] as string | undefined) ?? join(tmpdir(), 'skiff-stager'),
     maxJobs: int('max-jobs', 2),

@@ -91,6 +91,8 @@ export interface RouterMetrics {
   msSinceLastRegistryUpdate: number | null;
   upstreamConnections: number;
   natsConnected: boolean;
+  /** Publishes and subscriptions NATS refused (the router's NATS user lacks the permission). */
+  natsPermissionViolations: number;
   draining: boolean;
   websockets: {
     open: number;
@@ -145,6 +147,7 @@ export function renderRouterMetrics(m: RouterMetrics): string {
   );
   p.gauge(`${r}upstream_connections`, 'Open connections to app instances.', m.upstreamConnections);
   p.gauge(`${r}nats_connected`, '1 while connected to NATS.', m.natsConnected ? 1 : 0);
+  p.counter(`${r}nats_permission_violations_total`, 'Publishes and subscriptions NATS refused to the router\'s user.', m.natsPermissionViolations);
   p.gauge(`${r}draining`, '1 while draining (health 503).', m.draining ? 1 : 0);
   if (m.websockets !== null) {
     p.gauge(`${r}websockets_open`, 'WebSockets open now.', m.websockets.open);
