@@ -268,7 +268,7 @@ export const validateRouterRegister = validator((m): RouterRegister => {
     private_instance_index: privateInstanceIndex(m),
     stale_threshold_in_seconds: m.optPositive('stale_threshold_in_seconds'),
     tags: m.optStringMap('tags'),
-    options: options && compact({ loadbalancing: options.optString('loadbalancing') }),
+    options: options && compact({ loadbalancing: options.optString('loadbalancing'), session_affinity: options.optBool('session_affinity') }),
     dea: m.optString('dea'),
     index: m.optInt('index'),
   });
@@ -365,6 +365,7 @@ export const validateDeaStartRequest = validator((m): DeaStartRequest => compact
   droplet_object: m.optString('droplet_object'),
   // Never 0 (root); the DEA checks it against its own --app-uids range.
   uid: m.optInt('uid', 1, 2_147_483_646),
+  session_affinity: m.optBool('session_affinity'),
 }));
 
 function readStopFilters(m: Fields): DeaStop {
@@ -413,9 +414,10 @@ export const validateDeaFindDropletReply = validator((m): DeaFindDropletReply =>
   });
 });
 
-export const validateDeaUpdate = validator((m): DeaUpdate => ({
+export const validateDeaUpdate = validator((m): DeaUpdate => compact({
   droplet: m.id('droplet'),
   uris: m.array('uris', nonEmptyString, { what: 'strings' }),
+  session_affinity: m.optBool('session_affinity'),
 }));
 
 // ---- health manager and controller ----

@@ -483,6 +483,7 @@ export class Dea {
       services: start.services,
       startCommand: start.start_command,
       ...(start.uid !== undefined ? { uid: start.uid } : {}),
+      ...(start.session_affinity === true ? { sessionAffinity: true } : {}),
     };
     const instance = new Instance(spec, this.instanceDir(spec.instanceId), this.ctx, this.events);
     this.instances.set(instance.id, instance);
@@ -562,8 +563,15 @@ export class Dea {
     for (const instance of this.list()) {
       if (instance.spec.appId !== update.droplet || !instance.reservesMemory) continue;
       const running = instance.state === 'RUNNING';
-      if (running) this.unregister(instance);
+      const urisChanged = JSON.stringify(instance.spec.uris) !== JSON.stringify(update.uris);
+      const affinity = update.session_affinity ?? instance.spec.sessionAffinity === true;
+      const affinityChanged = affinity !== (instance.spec.sessionAffinity === true);
+      if (!urisChanged && !affinityChanged) continue;
+      // An option alone needs no unregister: the register message replaces it, and the route never loses the instance.
+      if (running && urisChanged) this.unregister(instance);
       instance.spec.uris = [...update.uris];
+      if (affinity) instance.spec.sessionAffinity = true;
+      else delete instance.spec.sessionAffinity;
       if (running) this.register(instance);
       void this.persist(instance);
     }
@@ -706,6 +714,7 @@ export class Dea {
       private_instance_id: instance.id,
       private_instance_index: String(instance.spec.index),
       tags: { component: this.componentTag },
+      ...(instance.spec.sessionAffinity === true && { options: { session_affinity: true } }),
     };
   }
 

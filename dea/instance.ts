@@ -34,6 +34,8 @@ export interface InstanceSpec {
   startCommand?: string;
   /** The app's own uid from dea.<uuid>.start (gid the same); absent: the DEA's --user. Kept in the run record. */
   uid?: number;
+  /** The app's session_affinity (dea.<uuid>.start, dea.update): its routes pin clients to instances. Kept in the run record. */
+  sessionAffinity?: boolean;
 }
 
 /** What an instance needs from its DEA. */

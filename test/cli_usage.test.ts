@@ -25,6 +25,8 @@ t.test('help lists the client commands and each command has its own', async (t) 
   t.equal(push.code, 0);
   t.match(push.stdout, /usage: skiff push \[DIR\]/);
   t.match(push.stdout, /--no-start/);
+  t.match(push.stdout, /--session-affinity .*__VCAP_ID__/);
+  t.match(push.stdout, /--no-session-affinity /);
   t.notMatch(push.stdout, /\$SKIFF_/, 'client flags are not read from the environment, so help does not name variables');
   const passwd = await skiff(['passwd', '--help'], home);
   t.equal(passwd.code, 0);
@@ -50,6 +52,7 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['map', 'shop', 'http://x.localhost'], /without http/],
     [['target', 'ftp://x'], /only http/],
     [['push', join(home, 'missing')], /is not a directory$/],
+    [['push', home, '--session-affinity', '--no-session-affinity'], /^skiff push: give --session-affinity or --no-session-affinity, not both$/],
     [['add-user', 'not-an-email', '--password', 'p'], /invalid email/],
     // passwd: what is wrong without asking the API (there is no target here) comes first.
     // A stray word may be a misplaced password: not echoed.

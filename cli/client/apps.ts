@@ -61,6 +61,7 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
       ['runtime', app.staging?.runtime],
       ['framework', app.staging?.framework],
       ['command', app.command ?? app.staging?.command],
+      ['session affinity', app.session_affinity === undefined ? undefined : app.session_affinity ? 'on' : 'off'],
       ['owner', app.owner],
       ['updated', app.meta?.updated !== undefined ? formatTimestamp(app.meta.updated) : undefined],
     ]),

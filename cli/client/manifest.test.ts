@@ -48,6 +48,13 @@ t.test('host and domain', async (t) => {
   t.same(hostOnly.hosts, ['store', 'www']);
 });
 
+t.test('session_affinity, top level or per application', async (t) => {
+  t.same(parseManifest('name: chat\ninstances: 2\nsession_affinity: true\n'), { name: 'chat', instances: 2, sessionAffinity: true });
+  t.same(parseManifest('session_affinity: true\napplications:\n  - name: a\n  - name: b\n    session_affinity: false\n', 'b'), { name: 'b', sessionAffinity: false });
+  t.same(parseManifest('session_affinity: true\napplications:\n  - name: a\n'), { name: 'a', sessionAffinity: true }, 'inherited');
+  t.throws(() => parseManifest('session_affinity: yes please\n'), /session_affinity must be true or false/);
+});
+
 t.test('empty manifest is no settings', async (t) => {
   t.same(parseManifest(''), {});
   t.same(parseManifest('# only a comment\n'), {});

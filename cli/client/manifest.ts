@@ -1,5 +1,6 @@
 // manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
-// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains. A
+// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains, and
+// Skiff's session_affinity (true: the router pins clients to instances). A
 // top-level `applications:` list gives one entry per app; top-level fields
 // are defaults its entries inherit (as in CF). Skiff pushes one app: the
 // first entry, or the one named by --name.
@@ -18,13 +19,14 @@ export interface AppManifest {
   uris?: string[];
   /** `host:`/`hosts:` without a domain: routes on the platform's default domain. */
   hosts?: string[];
+  sessionAffinity?: boolean;
 }
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains'] as const;
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity'] as const;
 
 /** Parses manifest text; `wantedName` picks an entry of `applications:`. */
 export function parseManifest(text: string, wantedName?: string): AppManifest {
@@ -80,6 +82,10 @@ function normalise(entry: Record<string, unknown>): AppManifest {
     manifest.command = entry.command;
   }
   if (entry.env !== undefined && entry.env !== null) manifest.env = parseEnv(entry.env);
+  if (entry.session_affinity !== undefined && entry.session_affinity !== null) {
+    if (typeof entry.session_affinity !== 'boolean') throw new ManifestError('manifest.yml: session_affinity must be true or false');
+    manifest.sessionAffinity = entry.session_affinity;
+  }
   const uris = parseRoutes(entry);
   if (uris !== undefined) manifest.uris = uris;
   else {

@@ -21,7 +21,8 @@ const STAGING_POLL_MS = 1000;
 
 export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   const { values, positionals } = args;
-  checkPositionals(positionals, 1, 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--no-start]');
+  checkPositionals(positionals, 1, 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start]');
+  if (values['session-affinity'] && values['no-session-affinity']) throw new UsageError('give --session-affinity or --no-session-affinity, not both');
   const dir = resolve(positionals[0] ?? '.');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   const wantedName = values.name as string | undefined;
@@ -36,6 +37,8 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   if (memory !== undefined) desired.memory = memory;
   if (manifest.command !== undefined) desired.command = manifest.command;
   if (manifest.env !== undefined) desired.env = manifest.env;
+  const affinity = values['session-affinity'] ? true : values['no-session-affinity'] ? false : manifest.sessionAffinity;
+  if (affinity !== undefined) desired.session_affinity = affinity;
 
   const api = ctx.api();
   const query = groupQuery(values.group);

@@ -44,12 +44,14 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   },
   logout: { usage: 'skiff logout', help: 'forget the token', flags: [], handler: () => session().logout },
   push: {
-    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--no-start]',
+    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start]',
     help: 'upload an app (reads manifest.yml), stage it and run it',
     flags: [
       { name: 'name', kind: 'string', help: 'app name (or picks the entry of manifest.yml applications:)', defaultText: 'manifest name, else the directory name' },
       { name: 'instances', kind: 'number', help: 'number of instances', defaultText: 'manifest, else 1' },
       memory,
+      { name: 'session-affinity', kind: 'boolean', help: "the router pins each client to one instance (its __VCAP_ID__ cookie), e.g. for socket.io's long-polling", defaultText: 'manifest session_affinity, else unchanged (off for a new app)' },
+      { name: 'no-session-affinity', kind: 'boolean', help: 'turn session affinity off' },
       { name: 'no-start', kind: 'boolean', help: 'upload and stage, but do not start' },
       timeout,
       group,

@@ -18,6 +18,7 @@ export interface App {
   staging_error?: string | null;
   droplet?: string | null;
   command?: string | null;
+  session_affinity?: boolean;
 }
 
 export interface InstanceInfo {

@@ -13,7 +13,7 @@ import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
-import { applyChange, applyRestart } from './desired';
+import { applyChange, applyRestart, sessionAffinity } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
 import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
 import { HttpError, type Exchange } from './http';
@@ -625,6 +625,7 @@ export class Api {
       uris: app.uris,
       env: app.env,
       command: app.command,
+      session_affinity: sessionAffinity(app),
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,

@@ -7,6 +7,7 @@ import type { DeaDiscoverReply, DeaFindDroplet, DeaFindDropletReply, DeaStartReq
 import { Subjects } from '../../bus/subjects';
 import { RejectionCounter, validateDeaDiscoverReply, validateDeaFindDropletReply } from '../../bus/validate';
 import type { DeaPool } from './placement';
+import { sessionAffinity } from './desired';
 import { appVersion, type AppRecord } from './store';
 
 export const DEFAULT_FDS = 256;
@@ -30,6 +31,7 @@ export function startMessage(app: AppRecord, index: number, flapping: boolean): 
     start_command: app.command ?? app.staging.command,
     ...(app.droplet_object !== null && app.droplet_object !== app.droplet ? { droplet_object: app.droplet_object } : {}),
     ...(app.uid !== undefined ? { uid: app.uid } : {}),
+    ...(sessionAffinity(app) ? { session_affinity: true } : {}),
   };
 }
 
@@ -88,8 +90,9 @@ export class Instances {
     this.log.info('instances stopped', { droplet: filter.droplet, indices: filter.indices?.join(','), instances: filter.instances?.join(',') });
   }
 
-  updateUris(app: AppRecord): void {
-    this.bus.publish(Subjects.deaUpdate, { droplet: app.id, uris: app.uris });
+  /** Running instances take the app's uris and session affinity, and register again. */
+  updateRoutes(app: AppRecord): void {
+    this.bus.publish(Subjects.deaUpdate, { droplet: app.id, uris: app.uris, session_affinity: sessionAffinity(app) });
   }
 
   async find(filter: DeaFindDroplet): Promise<DeaFindDropletReply[]> {

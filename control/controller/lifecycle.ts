@@ -102,8 +102,8 @@ export class Lifecycle {
         case 'stop':
           this.instances.stop(action.filter);
           break;
-        case 'update-uris':
-          this.instances.updateUris(after);
+        case 'update-routes':
+          this.instances.updateRoutes(after);
           break;
         case 'replace-old-versions':
           void this.replaceOldVersions(after.id);

@@ -90,6 +90,11 @@ export interface AppRecord {
    * Absent on apps created before uids existed: they get one when next placed.
    */
   uid?: number;
+  /**
+   * The router pins each client to one instance with its __VCAP_ID__ cookie
+   * (design.md: session affinity). Absent on apps from before it: false.
+   */
+  session_affinity?: boolean;
   created: number;
   updated: number;
 }

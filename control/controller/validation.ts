@@ -90,6 +90,11 @@ function env(value: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(out));
 }
 
+function sessionAffinity(value: unknown): boolean {
+  if (typeof value !== 'boolean') fail('session_affinity must be true or false');
+  return value;
+}
+
 function command(value: unknown): string | null {
   if (value === null || value === '') return null;
   if (typeof value !== 'string' || value.length > 4096 || value.includes('\0')) fail('command must be a string of at most 4096 characters');
@@ -103,6 +108,7 @@ export interface NewApp {
   uris: string[];
   env: Record<string, string>;
   command: string | null;
+  session_affinity: boolean;
 }
 
 export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
@@ -116,6 +122,7 @@ export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
       uris: body.uris === undefined ? [`${name}.${domain}`] : uris(body.uris),
       env: body.env === undefined ? {} : env(body.env),
       command: body.command === undefined ? null : command(body.command),
+      session_affinity: body.session_affinity === undefined ? false : sessionAffinity(body.session_affinity),
     };
   });
 }
@@ -127,6 +134,7 @@ export interface AppChange {
   uris?: string[];
   env?: Record<string, string>;
   command?: string | null;
+  session_affinity?: boolean;
 }
 
 export function checkAppChange(body: unknown): Checked<AppChange> {
@@ -142,6 +150,7 @@ export function checkAppChange(body: unknown): Checked<AppChange> {
     if (body.uris !== undefined) change.uris = uris(body.uris);
     if (body.env !== undefined) change.env = env(body.env);
     if (body.command !== undefined) change.command = command(body.command);
+    if (body.session_affinity !== undefined) change.session_affinity = sessionAffinity(body.session_affinity);
     if (body.name !== undefined && body.name !== null) fail('name cannot be changed');
     return change;
   });
