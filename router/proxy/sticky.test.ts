@@ -20,6 +20,10 @@ t.test('the __VCAP_ID__ cookie copies the session cookie attributes that matter'
   );
   t.equal(vcapCookieFor('other=1; Path=/', names, 'i-1', ''), undefined);
   t.equal(vcapCookieFor('PHPSESSID=1', names, 'i-9', ''), '__VCAP_ID__=i-9; Path=/; HttpOnly');
+  // An instance id from a registration that would end the cookie pair or the header line.
+  for (const id of ['i-1; Domain=evil.example', 'i-1\r\nSet-Cookie: x=1', 'i 1', '']) {
+    t.equal(vcapCookieFor('JSESSIONID=abc', names, id, ''), undefined, JSON.stringify(id));
+  }
 });
 
 t.test('cookie name lists', async (t) => {

@@ -43,6 +43,8 @@ export function vcapCookieFor(
 ): string | undefined {
   const parts = setCookie.split(';');
   if (!sessionCookies.includes(pairName(parts[0]))) return undefined;
+  // The id comes from a registration: one that could end the pair or the header gets no cookie.
+  if (!COOKIE_VALUE.test(instanceId)) return undefined;
   let cookie = `${VCAP_ID}=${instanceId}; Path=${contextPath === '' ? '/' : contextPath}; HttpOnly`;
   for (let i = 1; i < parts.length; i++) {
     const attribute = parts[i].trim();
