@@ -278,7 +278,7 @@ t.test('push --no-start, a failed staging, and instances that never run', async 
   t.equal(noName.code, 2);
   const badManifest = await skiff(['push', makeAppDir(t, { 'manifest.yml': 'memory: lots\n' }), '--name', 'x'], home);
   t.equal(badManifest.code, 2);
-  t.equal(badManifest.stderr, 'skiff push: manifest.yml: memory must be like 256M, 1G or 512 (megabytes), got "lots"\n');
+  t.equal(badManifest.stderr, 'skiff push: manifest.yml: memory must be a size like 256M or 1G (units M, MB, G, GB; no unit: MB), got "lots"\n');
 });
 
 t.test('apps, app, scale, env, map, unmap, stats, crashes, files, logs, delete', async (t) => {

@@ -1,5 +1,6 @@
 // apps, app, start, stop, restart, delete, scale, env, map, unmap.
 
+import { AppBounds } from '../../bus/platform';
 import type { Api, Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, parseEnvAssignments, UsageError } from './args';
 import { appPath, CliError, groupQuery, type Context } from './context';
@@ -154,7 +155,7 @@ export async function scale(ctx: Context, { values, positionals }: CommandArgs):
   checkPositionals(positionals, 1, 'skiff scale N --instances K [--memory MB]');
   const name = checkAppName(positionals[0]);
   const change: Partial<App> = {};
-  if (values.instances !== undefined) change.instances = checkWholeNumber(values.instances, '--instances', 0, 1000);
+  if (values.instances !== undefined) change.instances = checkWholeNumber(values.instances, '--instances', 0, AppBounds.maxInstances);
   if (values.memory !== undefined) change.memory = memoryFlag(values.memory);
   if (Object.keys(change).length === 0) throw new UsageError('nothing to change: give --instances K and/or --memory MB');
   const api = ctx.api();

@@ -4,6 +4,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { AppBounds } from '../../bus/platform';
 import { ApiError, type Api, type Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, UsageError } from './args';
 import { getApp, memoryFlag, updateApp, waitAndShowUrls } from './apps';
@@ -26,12 +27,12 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
   const wantedName = values.name as string | undefined;
   if (wantedName !== undefined) checkAppName(wantedName);
-  const manifest = readManifest(dir, wantedName);
+  const manifest = readManifest(dir, wantedName, (warning) => ctx.note(`warning: ${warning}`));
 
   const name = checkAppName(wantedName ?? manifest.name ?? basename(dir), wantedName ?? manifest.name ? 'app name' : `app name (from the directory; pass --name)`);
   const desired: Record<string, unknown> = {};
   const instances = values.instances ?? manifest.instances;
-  if (instances !== undefined) desired.instances = checkWholeNumber(instances, '--instances', 0, 1000);
+  if (instances !== undefined) desired.instances = checkWholeNumber(instances, '--instances', 0, AppBounds.maxInstances);
   const memory = values.memory !== undefined ? memoryFlag(values.memory) : manifest.memoryMb;
   if (memory !== undefined) desired.memory = memory;
   if (manifest.command !== undefined) desired.command = manifest.command;
@@ -90,11 +91,11 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   return 0;
 }
 
-function readManifest(dir: string, wantedName: string | undefined): AppManifest {
+function readManifest(dir: string, wantedName: string | undefined, warn: (message: string) => void): AppManifest {
   const file = MANIFEST_FILES.map((name) => join(dir, name)).find((path) => existsSync(path));
   if (file === undefined) return {};
   try {
-    return parseManifest(readFileSync(file, 'utf8'), wantedName);
+    return parseManifest(readFileSync(file, 'utf8'), wantedName, warn);
   } catch (error) {
     if (error instanceof ManifestError) throw new UsageError(error.message);
     throw error;
