@@ -90,6 +90,12 @@ export interface AppRecord {
    * Absent on apps created before uids existed: they get one when next placed.
    */
   uid?: number;
+  /**
+   * Why the last placement left indices of the app without a DEA (e.g. no
+   * DEA with room); null or absent once every index found one. Kept in KV so
+   * that every controller's view shows it.
+   */
+  placement_error?: string | null;
   created: number;
   updated: number;
 }
