@@ -43,9 +43,9 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   if (manifest.uris !== undefined) desired.uris = manifest.uris;
   else if (manifest.hosts !== undefined) desired.uris = await hostsOnPlatformDomain(api, manifest.hosts);
 
-  const pushStarted = Math.floor(Date.now() / 1000);
   let app = await findApp(api, name, query);
   const wasStarted = isStarted(app);
+  const versionBefore = app?.version ?? null;
   if (app === undefined) {
     app = await api.json<App>('POST', '/apps', { query, body: { name, ...desired } }).catch((error: unknown) => {
       if (error instanceof ApiError && error.status === 409) throw new CliError(`the name "${name}" is taken: pick another with --name`);
@@ -86,8 +86,8 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   }
   if (!isStarted(app)) app = await updateApp(api, name, query, { state: 'STARTED' });
   ctx.print(`starting ${name}`);
-  // A push onto a running app replaces its instances: the ones from before the push do not count.
-  await waitAndShowUrls(ctx, api, app, query, args, wasStarted ? pushStarted : 0);
+  // A push onto a running app replaces its instances: the ones of the version before the push do not count.
+  await waitAndShowUrls(ctx, api, app, query, args, versionBefore);
   return 0;
 }
 
