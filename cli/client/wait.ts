@@ -126,11 +126,12 @@ export async function waitForInstances(options: WaitOptions): Promise<App> {
       last = summary.text;
       options.onProgress?.(summary.text);
     }
-    if (app.state === 'FLAPPING') {
-      throw new StartFailure(`${name} keeps crashing (FLAPPING: the platform backs off its restarts)`, summary.crashed[0]);
-    }
     if (summary.allCrashed) {
       throw new StartFailure(`${name} did not start: ${app.instances === 1 ? 'its instance' : `all ${app.instances} instances`} crashed`, summary.crashed[0]);
+    }
+    // Some index runs, another keeps crashing: the health manager's verdict, since one crash may be bad luck.
+    if (app.state === 'FLAPPING') {
+      throw new StartFailure(`${name} keeps crashing (FLAPPING: the platform backs off its restarts)`, summary.crashed[0]);
     }
     if (settling !== undefined) {
       const fell = instances.find((i) => i.instance !== undefined && settling!.ids.has(i.instance) && i.state === 'CRASHED');
