@@ -190,3 +190,14 @@ export interface HmGiveUp {
   /** Crashes counted in the flapping window when it gave up. */
   crashes: number;
 }
+
+/**
+ * What `POST /apps` and `PUT /apps/:name` accept for one app (control/API.md).
+ * The CLI checks its flags and manifest against the same numbers, so a value
+ * no controller would take is a usage error before anything is sent.
+ */
+export const AppBounds = {
+  maxInstances: 100,
+  minMemoryMb: 16,
+  maxMemoryMb: 65536,
+} as const;

@@ -629,6 +629,8 @@ export class Api {
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,
+      // Only a started app is being placed; a stopped one keeps no stale reason.
+      placement_error: app.state === 'STARTED' ? (app.placement_error ?? null) : null,
       droplet: app.droplet,
       version,
       owner: app.owner,

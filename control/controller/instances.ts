@@ -47,16 +47,21 @@ export class Instances {
     this.rejections = new RejectionCounter(log);
   }
 
-  /** Places each index on a DEA; returns the DEA chosen for each index, and the indices that found none. */
-  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[] }> {
+  /**
+   * Places each index on a DEA; returns the DEA chosen for each index, the
+   * indices that found none, and why (for the app's placement_error).
+   */
+  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
     const placed = new Map<number, string>();
     const unplaced: number[] = [];
+    let why: string | undefined;
     for (const index of indices) {
       const message = startMessage(app, index, flapping);
       const request = { appId: app.id, runtime: message.runtime, memoryMb: app.memory };
       const dea = this.pool.choose(request, Date.now()) ?? (await this.discover(message));
       if (dea === undefined) {
         unplaced.push(index);
+        why ??= this.pool.whyNot(request, Date.now());
         continue;
       }
       this.bus.publish(Subjects.deaInstanceStart(dea), message);
@@ -64,9 +69,9 @@ export class Instances {
       this.log.info('instance placed', { app: app.name, droplet: app.id, index, version: message.version, dea });
     }
     if (unplaced.length > 0) {
-      this.log.warn('no DEA with room for instances', { app: app.name, indices: unplaced.join(','), memory_mb: app.memory, runtime: app.staging?.runtime });
+      this.log.warn('no DEA with room for instances', { app: app.name, indices: unplaced.join(','), memory_mb: app.memory, runtime: app.staging?.runtime, why });
     }
-    return { placed, unplaced };
+    return { placed, unplaced, why };
   }
 
   /** CF v1's fallback when no advertisement is known: ask, and take the first (least loaded) DEA that answers. */

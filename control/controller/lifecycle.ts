@@ -124,13 +124,30 @@ export class Lifecycle {
     if (app === undefined) return;
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
-    const { placed, unplaced } = await this.instances.start(app, indices, flapping);
+    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping);
     // Unplaced indices count as missing at the next reconcile, not as placed.
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
     for (const [index, dea] of placed) {
       const pending = this.placedAt.get(`${app.id}/${appVersion(app)}/${index}`);
       if (pending !== undefined && pending.at === now) pending.dea = dea;
     }
+    await this.notePlacement(app, unplaced.length > 0 ? (why ?? 'no DEA took the instance') : null);
+  }
+
+  /**
+   * Keeps the app's placement_error in step with the last placement, so that
+   * `skiff push` can say at once why nothing will run. A failure to write
+   * costs the explanation, not the placement.
+   */
+  private async notePlacement(app: AppRecord, error: string | null): Promise<void> {
+    // Read afresh (the caller's record may predate another controller's note); written only on a change.
+    await this.store
+      .updateApp(app.id, (current) => {
+        if ((current.placement_error ?? null) === error) return undefined;
+        current.placement_error = error;
+        return current;
+      })
+      .catch((err: unknown) => this.log.warn('could not record the placement error', { app: app.name, error: err }));
   }
 
   /**
@@ -239,6 +256,9 @@ export class Lifecycle {
         if (missing.length > 0) {
           this.log.info('reconcile: placing missing instances', { app: app.name, indices: missing.join(',') });
           await this.place(app, missing);
+        } else if (place.length === 0 && fresh.placement_error) {
+          // Nothing is missing (scaled down, or a DEA made room): an old explanation no longer holds.
+          await this.notePlacement(fresh, null);
         }
         if (stop.length > 0) this.instances.stop({ droplet: app.id, instances: stop });
       }

@@ -95,6 +95,12 @@ export interface AppRecord {
    * (design.md: session affinity). Absent on apps from before it: false.
    */
   session_affinity?: boolean;
+  /**
+   * Why the last placement left indices of the app without a DEA (e.g. no
+   * DEA with room); null or absent once every index found one. Kept in KV so
+   * that every controller's view shows it.
+   */
+  placement_error?: string | null;
   created: number;
   updated: number;
 }

@@ -2,15 +2,17 @@
 // or a message for a 400; messages name the field, never echo a value (a
 // misplaced password must not come back in an error or a log).
 
+import { AppBounds } from '../../bus/platform';
+
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const EMAIL = /^[^\s@/]{1,64}@[^\s@/]{1,255}$/;
 // A host name, optionally followed by a context path (router longest-prefix routes).
 const URI = /^(?=.{1,253}(\/|$))([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(\/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const MAX_INSTANCES = 100;
-export const MIN_MEMORY_MB = 16;
-export const MAX_MEMORY_MB = 65536;
+export const MAX_INSTANCES = AppBounds.maxInstances;
+export const MIN_MEMORY_MB = AppBounds.minMemoryMb;
+export const MAX_MEMORY_MB = AppBounds.maxMemoryMb;
 export const MIN_PASSWORD_LENGTH = 8;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
