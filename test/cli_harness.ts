@@ -23,10 +23,15 @@ export function tempHome(t: TeardownHost): string {
 }
 
 /** Spawns `skiff ...args`; the caller ends it (or waits with finish()). */
-export function spawnSkiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
+export function spawnSkiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string, opts: { withoutTapLoader?: boolean } = {}): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_HOME: home, ...extraEnv };
   delete env.NATS_URL;
-  return spawn(process.execPath, [SKIFF_BIN, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // tap puts its process-info loader into NODE_OPTIONS of everything a test
+  // spawns, whatever env is given; passed on from role to DEA to app, it
+  // adds about 20 MB to every Node.js app. `env -u` takes it out for tests
+  // that measure apps.
+  const [command, ...rest] = opts.withoutTapLoader ? ['env', '-u', 'NODE_OPTIONS', process.execPath] : [process.execPath];
+  return spawn(command!, [...rest, SKIFF_BIN, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function finish(child: ChildProcess, timeoutMs = 20_000): Promise<SkiffRun> {

@@ -74,8 +74,8 @@ export interface SkiffTree {
 }
 
 /** A long-running `skiff` process; at teardown it is stopped and anything of its tree still alive is killed. */
-export function startSkiffTree(t: TeardownHost, args: string[], home: string, limitMs: number, extraEnv: NodeJS.ProcessEnv = {}): SkiffTree {
-  const child = spawnSkiff(args, home, extraEnv);
+export function startSkiffTree(t: TeardownHost, args: string[], home: string, limitMs: number, extraEnv: NodeJS.ProcessEnv = {}, opts: { withoutTapLoader?: boolean } = {}): SkiffTree {
+  const child = spawnSkiff(args, home, extraEnv, undefined, opts);
   const done = finish(child, limitMs);
   let out = '';
   let err = '';
