@@ -68,17 +68,26 @@ class Supervised {
     });
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, then SIGKILL at `killAt` (epoch ms): the platform's stop has one deadline for all roles. */
+  async stop(killAt = Date.now() + 30_000): Promise<void> {
     this.stopping = true;
     if (this.restartTimer !== null) clearTimeout(this.restartTimer);
     const child = this.child;
-    if (child === null || child.exitCode !== null) return;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const timer = setTimeout(() => {
+      this.killed = true;
+      this.log.warn(`${this.name} did not stop in time; killing it`);
+      child.kill('SIGKILL');
+    }, Math.max(0, killAt - Date.now()));
     await exited;
     clearTimeout(timer);
   }
+
+  /** Whether stop() had to SIGKILL it. */
+  killed = false;
+
   get pid(): number | undefined {
     return this.child?.pid;
   }
@@ -157,6 +166,9 @@ export async function main(argv: string[]): Promise<number> {
     log.warn('not running as root: app instances and staging run as this same user, so they can read the platform\'s data dir, its NATS credentials and each other\'s files; run as root to isolate apps (README: Security model)');
   }
 
+  const stop = stopRequests(log);
+  const { stopped } = stop;
+
   // Started first, stopped last.
   const roles: Supervised[] = [];
   // The roles find NATS, and their credentials, in their environment: never on a command line.
@@ -166,10 +178,12 @@ export async function main(argv: string[]): Promise<number> {
   if (natsUrl === undefined) {
     const natsServer = findNatsServer();
     if (natsServer === undefined) {
+      stop.close();
       process.stderr.write('skiff up: nats-server not found: run `npm run setup` (or apt-get install -y nats-server)\n');
       return 1;
     }
     if (await portOpen(natsPort)) {
+      stop.close();
       process.stderr.write(`skiff up: port ${natsPort} is taken: stop what uses it, or pass --nats-port or --nats URL\n`);
       return 1;
     }
@@ -180,8 +194,15 @@ export async function main(argv: string[]): Promise<number> {
     natsUrl = bus.url;
     credentialsOf = bus.credentialsFile;
     for (const name of ['NATS_USER', 'NATS_PASSWORD', 'NATS_TOKEN', 'SKIFF_NATS_CREDENTIALS']) delete roleEnv[name];
-    if (!(await waitForPort(natsPort, 10_000))) {
+    const natsUp = await Promise.race([waitForPort(natsPort, 10_000), stopped.then(() => false)]);
+    if (stop.requested) {
       await nats.stop();
+      stop.close();
+      return 0;
+    }
+    if (!natsUp) {
+      await nats.stop();
+      stop.close();
       process.stderr.write(`skiff up: nats-server did not start on port ${natsPort}\n`);
       return 1;
     }
@@ -210,18 +231,8 @@ export async function main(argv: string[]): Promise<number> {
     return true;
   };
 
-  let stopRequested = false;
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = () => {
-      stopRequested = true;
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-
   const routerUrl = `http://${domain}:${routerPort}`;
-  // Drained within the 30 s the supervisor grants before SIGKILL.
+  // Drained within the stop's deadline (STOP_LIMIT_MS), which the DEA's stop shares.
   const status = loadOrCreateStatusCredentials(dataDir);
   role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25'], {
     ...roleEnv,
@@ -253,32 +264,96 @@ export async function main(argv: string[]): Promise<number> {
   role('dea', ['--data-dir', dataDir, ...(appPorts === undefined ? [] : ['--port-range', appPorts])]);
 
   const routerUp = await Promise.race([waitForPort(routerPort, 20_000), stopped.then(() => false)]);
-  if (!routerUp && !stopRequested) log.warn('router did not open its port yet; still trying');
-  if (controllerStarted && admin !== undefined && !stopRequested) {
+  if (!routerUp && !stop.requested) log.warn('router did not open its port yet; still trying');
+  if (controllerStarted && admin !== undefined && !stop.requested) {
     const ready = await Promise.race([waitForInfo(apiUrl, 60_000), stopped.then(() => false)]);
     if (ready) {
       if (admin.created) process.stdout.write(`login: skiff login --email ${admin.email} --password ${admin.password}\n`);
       await logInLocalCli(apiUrl, admin.email, admin.password, log);
       process.stdout.write(`api: ${apiUrl}\n`);
-    } else if (!stopRequested) {
+    } else if (!stop.requested) {
       log.warn('the controller does not answer /info yet; still trying', { url: `${apiUrl}/info` });
     }
   }
-  if (routerUp && !stopRequested) {
+  if (routerUp && !stop.requested) {
     process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
     process.stdout.write(`status: http://127.0.0.1:${statusPort}/health (/varz and /routes: basic auth from ${join(dataDir, 'router-status.json')})\n`);
   }
 
   await stopped;
-  log.info('stopping the platform');
+  log.info('stopping the platform', { reason: stop.reason });
+  // One deadline for the whole stop, so that whoever stops the platform (a
+  // service manager, CI, a user at Ctrl-C) knows how long it can take.
+  const killAt = Date.now() + STOP_LIMIT_MS;
   // The DEA first, with its instances (it unregisters their routes while the
   // router still listens), then what feeds it, then the router and NATS.
-  for (const name of STOP_ORDER) await byName.get(name)?.stop();
-  for (const supervised of roles.slice().reverse()) await supervised.stop();
-  return 0;
+  for (const name of STOP_ORDER) await byName.get(name)?.stop(killAt);
+  for (const supervised of roles.slice().reverse()) await supervised.stop(killAt);
+  stop.close();
+  return roles.some((supervised) => supervised.killed) ? 1 : 0;
 }
 
 const STOP_ORDER = ['dea', 'controller', 'stager', 'health', 'router'];
+
+/**
+ * The stop takes this long at most; the roles' own grace periods (the DEA's
+ * 10 s --stop-grace for instances, the router's 25 s drain) fit inside it.
+ */
+const STOP_LIMIT_MS = 35_000;
+
+interface StopRequests {
+  /** Resolves at the first SIGINT or SIGTERM, or when the parent process dies. */
+  stopped: Promise<void>;
+  readonly requested: boolean;
+  readonly reason: string | undefined;
+  close(): void;
+}
+
+/**
+ * The handlers stay installed for the whole stop: under `npm start` a
+ * terminal's Ctrl-C reaches `skiff up` twice (from the terminal, and again
+ * from npm, which forwards SIGINT and SIGTERM to its script), and a second
+ * signal without a handler would end `up` half-way, with its roles stopping
+ * on their own. A parent that dies (npm or a shell killed with SIGKILL)
+ * leaves `up` with nobody to stop it: it notices the new parent and stops.
+ */
+function stopRequests(log: Logger): StopRequests {
+  let requested = false;
+  let reason: string | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const request = (why: string): void => {
+    if (requested) return;
+    requested = true;
+    reason = why;
+    clearInterval(parentWatch);
+    resolveStopped();
+  };
+  const onSignal = (signal: NodeJS.Signals): void => request(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid === parent) return;
+    log.warn('the parent process exited', { parent_pid: parent });
+    request('parent exited');
+  }, PARENT_CHECK_MS);
+  return {
+    stopped,
+    get requested() {
+      return requested;
+    },
+    get reason() {
+      return reason;
+    },
+    // The signal handlers stay: a late duplicate signal must not turn a clean exit into a killed one.
+    close() {
+      clearInterval(parentWatch);
+    },
+  };
+}
+
+const PARENT_CHECK_MS = 1000;
 
 /** A log only the platform reads (0600, an older one too): nats-server's says more than apps should know. */
 function openPrivateLog(path: string): number {

@@ -37,7 +37,7 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
     // PWD is set by /bin/sh itself.
     t.same(Object.keys(env).filter((k) => k !== 'PWD').sort(), [
       'CF_INSTANCE_INDEX', 'GREETING', 'HOME', 'LANG', 'PATH', 'PORT', 'TMPDIR',
-      'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES',
+      'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES', 'npm_config_update_notifier',
     ], 'nothing of the DEA environment');
     t.notMatch(JSON.stringify(answer), /hunter2|should-not-leak|NATS_URL|nats:\/\//, 'no DEA secrets');
     t.equal(env.PORT, String(reg.port));

@@ -149,6 +149,7 @@ export class Stager {
     const detection = await detect(appDir, request.manifest.command);
     log.step(`Detected ${detection.reason}: runtime ${detection.runtime}, framework ${detection.framework}`);
     log.step(`Start command: ${detection.startCommand}`);
+    if (detection.note !== undefined) log.step(detection.note);
     if (detection.framework === 'static') await addStaticServer(appDir);
 
     const home = join(jobDir, 'home');
