@@ -143,7 +143,7 @@ export class Stager {
     await moveApp(root, appDir);
     await chmod(dropletDir, 0o711);
     const inFolder = root === unpacked ? '' : `, app in folder ${root.slice(unpacked.length + 1)}/`;
-    log.step(`Unpacked ${result.format}: ${result.files} entries, ${formatSize(result.bytes)}${inFolder}`);
+    log.step(`Unpacked ${result.format}: ${result.files} ${result.files === 1 ? 'entry' : 'entries'}, ${formatSize(result.bytes)}${inFolder}`);
     checkCancelled();
 
     const detection = await detect(appDir, request.manifest.command);
