@@ -46,6 +46,7 @@ const CASES: Record<NatsRole, { allowed: string; refused: string; why: string }>
   stager: { allowed: 'staging.app1.log', refused: 'router.register', why: 'a build cannot route traffic' },
   dea: { allowed: 'router.register', refused: 'dea.0c4f.ssh', why: 'only the controller opens shells in instances' },
   health: { allowed: 'cloudcontrollers.hm.requests', refused: 'dea.0c4f.start', why: 'only the controller places instances' },
+  node: { allowed: 'skiff.node.credentials', refused: 'router.register', why: 'a node supervisor routes no traffic itself' },
 };
 
 t.test('every role may publish its job and is refused another role\'s, never disconnected', async (t) => {

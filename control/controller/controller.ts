@@ -15,6 +15,7 @@ import { LoginLockout } from './lockout';
 import type { ControllerOptions } from './options';
 import { DeaPool } from './placement';
 import { RouteRegistration } from './registration';
+import { Replication } from './replicas';
 import { SSH_ROUTE, SshGateway } from './ssh';
 import { Staging } from './staging';
 import { Store } from './store';
@@ -28,6 +29,7 @@ export class Controller {
   private ssh: SshGateway | undefined;
   private lifecycle: Lifecycle | undefined;
   private registration: RouteRegistration | undefined;
+  private replication: Replication | undefined;
   private uploadDir: string | undefined;
   private ownUploadDir = false;
 
@@ -78,6 +80,8 @@ export class Controller {
     this.port = await this.http.listen(options.host, options.port);
 
     lifecycle.start();
+    this.replication = new Replication(bus, log, options.reconcileIntervalMs);
+    this.replication.start();
     const registeredHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
     this.registration = new RouteRegistration(bus, {
       host: registeredHost,
@@ -101,6 +105,7 @@ export class Controller {
 
   async stop(): Promise<void> {
     this.registration?.stop();
+    this.replication?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();
     this.http?.close();
