@@ -28,6 +28,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'node', kind: 'string', help: 'this node\'s name in the cluster (letters, digits, -); remembered', defaultText: 'the host name' },
   { name: 'roles', kind: 'string', help: `roles of this node, comma-separated (${NODE_ROLES.join(', ')}); remembered`, defaultText: 'all; dea with --join' },
   { name: 'advertise', kind: 'string', help: 'the address other hosts reach this node at (DEAs register app routes with it); remembered', defaultText: '127.0.0.1' },
+  { name: 'nats-advertise', kind: 'string', help: 'the address the cluster reaches this node\'s nats-server at, when not --advertise (a control network); remembered', defaultText: 'the --advertise address' },
   { name: 'join', kind: 'string', secret: true, help: 'join the cluster of this token (the join: line of its first node); prefer SKIFF_UP_JOIN: a command line is readable by every process' },
   { name: 'nats-server', kind: 'boolean', help: 'with --join: run a nats-server of the cluster here too (three of them replicate every bucket)' },
 ];
@@ -68,8 +69,13 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
   }
   const name = values.node as string | undefined;
   if (name !== undefined && !NODE_NAME.test(name)) throw new UsageError(`${origin('node')} must be letters, digits and '-' (at most 63), got ${JSON.stringify(name)}`);
-  const advertise = values.advertise as string | undefined;
-  if (advertise !== undefined && !/^(\d{1,3}\.){3}\d{1,3}$|^[A-Za-z0-9.-]+$/.test(advertise)) throw new UsageError(`${origin('advertise')} must be an address or a host name, got ${JSON.stringify(advertise)}`);
+  const address = (flag: string): string | undefined => {
+    const value = values[flag] as string | undefined;
+    if (value !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(value)) throw new UsageError(`${origin(flag)} must be an address or a host name, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const advertise = address('advertise');
+  const natsAdvertise = address('nats-advertise');
   const roles = values.roles === undefined ? undefined : parseRoles(values.roles as string, origin('roles'));
 
   const saved = loadNodeState(dataDir);
@@ -84,6 +90,7 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
   };
   if (roles !== undefined) state.roles = roles;
   if (advertise !== undefined) state.advertise = advertise;
+  if (natsAdvertise !== undefined) state.natsAdvertise = natsAdvertise;
   if (values.nats !== undefined) state.natsServer = false;
   return {
     dataDir,

@@ -41,7 +41,16 @@ export interface ClusterBlock {
 export const CLUSTER_NAME = 'skiff';
 
 /** nats-server's configuration format; every string is quoted (a bare `$JS...` would be a variable). */
-export function natsServerConfig(opts: { name?: string; host: string; port: number; storeDir?: string; users: NatsUser[]; cluster?: ClusterBlock }): string {
+export function natsServerConfig(opts: {
+  name?: string;
+  host: string;
+  port: number;
+  /** The address clients and peers are told to use, when the server listens on every address. */
+  advertise?: string;
+  storeDir?: string;
+  users: NatsUser[];
+  cluster?: ClusterBlock;
+}): string {
   const q = (text: string): string => JSON.stringify(text);
   const list = (items: string[]): string => `[${items.map(q).join(', ')}]`;
   const users = opts.users.map((u) => {
@@ -63,6 +72,8 @@ export function natsServerConfig(opts: { name?: string; host: string; port: numb
     '# Written by `skiff up`; edits are lost. Passwords are kept in secrets.json beside it.',
     ...(opts.name === undefined ? [] : [`server_name: ${q(opts.name)}`]),
     `listen: ${q(`${opts.host}:${opts.port}`)}`,
+    // Otherwise a server on 0.0.0.0 gossips every address it has to clients, and they may take another network.
+    ...(opts.advertise === undefined ? [] : [`client_advertise: ${q(`${opts.advertise}:${opts.port}`)}`]),
     ...(opts.storeDir === undefined ? [] : [`jetstream { store_dir: ${q(opts.storeDir)} }`]),
     ...(cluster === undefined
       ? []
@@ -70,6 +81,7 @@ export function natsServerConfig(opts: { name?: string; host: string; port: numb
           'cluster {',
           `  name: ${q(cluster.name)}`,
           `  listen: ${q(`${cluster.host}:${cluster.port}`)}`,
+          ...(opts.advertise === undefined ? [] : [`  advertise: ${q(`${opts.advertise}:${cluster.port}`)}`]),
           `  authorization { user: ${q(cluster.route.user)}, password: ${q(cluster.route.pass)} }`,
           `  routes: ${list(cluster.routes.map(withCredentials))}`,
           '}',

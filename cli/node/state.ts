@@ -15,6 +15,8 @@ export interface NodeState {
   roles: NodeRole[];
   /** The address other hosts reach this node at; 127.0.0.1 for a node alone. */
   advertise: string;
+  /** Where the cluster reaches this node's nats-server, when not at `advertise` (a separate control network). */
+  natsAdvertise?: string;
   /** Set on a node that joined: the cluster's NATS servers (the token's, then those it learned). */
   joined?: { servers: string[] };
   /** This node runs a nats-server of the cluster (the first node always does, unless --nats). */
@@ -40,6 +42,7 @@ export function loadNodeState(dataDir: string): NodeState | undefined {
     name: fields.name,
     roles,
     advertise: typeof fields.advertise === 'string' ? fields.advertise : '127.0.0.1',
+    natsAdvertise: typeof fields.natsAdvertise === 'string' ? fields.natsAdvertise : undefined,
     joined: joined && Array.isArray(joined.servers) ? { servers: joined.servers.filter((s): s is string => typeof s === 'string') } : undefined,
     natsServer: fields.natsServer !== false,
   };

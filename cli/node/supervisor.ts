@@ -227,12 +227,12 @@ export class NodeSupervisor {
   // ---- the node's own nats-server and the cluster's routes ----
 
   private natsHost(): string {
-    return this.state.advertise;
+    return this.state.natsAdvertise ?? this.state.advertise;
   }
 
   private listenHost(): string {
     // Alone on 127.0.0.1 it stays private; a node others reach listens on every address.
-    return this.state.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
+    return this.natsHost() === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0';
   }
 
   private ownPeer(): NatsPeer {
@@ -265,6 +265,7 @@ export class NodeSupervisor {
         name: this.name,
         host: this.listenHost(),
         port: this.options.natsPort,
+        advertise: this.listenHost() === '0.0.0.0' ? this.natsHost() : undefined,
         storeDir: this.natsDir,
         users: serverUsers(secrets),
         cluster: this.clustered
