@@ -72,7 +72,9 @@ t.test('a second node joins with a nats-server and a DEA', async (t) => {
   await eventually(async () => (await skiff(['apps'], home)).stdout.includes('hello-node'), 'the app is still known', 30_000);
   await eventually(async () => (await answer(ports.router, 'hello-node.localhost')).startsWith('200 '), 'hello-node answers', 30_000);
 
-  // The new DEA takes instances: with two, each DEA gets one.
+  // The new DEA takes instances: with two, each DEA gets one (once the controller has heard it advertise, every 5 s).
+  await eventually(() => /dea-0: DEA ready/.test(second.err()), 'node2\'s DEA to be ready', 30_000);
+  await new Promise((resolve) => setTimeout(resolve, 6000));
   t.equal((await skiff(['scale', 'hello-node', '--instances', '2'], home)).code, 0);
   const addresses = (await skiff(['app', 'hello-node'], home)).stdout;
   const ports2 = [...addresses.matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
