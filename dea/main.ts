@@ -1,4 +1,6 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ComponentAnnouncer } from '../bus/component';
 import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions, UsageError } from '../bus/flags';
@@ -17,6 +19,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (typeof options === 'number') return options;
   const log = createLogger(`dea-${options.index}`);
+  const startedAt = new Date();
 
   const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
@@ -59,9 +62,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  log.info('DEA listening', { nats: redactUrl(options.nats) });
+  // The DEA listens on no port of its own; routers reach its apps at --host.
+  const wildcard = options.host === '0.0.0.0' || options.host === '::';
+  const announcer = new ComponentAnnouncer(bus, { type: 'DEA', index: options.index, uuid: dea.id, host: () => (wildcard ? hostname() : options.host), node: options.node, startedAt }, log);
+  announcer.start();
+  log.info('DEA listening', { nats: redactUrl(options.nats), node: options.node });
 
   await untilStopSignal(log, 'stopping all instances');
+  announcer.stop();
   await dea.stop('DEA_SHUTDOWN');
   await config?.close();
   await bus.close();

@@ -1,3 +1,4 @@
+import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_SESSION_COOKIES, parseCookieNames } from './proxy/sticky';
@@ -11,6 +12,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'status-port', kind: 'number', min: 0, max: 65535, help: 'port for /health, /varz, /routes', defaultText: '8081' },
   { name: 'status-host', kind: 'string', help: 'address of the status port', defaultText: '0.0.0.0' },
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'status-user', kind: 'string', help: 'basic-auth user for /varz and /routes', defaultText: 'generated' },
   { name: 'status-password', kind: 'string', secret: true, help: 'basic-auth password for /varz and /routes', defaultText: 'generated, logged once' },
   { name: 'access-log', kind: 'string', help: 'file to append one line per request to (reopened on SIGHUP)' },
@@ -42,6 +44,8 @@ export interface RouterOptions {
   statusHost: string;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this router runs on (`skiff nodes`). */
+  node: string;
   statusUser: string;
   statusPassword: string;
   statusCredentialsGenerated: boolean;
@@ -94,6 +98,7 @@ export function parseRouterOptions(
     statusPort: num('status-port', 8081),
     statusHost: str('status-host', '0.0.0.0'),
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, parsed.sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     statusUser: user ?? 'router-status',
     statusPassword: password ?? generateSecret(),
     statusCredentialsGenerated: password === undefined,

@@ -1,10 +1,10 @@
 import * as os from 'node:os';
 import type { Bus } from '../bus/connection';
+import { ComponentAnnouncer } from '../bus/component';
 import type { ComponentConfig } from '../bus/config';
 import type { Logger } from '../bus/log';
 import { AccessLog } from './accesslog/access_log';
 import { Drainer, type DrainResult } from './drain';
-import { ComponentAnnouncer } from './mbus/component';
 import { RouteSubscriber } from './mbus/subscriber';
 import { DEFAULT_LB, DEFAULT_MAX_CONNS_PER_BACKEND, type RouterOptions } from './options';
 import { Proxy, type ProxySettings } from './proxy/proxy';
@@ -157,6 +157,7 @@ export class Router {
         index: 0,
         uuid: this.subscriber.id,
         host: () => `${this.statusAddress()}:${this.statusPort}`,
+        node: options.node,
         credentials: [options.statusUser, options.statusPassword],
         startedAt: this.startedAt,
       },

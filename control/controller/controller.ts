@@ -1,9 +1,11 @@
 // Wires the controller's parts: the KV/object store, the DEA pool and
 // lifecycle, staging, the REST API on uWebSockets.js, and its route.
 
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { Api } from './api';
@@ -30,6 +32,8 @@ export class Controller {
   private registration: RouteRegistration | undefined;
   private uploadDir: string | undefined;
   private ownUploadDir = false;
+  private announcer: ComponentAnnouncer | undefined;
+  private readonly startedAt = new Date();
 
   constructor(
     private readonly options: ControllerOptions,
@@ -86,6 +90,15 @@ export class Controller {
       tags: { component: 'CloudController' },
     }, log);
     this.registration.start();
+    this.announcer = new ComponentAnnouncer(bus, {
+      type: 'CloudController',
+      index: 0,
+      uuid: randomUUID(),
+      host: () => reachableAt(options.host, this.port),
+      node: options.node,
+      startedAt: this.startedAt,
+    }, log);
+    this.announcer.start();
   }
 
   private async ensureFirstAdmin(store: Store): Promise<void> {
@@ -100,6 +113,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.announcer?.stop();
     this.registration?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();

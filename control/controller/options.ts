@@ -1,3 +1,4 @@
+import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
@@ -8,6 +9,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port of the REST API', defaultText: '9022' },
   { name: 'host', kind: 'string', help: 'address to listen on, also the address registered with the routers', defaultText: '127.0.0.1' },
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'domain', kind: 'string', help: 'apps get <name>.<domain>; the API registers as api.<domain>', defaultText: 'localhost' },
   { name: 'router-url', kind: 'string', help: 'where apps are reached, reported in /info for `skiff push` to print', defaultText: 'http://<domain>:8080' },
   { name: 'max-upload-mb', kind: 'number', min: 1, max: 16384, help: 'largest app package accepted (MiB)', defaultText: '512' },
@@ -26,6 +28,8 @@ export interface ControllerOptions {
   host: string;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this controller runs on (`skiff nodes`). */
+  node: string;
   domain: string;
   /** Where apps are reached (`http://<domain>:<router port>`), reported in /info. */
   routerUrl: string;
@@ -67,6 +71,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     port: num('port', 9022),
     host: str('host', '127.0.0.1'),
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     domain,
     routerUrl,
     maxUploadBytes: num('max-upload-mb', 512) * 1024 * 1024,

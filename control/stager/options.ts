@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_FLAG, nodeName } from '../../bus/component';
 import { envName, parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_STAGER_QUEUE } from '../../bus/platform';
@@ -9,6 +10,7 @@ export const ENV_PREFIX = 'SKIFF_STAGER';
 
 export const STAGER_FLAGS: readonly FlagSpec[] = [
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'queue', kind: 'string', help: 'take jobs from vcap.stager.<queue>', defaultText: DEFAULT_STAGER_QUEUE },
   { name: 'work-dir', kind: 'string', help: 'where jobs unpack and build (one fresh directory per job, removed after)', defaultText: '$TMPDIR/skiff-stager' },
   { name: 'max-jobs', kind: 'number', min: 1, max: 64, help: 'jobs staged at the same time', defaultText: '2' },
@@ -24,6 +26,8 @@ export interface StagerOptions {
   help: boolean;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this stager runs on (`skiff nodes`). */
+  node: string;
   queue: string;
   workDir: string;
   maxJobs: number;
@@ -55,6 +59,7 @@ export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = proc
   return {
     help: values.help === true,
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     queue,
     workDir: (values['work-dir'] as string | undefined) ?? join(tmpdir(), 'skiff-stager'),
     maxJobs: int('max-jobs', 2),
