@@ -5,6 +5,7 @@ import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
+import { checkSetting } from '../bus/settings';
 import { untilStopSignal } from '../bus/role';
 import { Dea, DeaSetupError } from './agent';
 import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './options';
@@ -49,7 +50,10 @@ export async function main(argv: string[]): Promise<number> {
     config,
   );
   config?.onChange((setting, value) => {
-    if (setting === 'max_memory_mb') log.info('dea.max_memory_mb changed', { value: value ?? 'default', effective_mb: dea.maxMemoryMb });
+    if (setting !== 'max_memory_mb') return;
+    const checked = value === undefined ? undefined : checkSetting('dea.max_memory_mb', value);
+    if (checked !== undefined && !checked.ok) log.warn('ignoring invalid dea.max_memory_mb, using the default', { error: checked.error, effective_mb: dea.maxMemoryMb });
+    else log.info('dea.max_memory_mb changed', { value: value ?? 'default', effective_mb: dea.maxMemoryMb });
   });
   try {
     await dea.start();

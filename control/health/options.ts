@@ -16,9 +16,10 @@ export const HEALTH_FLAGS: readonly FlagSpec[] = [
   ...SETTING_SPECS.map((spec): FlagSpec => ({
     name: flagName(spec.setting),
     kind: 'number',
-    min: 0,
-    help: `${spec.help}; overrides health.${spec.setting}`,
-    defaultText: `health.${spec.setting}, else ${spec.fallback}`,
+    min: spec.def.min,
+    max: spec.def.max,
+    help: `${spec.def.description}${spec.def.unit === undefined ? '' : ` (${spec.def.unit})`}; overrides health.${spec.setting}`,
+    defaultText: `health.${spec.setting}, else ${spec.def.default}`,
   })),
 ];
 
