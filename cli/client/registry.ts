@@ -33,6 +33,7 @@ const apps = () => require('./apps') as typeof import('./apps');
 const session = () => require('./session') as typeof import('./session');
 const instances = () => require('./instances') as typeof import('./instances');
 const users = () => require('./users') as typeof import('./users');
+const cluster = () => require('./cluster') as typeof import('./cluster');
 
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
@@ -109,6 +110,13 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     handler: () => users().add,
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
+  nodes: { usage: 'skiff nodes [--json]', help: '(admin) every node of the cluster: its roles, uptime and state', flags: [json], handler: () => cluster().nodes },
+  config: {
+    usage: 'skiff config list [PREFIX] | get KEY | set KEY VALUE | unset KEY',
+    help: '(admin) show or change cluster settings (the config store); VALUE is JSON when it parses as JSON, else a string',
+    flags: [json],
+    handler: () => cluster().config,
+  },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {
     usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',

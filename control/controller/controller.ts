@@ -9,6 +9,7 @@ import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { Api } from './api';
+import { ClusterConfig } from './cluster-config';
 import { hashPassword } from './auth';
 import { HttpServer } from './http';
 import { Instances } from './instances';
@@ -47,6 +48,7 @@ export class Controller {
     const uids = await AppUids.open(bus, options.appUids);
     const secret = await store.tokenSecret();
     const lockout = await LoginLockout.open(bus);
+    const config = await ClusterConfig.open(bus);
     await this.ensureFirstAdmin(store);
 
     if (options.uploadDir !== undefined) {
@@ -68,7 +70,7 @@ export class Controller {
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,
