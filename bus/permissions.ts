@@ -89,13 +89,14 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       Subjects.deaFindDroplet, Subjects.deaLocate, Subjects.deaStatus,
       Subjects.dropletUpdated, Subjects.healthmanagerStatus, Subjects.healthmanagerHealth,
       'vcap.stager.*', 'ssh.*.in', 'ssh.*.ctl',
-      ...COMPONENT_PUBLISH,
+      // `skiff nodes`: it asks every component, and hears their announcements.
+      ...COMPONENT_PUBLISH, Subjects.componentDiscover,
       // The platform's state: users, apps, tokens' secret, bits, droplets, config.
       '$JS.API.>', '$KV.>', '$O.>', '$JS.ACK.>', '$JS.FC.>',
     ],
     subscribe: [
       Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT,
-      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE,
+      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE, Subjects.componentAnnounce,
     ],
   },
   stager: {

@@ -14,6 +14,7 @@ import { RejectionCounter } from '../../bus/validate';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
 import type { ClusterConfig } from './cluster-config';
+import type { NodeWatch } from './nodes';
 import { applyChange, applyRestart, sessionAffinity } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
 import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
@@ -52,6 +53,8 @@ export interface ApiDeps {
   uids: AppUids;
   /** The config store, for `/config`. */
   config: ClusterConfig;
+  /** What the components say of themselves, for `/nodes`. */
+  nodes: NodeWatch;
 }
 
 type Params = Record<string, string>;
@@ -96,6 +99,10 @@ export class Api {
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
+    r('GET', '/nodes', async (e) => {
+      await this.admin(e);
+      e.json(200, await this.deps.nodes.list());
+    });
     r('GET', '/config', (e) => this.listConfig(e));
     r('GET', '/config/:key', (e, p) => this.getConfig(e, p.key!));
     r('PUT', '/config/:key', (e, p) => this.setConfig(e, p.key!));

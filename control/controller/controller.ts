@@ -10,6 +10,7 @@ import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { Api } from './api';
 import { ClusterConfig } from './cluster-config';
+import { NodeWatch } from './nodes';
 import { hashPassword } from './auth';
 import { HttpServer } from './http';
 import { Instances } from './instances';
@@ -34,6 +35,7 @@ export class Controller {
   private uploadDir: string | undefined;
   private ownUploadDir = false;
   private announcer: ComponentAnnouncer | undefined;
+  private nodes: NodeWatch | undefined;
   private readonly startedAt = new Date();
 
   constructor(
@@ -49,6 +51,8 @@ export class Controller {
     const secret = await store.tokenSecret();
     const lockout = await LoginLockout.open(bus);
     const config = await ClusterConfig.open(bus);
+    const nodes = await NodeWatch.open(bus, log, { downAfterMs: options.nodeTimeoutMs });
+    this.nodes = nodes;
     await this.ensureFirstAdmin(store);
 
     if (options.uploadDir !== undefined) {
@@ -70,7 +74,7 @@ export class Controller {
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,
@@ -101,6 +105,7 @@ export class Controller {
       startedAt: this.startedAt,
     }, log);
     this.announcer.start();
+    nodes.start();
   }
 
   private async ensureFirstAdmin(store: Store): Promise<void> {
@@ -115,6 +120,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.nodes?.stop();
     this.announcer?.stop();
     this.registration?.stop();
     await this.lifecycle?.stop();

@@ -20,6 +20,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'find-window-ms', kind: 'number', min: 50, max: 10000, help: 'how long to collect dea.find.droplet replies', defaultText: '500' },
   { name: 'user-memory-mb', kind: 'number', min: 16, help: 'memory limit of all started instances of one (non-admin) user', defaultText: '16384' },
   { name: 'user-apps', kind: 'number', min: 1, help: 'app limit of one (non-admin) user', defaultText: '50' },
+  { name: 'node-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds without an answer to vcap.component.discover after which a node shows as down', defaultText: '40' },
   { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
@@ -39,6 +40,8 @@ export interface ControllerOptions {
   stagingTimeoutMs: number;
   reconcileIntervalMs: number;
   findWindowMs: number;
+  /** A node silent this long shows as down in `GET /nodes`. */
+  nodeTimeoutMs: number;
   limits: { memory: number; apps: number };
   /** Each app gets one uid of this range when created (uids.ts). */
   appUids: IdRange;
@@ -80,6 +83,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     stagingTimeoutMs: num('staging-timeout', 900) * 1000,
     reconcileIntervalMs: num('reconcile-interval', 10) * 1000,
     findWindowMs: num('find-window-ms', 500),
+    nodeTimeoutMs: num('node-timeout', 40) * 1000,
     limits: { memory: num('user-memory-mb', 16384), apps: num('user-apps', 50) },
     appUids: values['app-uids'] === undefined
       ? DEFAULT_APP_UIDS
