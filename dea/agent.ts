@@ -24,6 +24,7 @@ import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
 import { formatCfTime } from './env';
 import { readInstancePathAs, type RunAs } from './files-as-user';
+import { inotifyWarning, readInotifyLimits } from './host-checks';
 import { matchesFilters, stopTargets } from './filters';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
 import { bindProbe, PortAllocator } from './ports';
@@ -125,6 +126,8 @@ export class Dea {
   }
 
   async start(): Promise<void> {
+    const inotify = inotifyWarning(readInotifyLimits());
+    if (inotify !== undefined) this.logger.warn(inotify);
     await this.prepareDirectories();
     this.detectLauncher();
     const { pageSize, ticksPerSecond } = sysconf();

@@ -7,12 +7,10 @@
 
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Subjects } from '../bus/subjects';
-import { skiff, SKIFF_BIN } from './cli_harness';
+import { skiff, SKIFF_BIN, tempHome } from './cli_harness';
 import { eventually, freePort, isAlive, spawnTracked, terminate } from './harness';
 import { descendants, platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
-import { tempHome } from './cli_harness';
 
 interface NodeJson {
   node: string;
@@ -108,5 +106,4 @@ t.test('skiff nodes: every role, other nodes, down, remembered', async (t) => {
   });
 
   t.equal(await platform.stop(), 0, 'the platform stops cleanly');
-  void join;
 });
