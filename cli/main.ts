@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
+  node: { help: 'this machine as a node: cloud-init user-data for a new one', load: () => require('./node').main },
 };
 
 /** A role another branch may not have brought in yet: one clear line instead of a require stack. */
