@@ -92,13 +92,14 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       'vcap.stager.*', 'ssh.*.in', 'ssh.*.ctl',
       // `skiff role add|remove`, `skiff node info`: asked of the node's supervisor.
       'skiff.node.*.roles',
-      ...COMPONENT_PUBLISH,
+      // `skiff nodes`: it asks every component, and hears their announcements.
+      ...COMPONENT_PUBLISH, Subjects.componentDiscover,
       // The platform's state: users, apps, tokens' secret, bits, droplets, config.
       '$JS.API.>', '$KV.>', '$O.>', '$JS.ACK.>', '$JS.FC.>',
     ],
     subscribe: [
       Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT,
-      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE,
+      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE, Subjects.componentAnnounce,
     ],
   },
   stager: {

@@ -209,7 +209,7 @@ export const AppBounds = {
  * it is given. Its name is one NATS subject token and a nats-server
  * server_name, so letters, digits and '-' only.
  */
-export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 /** The roles a node can be given (`skiff up --roles`, `skiff role add`). */
 export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health'] as const;

@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../bus/log';
 import { Api } from './client/api';
 import { readConfig, skiffHome, writeConfig } from './client/config';
 import { NodeSetupError, NodeSupervisor, portOpen, waitForPort, type RoleLaunch } from './node/supervisor';
-import { defaultNodeName, loadNodeState, parseRoles, saveNodeState, type NodeState } from './node/state';
+import { defaultNodeName, NODE_FLAG } from '../bus/component';
+import { loadNodeState, parseRoles, saveNodeState, type NodeState } from './node/state';
 import { decodeJoinToken, type JoinToken } from './node/token';
 import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
 
@@ -25,7 +26,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
   { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
   { name: 'app-uids', kind: 'string', help: 'uids of apps (the controller\'s and the DEA\'s --app-uids); give each platform on one machine its own', defaultText: formatRange(DEFAULT_APP_UIDS) },
-  { name: 'node', kind: 'string', help: 'this node\'s name in the cluster (letters, digits, -); remembered', defaultText: 'the host name' },
+  { ...NODE_FLAG, help: 'this node\'s name in the cluster (letters, digits, _ and -); remembered' },
   { name: 'roles', kind: 'string', help: `roles of this node, comma-separated (${NODE_ROLES.join(', ')}); remembered`, defaultText: 'all; dea with --join' },
   { name: 'advertise', kind: 'string', help: 'the address other hosts reach this node at (DEAs register app routes with it); remembered', defaultText: '127.0.0.1' },
   { name: 'nats-advertise', kind: 'string', help: 'the address the cluster reaches this node\'s nats-server at, when not --advertise (a control network); remembered', defaultText: 'the --advertise address' },
@@ -59,7 +60,7 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
   if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
   // Only to refuse credentials on the command line; the roles read them from the environment themselves.
   if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
-  const origin = (flag: string) => (sources[flag] === 'env' ? `SKIFF_UP_${flag.replace(/-/g, '_').toUpperCase()}` : `--${flag}`);
+  const origin = (flag: string) => (sources[flag] === 'env' ? (flag === 'node' ? 'SKIFF_NODE' : `SKIFF_UP_${flag.replace(/-/g, '_').toUpperCase()}`) : `--${flag}`);
   if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, origin('app-uids'));
   const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
   const join = values.join === undefined ? undefined : decodeJoinToken(values.join as string, origin('join'));
@@ -68,7 +69,7 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
     throw new UsageError('--nats-server is for a node that joins (--join TOKEN): the first node always runs one');
   }
   const name = values.node as string | undefined;
-  if (name !== undefined && !NODE_NAME.test(name)) throw new UsageError(`${origin('node')} must be letters, digits and '-' (at most 63), got ${JSON.stringify(name)}`);
+  if (name !== undefined && !NODE_NAME.test(name)) throw new UsageError(`${origin('node')} must be 1-63 letters, digits, '_' or '-', starting with a letter or digit, got ${JSON.stringify(name)}`);
   const address = (flag: string): string | undefined => {
     const value = values[flag] as string | undefined;
     if (value !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(value)) throw new UsageError(`${origin(flag)} must be an address or a host name, got ${JSON.stringify(value)}`);

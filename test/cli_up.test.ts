@@ -85,7 +85,7 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   const natsDir = join(dataDir, 'nats');
   t.equal(statSync(natsDir).mode & 0o777, 0o700, 'nats/ is 0700');
   const secrets = readdirSync(natsDir).filter((name) => name.endsWith('.json') || name.endsWith('.conf'));
-  t.same(secrets.sort(), ['controller.json', 'dea.json', 'health.json', 'nats-server.conf', 'node.json', 'operator.json', 'peers.json', 'router.json', 'secrets.json', 'stager.json']);
+  t.same(secrets.sort(), ['controller.json', 'dea.json', 'health.json', 'nats-server.conf', 'node.json', 'operator.json', 'router.json', 'secrets.json', 'stager.json']);
   // A node alone is still the first node of a cluster: it says how another joins it, and what it runs.
   const joinLine = /^join: skiff up --join (skiff1-\S+)$/m.exec(first.output().out);
   t.ok(joinLine, 'the join: line');

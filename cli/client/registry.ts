@@ -36,6 +36,7 @@ const session = () => require('./session') as typeof import('./session');
 const instances = () => require('./instances') as typeof import('./instances');
 const users = () => require('./users') as typeof import('./users');
 const nodes = () => require('./nodes') as typeof import('./nodes');
+const cluster = () => require('./cluster') as typeof import('./cluster');
 
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
@@ -119,6 +120,13 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     handler: () => nodes().role,
   },
   node: { usage: 'skiff node info [--node NODE]', help: '(admin) the roles of a node: assigned, running, available', flags: [nodeFlag, dataDir, json], handler: () => nodes().node },
+  nodes: { usage: 'skiff nodes [--json]', help: '(admin) every node of the cluster: its roles, uptime and state', flags: [json], handler: () => cluster().nodes },
+  config: {
+    usage: 'skiff config list [PREFIX] | get KEY | set KEY VALUE | unset KEY',
+    help: '(admin) show or change cluster settings (the config store); VALUE is JSON when it parses as JSON, else a string',
+    flags: [json],
+    handler: () => cluster().config,
+  },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {
     usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',

@@ -3,7 +3,6 @@
 // add|remove`), the address it advertises, and, for a node that joined a
 // cluster, where the cluster's NATS is and whether it runs a nats-server.
 
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../../bus/flags';
@@ -62,8 +61,3 @@ export function parseRoles(text: string, origin = '--roles'): NodeRole[] {
   return roles;
 }
 
-/** The node's default name: the host's, as a NATS token and nats-server name accept it. */
-export function defaultNodeName(): string {
-  const name = hostname().split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '-').replace(/^-+/, '');
-  return NODE_NAME.test(name) ? name : 'node';
-}

@@ -19,6 +19,7 @@ import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import type { KV } from 'nats';
+import { ComponentAnnouncer, NODE_COMPONENT_TYPE } from '../../bus/component';
 import { connectBus, type Bus, type BusMessage } from '../../bus/connection';
 import { isLive, openKv } from '../../bus/jetstream';
 import type { Logger } from '../../bus/log';
@@ -83,6 +84,7 @@ export class NodeSupervisor {
   private readonly startedAt = new Date();
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private announcer: ComponentAnnouncer | undefined;
   /** A role that had to be SIGKILLed at the stop's deadline. */
   private killedAny = false;
   private reconfiguring: Promise<void> = Promise.resolve();
@@ -130,10 +132,9 @@ export class NodeSupervisor {
     await this.connectNodeBus();
     if (this.closed) return;
     this.serveRoleRequests();
-    this.answerDiscovery();
+    this.startAnnouncing();
     if (this.secrets) this.serveCredentials();
     if (state.natsServer && !options.externalNats) await this.joinNatsPeers();
-    this.announce();
     this.timers.push(setInterval(() => this.announce(), ANNOUNCE_INTERVAL_MS));
     for (const role of NODE_ROLES) if (state.roles.includes(role)) await this.startRole(role);
   }
@@ -550,31 +551,26 @@ export class NodeSupervisor {
 
   // ---- the Node component ----
 
-  private announcement(): object {
-    const seconds = Math.floor((Date.now() - this.startedAt.getTime()) / 1000);
-    return {
-      type: 'Node',
-      index: 0,
-      uuid: this.uuid,
-      host: this.state.advertise,
-      node: this.name,
-      roles: [...this.state.roles, ...(this.info().nats_server ? ['nats-server'] : [])],
-      start: this.startedAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      uptime: `${Math.floor(seconds / 86400)}d:${Math.floor((seconds % 86400) / 3600)}h:${Math.floor((seconds % 3600) / 60)}m:${seconds % 60}s`,
-    };
+  private startAnnouncing(): void {
+    if (!this.bus) return;
+    this.announcer = new ComponentAnnouncer(
+      this.bus,
+      {
+        type: NODE_COMPONENT_TYPE,
+        index: 0,
+        uuid: this.uuid,
+        host: () => this.state.advertise,
+        node: this.name,
+        roles: () => [...this.state.roles, ...(this.info().nats_server ? ['nats-server'] : [])],
+        startedAt: this.startedAt,
+      },
+      this.log,
+    );
+    this.announcer.start();
   }
 
   private announce(): void {
-    if (!this.bus || this.closed) return;
-    try {
-      this.bus.publish(Subjects.componentAnnounce, this.announcement());
-    } catch (error) {
-      this.log.warn('could not announce the node', { error: (error as Error).message });
-    }
-  }
-
-  private answerDiscovery(): void {
-    this.bus?.subscribe(Subjects.componentDiscover, (msg) => void msg.respond(this.announcement()));
+    if (!this.closed) this.announcer?.announce();
   }
 
   // ---- stopping ----
@@ -583,6 +579,7 @@ export class NodeSupervisor {
   async stop(killAt: number): Promise<boolean> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    this.announcer?.stop();
     for (const role of STOP_ORDER) await this.stopRole(role, killAt);
     await this.reconfiguring.catch(() => {});
     await this.bus?.close().catch(() => {});

@@ -14,6 +14,8 @@ import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
+import type { ClusterConfig } from './cluster-config';
+import type { NodeWatch } from './nodes';
 import { applyChange, applyRestart, sessionAffinity } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
 import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
@@ -50,6 +52,10 @@ export interface ApiDeps {
   log: Logger;
   /** One uid per app, taken at create, given back at delete. */
   uids: AppUids;
+  /** The config store, for `/config`. */
+  config: ClusterConfig;
+  /** What the components say of themselves, for `/nodes`. */
+  nodes: NodeWatch;
 }
 
 type Params = Record<string, string>;
@@ -99,6 +105,14 @@ export class Api {
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
+    r('GET', '/nodes', async (e) => {
+      await this.admin(e);
+      e.json(200, await this.deps.nodes.list());
+    });
+    r('GET', '/config', (e) => this.listConfig(e));
+    r('GET', '/config/:key', (e, p) => this.getConfig(e, p.key!));
+    r('PUT', '/config/:key', (e, p) => this.setConfig(e, p.key!));
+    r('DELETE', '/config/:key', (e, p) => this.unsetConfig(e, p.key!));
     // Upgrades are taken by the WebSocket route (ssh.ts); a plain GET lands here.
     r('GET', '/apps/:name/instances/:index/ssh', async (e, p) => {
       await this.findApp(e, p.name!);
@@ -629,6 +643,38 @@ export class Api {
       slice = await ask({ path, offset, length: Math.min(remaining, FILES_MAX_SLICE) });
     }
     e.end();
+  }
+
+  // ---- cluster ----
+
+  private async listConfig(e: Exchange): Promise<void> {
+    await this.admin(e);
+    e.json(200, await this.deps.config.list(e.query.get('prefix') ?? ''));
+  }
+
+  private async getConfig(e: Exchange, key: string): Promise<void> {
+    await this.admin(e);
+    const entry = await this.deps.config.get(key);
+    if (entry === undefined) throw new HttpError(404, `unknown setting ${key} (skiff config list shows every key)`);
+    e.json(200, entry);
+  }
+
+  private async setConfig(e: Exchange, key: string): Promise<void> {
+    const user = await this.admin(e);
+    const body = await e.readJson();
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || !('value' in body)) {
+      throw new HttpError(400, 'the body must be {"value": <JSON value>}');
+    }
+    const entry = await this.deps.config.set(key, (body as { value: unknown }).value);
+    // Only registry keys get here, none of which holds a secret.
+    this.deps.log.info('config set', { key, value: JSON.stringify(entry.value), by: user.email });
+    e.json(200, entry);
+  }
+
+  private async unsetConfig(e: Exchange, key: string): Promise<void> {
+    const user = await this.admin(e);
+    if (await this.deps.config.unset(key)) this.deps.log.info('config unset', { key, by: user.email });
+    e.empty(204);
   }
 
   // ---- views ----
