@@ -66,6 +66,7 @@ export class NodeSetupError extends Error {
 
 const BIN = join(__dirname, '..', '..', '..', 'bin', 'skiff');
 const CREDENTIALS_TIMEOUT_MS = 10_000;
+const CREDENTIALS_PATIENCE_MS = 60_000;
 const ANNOUNCE_INTERVAL_MS = 20_000;
 const STOP_ORDER: NodeRole[] = ['dea', 'controller', 'stager', 'health', 'router'];
 /** Roles that write JetStream: paused while a first node's data moves into the cluster. */
@@ -177,11 +178,17 @@ export class NodeSupervisor {
 
   private async requestCredentials(bus: Bus, roles: NodeRole[]): Promise<Extract<NodeCredentialsReply, { credentials: unknown }>> {
     const request: NodeCredentialsRequest = { node: this.name, roles, nats_server: this.state.natsServer };
-    let reply: NodeCredentialsReply;
-    try {
-      reply = await bus.request<NodeCredentialsReply>(NODE_CREDENTIALS_SUBJECT, request, CREDENTIALS_TIMEOUT_MS);
-    } catch (error) {
-      throw new NodeSetupError(`cannot get this node's credentials from the cluster: ${(error as Error).message}`);
+    let reply: NodeCredentialsReply | undefined;
+    // The nodes that answer may be busy re-forming the cluster (a nats-server restarting as it grows): try for a minute.
+    const deadline = Date.now() + CREDENTIALS_PATIENCE_MS;
+    for (let attempt = 1; reply === undefined; attempt++) {
+      try {
+        reply = await bus.request<NodeCredentialsReply>(NODE_CREDENTIALS_SUBJECT, request, CREDENTIALS_TIMEOUT_MS);
+      } catch (error) {
+        if (Date.now() >= deadline || this.closed) throw new NodeSetupError(`cannot get this node's credentials from the cluster: ${(error as Error).message}`);
+        if (attempt === 1) this.log.info('no node of the cluster gives credentials yet; trying again', { error: (error as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
     if (typeof reply !== 'object' || reply === null || 'error' in reply) {
       throw new NodeSetupError(`the cluster refused this node's credentials: ${(reply as { error?: string })?.error ?? 'no answer'}`);
