@@ -16,6 +16,6 @@ t.test('bad arguments are one clear UsageError', async (t) => {
   t.throws(() => parseHealthOptions(['--analysis-interval', '0'], {}), new UsageError('--analysis-interval must be at least 0.05, got 0'));
   t.throws(() => parseHealthOptions(['--bogus'], {}), new UsageError('unknown option --bogus'));
   t.throws(() => parseHealthOptions(['extra'], {}), new UsageError('unexpected argument "extra"'));
-  t.throws(() => parseHealthOptions(['--node', 'a b'], {}), new UsageError(`--node must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit, got "a b"`));
+  t.throws(() => parseHealthOptions(['--node', 'a b'], {}), new UsageError(`--node must be 1-63 letters, digits, '_' or '-', starting with a letter or digit, got "a b"`));
   t.throws(() => parseHealthOptions([], { SKIFF_NODE: '-x' }), /^SKIFF_NODE must be/, 'the environment is named when it is the culprit');
 });
