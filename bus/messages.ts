@@ -333,14 +333,23 @@ export function isStagerFailure(reply: StagerReply): reply is StagerFailure {
 
 // ---- components ----
 
-/** `vcap.component.announce`, and the reply to `vcap.component.discover`. Contains credentials: never log it. */
+/**
+ * `vcap.component.announce`, and the reply to `vcap.component.discover`.
+ * The router's carries its status credentials: never log it.
+ */
 export interface ComponentAnnounce {
+  /** Router, CloudController, Stager, DEA, HealthManager; Node for a node supervisor. */
   type: string;
   index: number;
   uuid: string;
-  /** "host:port" of the component's status server */
+  /** Where others reach the component: "address:port" where it listens, else the host name. */
   host: string;
-  credentials: [string, string];
+  /** Name of the node the component runs on (`--node`); absent from older components. */
+  node?: string;
+  /** The router's status port basic-auth user and password (CF v1). */
+  credentials?: [string, string];
+  /** A Node's assigned roles. */
+  roles?: string[];
   /** ISO 8601 */
   start: string;
   /** "0d:0h:5m:3s" */

@@ -204,9 +204,14 @@ t.test('stager and component messages', async (t) => {
   rejects(t, v.validateStagerReply, { ...success, start_command: undefined }, 'start_command must be a non-empty string');
   rejects(t, v.validateStagerReply, { error: '' }, 'error must be a non-empty string');
 
-  const announce = { type: 'Router', index: 0, uuid: '0-x', host: '127.0.0.1:8081', credentials: ['u', 'p'], start: '2026-11-25T10:00:00Z', uptime: '0d:0h:5m:3s' };
+  const announce = { type: 'Router', index: 0, uuid: '0-x', host: '127.0.0.1:8081', credentials: ['u', 'p'] as [string, string], start: '2026-11-25T10:00:00Z', uptime: '0d:0h:5m:3s' };
   accepts(t, v.validateComponentAnnounce, announce, announce);
   rejects(t, v.validateComponentAnnounce, { ...announce, credentials: ['u'] }, 'credentials must be an array of 2 strings');
+  const { credentials: _, ...dea } = { ...announce, type: 'DEA', node: 'n1' };
+  accepts(t, v.validateComponentAnnounce, dea, dea, 'only the router has credentials');
+  const node = { ...dea, type: 'Node', roles: ['dea', 'router'] };
+  accepts(t, v.validateComponentAnnounce, node, node, 'a node supervisor lists its roles');
+  rejects(t, v.validateComponentAnnounce, { ...node, roles: 'dea' }, 'roles must be an array of non-empty strings');
 });
 
 t.test('decode', async (t) => {

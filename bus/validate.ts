@@ -578,17 +578,19 @@ export const validateSshControl = validator((m): SshControl => {
 // ---- components ----
 
 export const validateComponentAnnounce = validator((m): ComponentAnnounce => {
-  const credentials = m.array('credentials', anyString, { what: 'strings' });
-  if (credentials.length !== 2) fail('credentials must be an array of 2 strings');
-  return {
+  const credentials = m.optList('credentials', anyString, 'strings');
+  if (credentials !== undefined && credentials.length !== 2) fail('credentials must be an array of 2 strings');
+  return compact({
     type: m.string('type'),
     index: m.int('index'),
     uuid: m.string('uuid'),
     host: m.string('host'),
-    credentials: [credentials[0]!, credentials[1]!],
+    node: m.optString('node'),
+    credentials: credentials === undefined ? undefined : [credentials[0]!, credentials[1]!],
+    roles: m.optList('roles', nonEmptyString, 'non-empty strings'),
     start: m.string('start'),
     uptime: m.text('uptime'),
-  };
+  });
 });
 
 // ---- decoding ----

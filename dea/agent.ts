@@ -13,6 +13,7 @@ import type {
   DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
 } from '../bus/messages';
 import { deaFilesSubject, deaSshSubject, RUNTIMES, type FilesReply, type FilesRequest, type SshReply } from '../bus/platform';
+import { checkSetting } from '../bus/settings';
 import { Subjects } from '../bus/subjects';
 import {
   decode, RejectionCounter, validateDeaDiscover, validateDeaFindDroplet, validateDeaStartRequest, validateDeaStop,
@@ -23,6 +24,7 @@ import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
 import { formatCfTime } from './env';
 import { readInstancePathAs, type RunAs } from './files-as-user';
+import { inotifyWarning, readInotifyLimits } from './host-checks';
 import { matchesFilters, stopTargets } from './filters';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
 import { bindProbe, PortAllocator } from './ports';
@@ -99,7 +101,9 @@ export class Dea {
   get maxMemoryMb(): number {
     if (this.settings.memoryMb !== undefined) return this.settings.memoryMb;
     const fromStore = this.config?.get('max_memory_mb');
-    return typeof fromStore === 'number' && Number.isFinite(fromStore) && fromStore > 0 ? fromStore : this.settings.defaultMemoryMb;
+    if (fromStore === undefined) return this.settings.defaultMemoryMb;
+    const checked = checkSetting('dea.max_memory_mb', fromStore);
+    return checked.ok ? (checked.value as number) : this.settings.defaultMemoryMb;
   }
 
   get reservedMemoryMb(): number {
@@ -122,6 +126,8 @@ export class Dea {
   }
 
   async start(): Promise<void> {
+    const inotify = inotifyWarning(readInotifyLimits());
+    if (inotify !== undefined) this.logger.warn(inotify);
     await this.prepareDirectories();
     this.detectLauncher();
     const { pageSize, ticksPerSecond } = sysconf();

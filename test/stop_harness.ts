@@ -86,7 +86,12 @@ export async function startPlatform(t: tap.Test, how: 'npm' | 'up'): Promise<Pla
   const seen = new Map<number, SeenProcess>();
   const sample = (): void => {
     for (const pid of [top.pid!, ...descendants(top.pid!)]) {
-      if (seen.has(pid)) continue;
+      // A process caught between fork and exec shows its parent's command line, or none: read it again each time.
+      const known = seen.get(pid);
+      if (known !== undefined) {
+        known.args = commandLine(pid) || known.args;
+        continue;
+      }
       const stat = statFields(pid);
       if (stat !== undefined && stat.state !== 'Z') seen.set(pid, { pid, starttime: stat.starttime, args: commandLine(pid) });
     }
