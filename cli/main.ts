@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   stager: { help: 'run a stager: turn pushed apps into droplets', load: () => require('../control/stager/main').main },
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },
+  'services-node': { help: 'run the data services of this node: redis, postgresql, filesystem', load: () => loadRole('../services/main') },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
   node: { help: 'a node of the cluster: info (its roles), cloud-init (user-data for a new one)', load: () => require('./node').main },
 };

@@ -325,6 +325,7 @@ const ROLE_MODULES: Record<string, string> = {
   stager: '../control/stager/main',
   dea: '../dea/main',
   health: '../control/health/main',
+  services: '../services/main',
 };
 
 /** The roles are written on separate branches; a build without one runs without it. */
