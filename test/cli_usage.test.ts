@@ -69,6 +69,17 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['passwd', 'a@example.com'], /^skiff passwd: passwd EMAIL needs --new when not run on a terminal$/],
     [['passwd', '--old', 'old-secret-1', '--new='], /^skiff passwd: missing password$/],
     [['passwd', '--old'], /^skiff passwd: option --old needs a value$/],
+    // Data services.
+    [['marketplace', 'redis'], /^skiff marketplace: unexpected argument "redis"/],
+    [['create-service'], /^skiff create-service: missing SERVICE \(skiff marketplace lists them\)$/],
+    [['create-service', 'redis'], /^skiff create-service: missing service name$/],
+    [['create-service', 'redis', 'My Cache'], /^skiff create-service: invalid service name "My Cache": use lowercase letters/],
+    [['create-service', 'redis', 'cache', '--plan', 'Big!'], /^skiff create-service: invalid --plan "Big!"/],
+    [['services', 'extra'], /^skiff services: unexpected argument "extra"/],
+    [['bind-service', 'cache'], /^skiff bind-service: missing APP \(usage: skiff bind-service NAME APP\)$/],
+    [['bind-service', 'cache', 'Bad_App'], /^skiff bind-service: invalid app name "Bad_App"/],
+    [['unbind-service', 'Cache!', 'web'], /^skiff unbind-service: invalid service name "Cache!"/],
+    [['delete-service'], /^skiff delete-service: missing service name$/],
   ];
   // Independent processes: run them side by side to keep the file quick.
   const runs = await Promise.all(cases.map(([args]) => skiff(args, home)));
