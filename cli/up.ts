@@ -180,6 +180,9 @@ export async function main(argv: string[]): Promise<number> {
             SKIFF_CONTROLLER_ROUTER_URL: routerUrl,
           },
         };
+      case 'services':
+        // Its backends' data under <data-dir>/services/; credentials name the address apps on other nodes reach.
+        return { args: ['--data-dir', dataDir, ...(advertised ? ['--host', state.advertise] : [])] };
       case 'dea':
         // The DEA keeps <data-dir>/dea/<index>/ itself; apps listen on the advertised address, and routes carry it.
         return {

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // `npm run setup`: everything a fresh machine needs before `npm start`:
-// the npm dependencies (which also builds dist/ through `prepare`) and
-// nats-server. Plain JavaScript: it runs before anything is compiled.
+// the npm dependencies (which also builds dist/ through `prepare`),
+// nats-server, and the backends of the data services (redis-server,
+// PostgreSQL). Plain JavaScript: it runs before anything is compiled.
 'use strict';
 const { execFileSync, spawnSync } = require('node:child_process');
-const { existsSync } = require('node:fs');
+const { existsSync, readdirSync } = require('node:fs');
 const { delimiter, join } = require('node:path');
 
 const root = join(__dirname, '..');
@@ -35,5 +36,33 @@ if (onPath('nats-server')) {
   console.error(`setup: nats-server is missing; ${how}, then run npm run setup again`);
   process.exit(1);
 }
+// 3. The data services' backends: the services role runs its own redis-servers and PostgreSQL cluster.
+const missing = [];
+if (!onPath('redis-server')) missing.push('redis-server');
+if (!postgresInstalled()) missing.push('postgresql');
+if (missing.length === 0) {
+  console.log('setup: redis-server and postgresql are installed');
+} else if (existsSync('/etc/debian_version') && process.getuid && process.getuid() === 0) {
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing]);
+  // Debian starts its own redis-server and PostgreSQL cluster on the default ports; Skiff runs its
+  // own under the data dir, so the packages' services are turned off where systemd runs them.
+  if (existsSync('/run/systemd/system')) {
+    const units = missing.map((pkg) => (pkg === 'redis-server' ? 'redis-server.service' : 'postgresql.service'));
+    spawnSync('systemctl', ['disable', '--now', ...units], { stdio: 'inherit' });
+  }
+} else {
+  const how = existsSync('/etc/debian_version') ? `sudo apt-get install -y ${missing.join(' ')}` : `install ${missing.join(' and ')} from your package manager`;
+  // Not fatal: the platform runs without them, and the services role says which service it cannot offer.
+  console.error(`setup: ${missing.join(' and ')} missing (the redis and postgresql services need them); ${how}`);
+}
+
+/** Debian's PostgreSQL: /usr/lib/postgresql/<version>/bin/initdb; elsewhere initdb on PATH. */
+function postgresInstalled() {
+  const root = '/usr/lib/postgresql';
+  if (existsSync(root) && readdirSync(root).some((v) => existsSync(join(root, v, 'bin', 'initdb')))) return true;
+  return onPath('initdb');
+}
+
 const version = spawnSync('nats-server', ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}${delimiter}/usr/sbin` } });
 console.log(`setup: ready (${(version.stdout || '').trim() || 'nats-server'}); start the platform with: npm start`);
