@@ -185,6 +185,9 @@ export async function main(argv: string[]): Promise<number> {
         return {
           args: ['--data-dir', dataDir, ...(settings.appPorts === undefined ? [] : ['--port-range', settings.appPorts]), ...(advertised ? ['--host', state.advertise] : [])],
         };
+      case 'services':
+        // It keeps <data-dir>/services/; its backends listen on the advertised address, and credentials name it.
+        return { args: ['--data-dir', dataDir, ...(advertised ? ['--host', state.advertise] : [])] };
       default:
         return { args: [] };
     }
