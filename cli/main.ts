@@ -37,10 +37,11 @@ const CLIENT: Record<string, { help: string; load: () => Command }> = Object.fro
 
 function usage(): string {
   const lines = ['usage: skiff <command> [flags]', '', 'commands:'];
+  const width = Math.max(12, ...[...Object.keys(CLIENT), ...Object.keys(COMMANDS)].map((name) => name.length + 2));
   // `skiff node` is listed with the platform commands, which take its other subcommands.
-  for (const [name, { help }] of Object.entries(CLIENT)) if (!(name in COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
+  for (const [name, { help }] of Object.entries(CLIENT)) if (!(name in COMMANDS)) lines.push(`  ${name.padEnd(width)}${help}`);
   lines.push('', 'platform:');
-  for (const [name, { help }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
+  for (const [name, { help }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}${help}`);
   lines.push('', 'Run `skiff <command> --help` for its flags.');
   return lines.join('\n');
 }

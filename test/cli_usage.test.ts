@@ -21,6 +21,9 @@ t.test('help lists the client commands and each command has its own', async (t) 
   const help = await skiff(['--help'], home);
   t.equal(help.code, 0);
   for (const command of ['push', 'apps', 'scale', 'logs', 'passwd', 'add-user', 'up']) t.match(help.stdout, new RegExp(`\\n  ${command} `));
+  // Long names (unbind-service, services-node) keep one column for every description.
+  const columns = new Set(help.stdout.split('\n').filter((line) => /^  \S/.test(line)).map((line) => /^  \S+ +/.exec(line)![0].length));
+  t.equal(columns.size, 1, 'every command\'s description starts in the same column');
   const push = await skiff(['push', '--help'], home);
   t.equal(push.code, 0);
   t.match(push.stdout, /usage: skiff push \[DIR\]/);
