@@ -31,20 +31,23 @@ function redisUrl() {
 
 const index = instanceIndex();
 const url = redisUrl();
-if (url === undefined) {
-  console.error('no redis service is bound: skiff create-service redis counter-cache, then skiff bind-service counter-cache counter-redis');
-  process.exit(1);
-}
+const UNBOUND = 'no redis service is bound: skiff create-service redis counter-cache, then skiff bind-service counter-cache counter-redis\n';
+// Unbound, it keeps running and says so on every page (an app that exited would only crash again until bound).
+if (url === undefined) console.error(UNBOUND.trim());
 
-const client = createClient({
-  url,
-  // Commands fail at once while redis is away (the page says so) instead of waiting in a queue.
-  disableOfflineQueue: true,
-  socket: { reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000) },
-});
-// The message only: a connection error never carries the URL, and the password must not reach the logs.
-client.on('error', (error) => console.error(`redis: ${error.message}`));
-client.connect().catch(() => {});
+const client =
+  url &&
+  createClient({
+    url,
+    // Commands fail at once while redis is away (the page says so) instead of waiting in a queue.
+    disableOfflineQueue: true,
+    socket: { reconnectStrategy: (retries) => Math.min(100 * 2 ** retries, 2000) },
+  });
+if (client) {
+  // The message only: a connection error never carries the URL, and the password must not reach the logs.
+  client.on('error', (error) => console.error(`redis: ${error.message}`));
+  client.connect().catch(() => {});
+}
 
 function answer(res, status, text) {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -53,6 +56,7 @@ function answer(res, status, text) {
 
 const server = http
   .createServer(async (req, res) => {
+    if (!client) return answer(res, 503, UNBOUND);
     try {
       if (req.url === '/count') return answer(res, 200, `${Number(await client.get(KEY)) || 0}\n`);
       if (req.url !== '/') return answer(res, 404, 'not found\n');
@@ -66,5 +70,6 @@ const server = http
 
 process.on('SIGTERM', () => {
   server.close();
+  if (!client) process.exit(0);
   client.quit().catch(() => {}).finally(() => process.exit(0));
 });

@@ -33,14 +33,13 @@ function databaseUrl() {
 
 const index = instanceIndex();
 const connectionString = databaseUrl();
-if (connectionString === undefined) {
-  console.error('no postgresql service is bound: skiff create-service postgresql notes-db, then skiff bind-service notes-db notes-pg');
-  process.exit(1);
-}
+const UNBOUND = 'no postgresql service is bound: skiff create-service postgresql notes-db, then skiff bind-service notes-db notes-pg\n';
+// Unbound, it keeps running and says so on every page (an app that exited would only crash again until bound).
+if (connectionString === undefined) console.error(UNBOUND.trim());
 
-const pool = new Pool({ connectionString, max: 4, connectionTimeoutMillis: 5000 });
+const pool = connectionString && new Pool({ connectionString, max: 4, connectionTimeoutMillis: 5000 });
 // An idle connection the server dropped (postgres restarting) must not end the app; the pool opens a new one.
-pool.on('error', (error) => console.error(`postgres: ${error.message}`));
+if (pool) pool.on('error', (error) => console.error(`postgres: ${error.message}`));
 
 /** The table, made once per instance before its first query; tried again after a failure. */
 let ready;
@@ -53,10 +52,12 @@ function table() {
     });
   return ready;
 }
-table().then(
-  () => console.log('notes table ready'),
-  (error) => console.error(`postgres: ${error.message} (the table is made at the first request instead)`),
-);
+if (pool) {
+  table().then(
+    () => console.log('notes table ready'),
+    (error) => console.error(`postgres: ${error.message} (the table is made at the first request instead)`),
+  );
+}
 
 function answer(res, status, text) {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -79,6 +80,7 @@ function readBody(req) {
 const server = http
   .createServer(async (req, res) => {
     if (req.url !== '/') return answer(res, 404, 'not found\n');
+    if (!pool) return answer(res, 503, UNBOUND);
     try {
       await table();
       if (req.method === 'POST') {
@@ -98,5 +100,6 @@ const server = http
 
 process.on('SIGTERM', () => {
   server.close();
+  if (!pool) process.exit(0);
   pool.end().catch(() => {}).finally(() => process.exit(0));
 });
