@@ -42,19 +42,24 @@ t.test('redis and filesystem services on skiff up: bind, use, restart, scale, ki
 
     await run(['restart', 'counter-redis'], 180_000);
     await run(['scale', 'counter-redis', '--instances', '2'], 180_000);
-    const seen = new Map<string, number>();
-    for (let i = 0; i < 4; i++) {
+    // Until both instances have answered (a new route may reach the router a moment after `scale` returns).
+    const seen = new Set<string>();
+    const counts: number[] = [];
+    while (seen.size < 2 && counts.length < 40) {
       const m = /instance (\d+): this page was viewed (\d+) times/.exec((await request(router, 'counter-redis.localhost')).body);
       t.ok(m, 'the counter answers');
-      if (m) seen.set(m[1]!, Math.max(seen.get(m[1]!) ?? 0, Number(m[2])));
+      if (!m) break;
+      seen.add(m[1]!);
+      counts.push(Number(m[2]));
     }
-    t.same([...seen.keys()].sort(), ['0', '1'], 'both instances answer');
-    t.equal(Math.max(...seen.values()), 7, 'both count on from 3: one count, kept across the restart');
+    t.same([...seen].sort(), ['0', '1'], 'both instances answer');
+    t.same(counts, counts.map((_, i) => 4 + i), 'both count on from 3: one count, kept across the restart');
 
     const [server] = redisServers(platform.pid);
     t.ok(server !== undefined, 'a redis-server runs for it');
     process.kill(server!, 'SIGKILL');
-    await eventually(async () => (await request(router, 'counter-redis.localhost', '/count')).body === '7\n', 'the counter to read 7 again', 30_000);
+    const total = `${3 + counts.length}\n`;
+    await eventually(async () => (await request(router, 'counter-redis.localhost', '/count')).body === total, 'the counter to read the same count again', 30_000);
     t.pass('redis-server killed: its node starts it again, the count comes back from the append-only file');
     t.not(redisServers(platform.pid)[0], server, 'a new redis-server');
     await eventually(async () => /\shealthy/.test((await services())['counter-cache']!), 'counter-cache healthy again in skiff services', 20_000);
@@ -69,7 +74,7 @@ t.test('redis and filesystem services on skiff up: bind, use, restart, scale, ki
     t.match(bound, /^files-app is running with services shared-files$/m, 'bind-service waits for the rolling restart');
     t.equal((await request(router, 'files-app.localhost', '/greeting', { method: 'PUT', body: 'hello' })).status, 201);
     const readers = new Set<string>();
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 40 && readers.size < 2; i++) {
       const reply = await request(router, 'files-app.localhost', '/greeting');
       t.equal(reply.body, 'hello');
       readers.add(String(reply.headers['x-instance']));
