@@ -219,8 +219,9 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
   if (!conn.responseStarted) {
     conn.responseStarted = true;
     // Most responses are a plain head, whole in the first read, and a Content-Length body.
-    const simple = parseSimpleResponse(buf, nread, conn.client.options.maxResponseHeaderBytes, conn.skipBody);
-    if (simple !== null) {
+    const simple = parseSimpleResponse(buf, 0, nread, conn.client.options.maxResponseHeaderBytes, conn.skipBody);
+    // Bytes after the body go to llhttp with the rest, which refuses them.
+    if (simple !== null && simple.bodyStart + simple.bodyAvailable === nread) {
       conn.headReceived = true;
       conn.keepAlive = simple.keepAlive;
       handler.upstreamHead(conn, simple.status, simple.reason, simple.headers, simple.keepAlive);
