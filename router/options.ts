@@ -5,6 +5,10 @@ import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
 
 export const ENV_PREFIX = 'SKIFF_ROUTER';
 
+/** Measured: benchmarks/NOTES.md (2026-12 pipelining). */
+export const DEFAULT_PIPELINE_DEPTH = 16;
+export const DEFAULT_PIPELINE_GUARD_MS = 2;
+
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port for app traffic (HTTP and WebSocket)', defaultText: '8080' },
   { name: 'host', kind: 'string', help: 'address to listen on for app traffic', defaultText: '0.0.0.0' },
@@ -22,6 +26,8 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'max-conns-per-backend', kind: 'number', min: 1, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
   { name: 'backend-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for an app to start responding (504 after)', defaultText: '900' },
   { name: 'connect-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for a connection to an app', defaultText: '5' },
+  { name: 'backend-pipeline-depth', kind: 'number', min: 1, max: 1024, help: 'most GET/HEAD/OPTIONS requests without a body sent on one app connection before their responses (pipelining); 1: none', defaultText: String(DEFAULT_PIPELINE_DEPTH) },
+  { name: 'backend-pipeline-guard-ms', kind: 'number', min: 0, max: 60000, help: 'no request joins an app connection that has owed a response longer than this', defaultText: String(DEFAULT_PIPELINE_GUARD_MS) },
   { name: 'backend-idle-timeout', kind: 'number', min: 0.001, help: 'seconds a kept-alive app connection may idle (keep below apps\' own)', defaultText: '4' },
   { name: 'droplet-stale-threshold', kind: 'number', min: 0.001, help: 'seconds a registration lives without a refresh, unless the message says', defaultText: '120' },
   { name: 'empty-pool-timeout', kind: 'number', min: 0, max: 86400, help: 'seconds a route whose last instance left answers 503 no_endpoints before it is unknown (404)', defaultText: '5' },
@@ -58,6 +64,10 @@ export interface RouterOptions {
   backendTimeoutMs: number;
   connectTimeoutMs: number;
   backendIdleTimeoutMs: number;
+  /** Most requests outstanding on one app connection (1: no pipelining). */
+  backendPipelineDepth: number;
+  /** A connection owing a response older than this takes no further pipelined request. */
+  backendPipelineGuardMs: number;
   staleThresholdMs: number;
   /** A route left without endpoints answers 503 this long, then 404 (an app stopped, not restarting). */
   emptyPoolTimeoutMs: number;
@@ -107,6 +117,8 @@ export function parseRouterOptions(
     backendTimeoutMs: num('backend-timeout', 900) * 1000,
     connectTimeoutMs: num('connect-timeout', 5) * 1000,
     backendIdleTimeoutMs: num('backend-idle-timeout', 4) * 1000,
+    backendPipelineDepth: wholeNumber('backend-pipeline-depth', num('backend-pipeline-depth', DEFAULT_PIPELINE_DEPTH)),
+    backendPipelineGuardMs: num('backend-pipeline-guard-ms', DEFAULT_PIPELINE_GUARD_MS),
     staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
     emptyPoolTimeoutMs: num('empty-pool-timeout', 5) * 1000,
     pruneIntervalMs: num('prune-interval', 30) * 1000,

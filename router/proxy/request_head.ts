@@ -235,3 +235,13 @@ export function isIdempotent(method: string): boolean {
       return false;
   }
 }
+
+/**
+ * Methods sent pipelined to apps when they carry no body: safe ones only
+ * (RFC 9112 §9.3.2: pipeline idempotent requests, so that unanswered ones
+ * can be sent again). PUT and DELETE are idempotent too, but change state:
+ * not worth the replay.
+ */
+export function isPipelinable(method: string): boolean {
+  return method === 'GET' || method === 'HEAD' || method === 'OPTIONS';
+}
