@@ -477,6 +477,30 @@ t.test('pipelining towards apps', async (t) => {
     t.equal((await pipelining(router)).replays, p.replays, 'no replay in the second round');
   });
 
+  t.test('an app whose responses are large is not pipelined; once they are small again, it is', async (t) => {
+    const router = await startRouter(t, nats);
+    const nc = await busClient(t, nats);
+    let size = 64 * 1024;
+    const app = await trackingApp(t, (req, res) => {
+      res.setHeader('content-length', size);
+      res.end(Buffer.alloc(size, 'l'));
+    });
+    await registerRoute(nc, router, { port: app.port, uris: ['large.pipeline.test'] });
+    const get = (n: number, tag: string): Call[] => Array.from({ length: n }, (_, i) => ({ method: 'GET', path: `/${tag}${i}` }));
+    // The first responses show what the app sends.
+    t.same(summary(await runConcurrently(router.port, 'large.pipeline.test', get(64, 'warm'), 4)), { 'status 200': 64 }, 'warm-up');
+    const before = (await pipelining(router)).pipelined_requests;
+    const large = await runConcurrently(router.port, 'large.pipeline.test', get(400, 'large'), 50);
+    t.ok(large.every((r) => r.status === 200 && r.body.length === 64 * 1024), 'all 400 large responses whole');
+    t.equal((await pipelining(router)).pipelined_requests, before, 'none of them pipelined');
+
+    size = 100;
+    await runConcurrently(router.port, 'large.pipeline.test', get(64, 'turn'), 4);
+    const small = await runConcurrently(router.port, 'large.pipeline.test', get(400, 'small'), 50);
+    t.ok(small.every((r) => r.status === 200 && r.body.length === 100), 'all 400 small responses whole');
+    t.ok((await pipelining(router)).pipelined_requests > before, 'small ones are pipelined again');
+  });
+
   t.test('POSTs are never pipelined, with or without a body', async (t) => {
     const router = await startRouter(t, nats);
     const nc = await busClient(t, nats);

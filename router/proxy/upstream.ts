@@ -143,6 +143,8 @@ export class UpstreamConnection {
   lastActivity: number;
   /** Responses completed on this socket. */
   served = 0;
+  /** `served` when the socket was last taken from the idle pool; -1 while it never was. */
+  servedWhenTaken = -1;
   /** Taken for pipelined requests: more may join (UpstreamClient.pipeline). */
   pipelining = false;
   /** Two requests were outstanding at once since the connection was last idle: every queued one is pipelined. */
@@ -294,6 +296,7 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
     return false;
   }
   conn.lastActivity = Date.now();
+  conn.backend.windowBytes += nread;
   let pos = 0;
   while (pos < nread) {
     const handler = conn.handler!;
@@ -354,6 +357,18 @@ function socketOnRead(this: TaggedSocket, nread: number, buf: Buffer): boolean {
 }
 
 /** The state as it is now (handlers called meanwhile may have changed it). */
+/**
+ * Responses (with their heads) larger than this on average are not
+ * pipelined. Measured here (benchmarks/NOTES.md): 16 pipelined 64 KiB
+ * responses per connection tripled the uWebSockets.js app's CPU per response
+ * (it queues what the socket cannot take at once and copies every later
+ * response behind it) and raised the router's by 80%, while 100 B responses
+ * cost both less than unpipelined ones.
+ */
+const LARGE_RESPONSE_BYTES = 8 * 1024;
+/** Responses per measuring window of a backend's average response size. */
+const SIZE_WINDOW = 32;
+
 function isClosed(conn: UpstreamConnection): boolean {
   return conn.state === State.Closed;
 }
@@ -552,6 +567,7 @@ export class UpstreamClient {
         conn = newest;
         conn.state = State.Busy;
         conn.since = conn.lastActivity = now;
+        conn.servedWhenTaken = conn.served;
       }
     }
     if (conn === undefined) conn = this.open(backend, now);
@@ -573,7 +589,7 @@ export class UpstreamClient {
     const options = this.options;
     if (options.pipelineDepth < 2) return null;
     const now = Date.now();
-    if (backend.pipelineOffUntil > now) return null;
+    if (backend.pipelineOffUntil > now || backend.largeResponses) return null;
     let conn = backend.batch as UpstreamConnection | null;
     if (conn === null || !this.takesMore(conn, now)) {
       conn = null;
@@ -582,6 +598,7 @@ export class UpstreamClient {
         conn = idle.pop()!;
         conn.state = State.Busy;
         conn.since = conn.lastActivity = now;
+        conn.servedWhenTaken = conn.served;
       } else {
         conn = this.open(backend, now);
       }
@@ -599,6 +616,7 @@ export class UpstreamClient {
     return conn;
   }
 
+
   /** Whether a pipelined request may join `conn` now. */
   private takesMore(conn: UpstreamConnection, now: number): boolean {
     if (conn.state !== State.Busy && conn.state !== State.Connecting) return false;
@@ -614,16 +632,7 @@ export class UpstreamClient {
     this.flushScheduled = false;
     const list = this.toFlush;
     const now = Date.now();
-    for (let i = 0; i < list.length; i++) {
-      const conn = list[i];
-      const data = conn.outgoing;
-      conn.outgoing = '';
-      if (conn.state === State.Closed || data === '') continue;
-      const sentAt = conn.sentAt;
-      for (let k = sentAt.length - 1; k >= 0 && sentAt[k] === 0; k--) sentAt[k] = now;
-      conn.lastActivity = now;
-      conn.socket.write(data);
-    }
+    for (let i = 0; i < list.length; i++) writeOutgoing(list[i], now);
     list.length = 0;
   }
 
@@ -633,9 +642,15 @@ export class UpstreamClient {
     const handler = conn.queue.shift();
     conn.sentAt.shift();
     conn.headOnly.shift();
-    if (handler !== discard) conn.backend.inFlight--;
+    const backend = conn.backend;
+    if (handler !== discard) backend.inFlight--;
     else conn.discarded--;
     conn.served++;
+    if (++backend.windowResponses === SIZE_WINDOW) {
+      backend.largeResponses = backend.windowBytes > SIZE_WINDOW * LARGE_RESPONSE_BYTES;
+      backend.windowBytes = 0;
+      backend.windowResponses = 0;
+    }
     if (!reusable || !conn.keepAlive) {
       if (conn.served === 1 && conn.queue.length > conn.discarded) {
         // An app that keeps no connection alive would have every pipeline sent twice.
@@ -708,7 +723,10 @@ export class UpstreamClient {
     const pipelined = conn.shared;
     const started = conn.responseStarted;
     this.destroy(conn);
-    if (pipelined && byApp) {
+    // A kept-alive socket that the app closed just as requests went out on it
+    // answered nothing since it left the pool: that is a race, not a refusal.
+    const race = conn.servedWhenTaken >= 0 && conn.served === conn.servedWhenTaken;
+    if (pipelined && byApp && !race) {
       // The app dropped a connection on which it owed pipelined responses
       // without announcing a close (uWebSockets.js apps do this when a request
       // arrives while an asynchronous response is pending): no more pipelining.
@@ -810,6 +828,18 @@ export class UpstreamClient {
       }
     }
   }
+}
+
+/** One write of the request heads queued on `conn`. */
+function writeOutgoing(conn: UpstreamConnection, now: number): void {
+  const data = conn.outgoing;
+  if (data === '') return;
+  conn.outgoing = '';
+  if (conn.state === State.Closed) return;
+  const sentAt = conn.sentAt;
+  for (let k = sentAt.length - 1; k >= 0 && sentAt[k] === 0; k--) sentAt[k] = now;
+  conn.lastActivity = now;
+  conn.socket.write(data);
 }
 
 function removeIdle(conn: UpstreamConnection): void {

@@ -21,6 +21,15 @@ export class Backend {
    * requests. Owned by the upstream client.
    */
   pipelineOffUntil = 0;
+  /**
+   * Responses of this backend are large on average lately: not pipelined
+   * (a pipeline of large responses costs the app and the router more than
+   * the writes and reads it saves). Owned by the upstream client, as are the
+   * byte and response counts of the current measuring window.
+   */
+  largeResponses = false;
+  windowBytes = 0;
+  windowResponses = 0;
 
   constructor(
     readonly host: string,
