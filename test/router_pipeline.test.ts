@@ -384,7 +384,8 @@ t.test('pipelining towards apps', async (t) => {
   });
 
   t.test('a slow response: nothing joins its connection once past the guard, and what was queued behind it moves on', async (t) => {
-    const router = await startRouter(t, nats);
+    // A guard of 20 ms (the default, 0, lets nothing join a connection that owes a response).
+    const router = await startRouter(t, nats, { args: ['--backend-pipeline-guard-ms', '20'] });
     const nc = await busClient(t, nats);
     const slowMs = 3000;
     const app = await trackingApp(t, (req, res) => {
@@ -393,10 +394,10 @@ t.test('pipelining towards apps', async (t) => {
     });
     await registerRoute(nc, router, { port: app.port, uris: ['slow.pipeline.test'] });
 
-    // 1. The slow request alone, then, past the guard (2 ms), 300 fast ones at once.
+    // 1. The slow request alone, then, past the guard, 300 fast ones at once.
     const slow = one(router.port, 'slow.pipeline.test', { method: 'GET', path: '/slow-1' });
     await eventually(() => app.seen.connections.some((c) => c.includes('GET /slow-1')), 'the app to get /slow-1', 3000);
-    await sleep(50);
+    await sleep(100);
     const fast = await runConcurrently(
       router.port,
       'slow.pipeline.test',

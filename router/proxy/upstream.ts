@@ -78,9 +78,10 @@ export interface UpstreamOptions {
   /** Most requests outstanding on one connection; below 2, nothing is pipelined. */
   pipelineDepth: number;
   /**
-   * A connection takes no further pipelined request once the oldest one
-   * it still owes a response was written longer ago than this: nothing joins
-   * a queue behind a response that is already slow.
+   * A connection takes further pipelined requests only while the oldest
+   * request it owes a response was written less than this long ago: nothing
+   * joins a queue behind a response that is already slow. 0: only requests
+   * not yet written (this turn's) share a connection.
    */
   pipelineGuardMs: number;
   /** Pipelined requests waiting behind a response older than this are sent again on connections of their own. */
@@ -624,7 +625,7 @@ export class UpstreamClient {
     // An announced close: nothing after this response will be answered.
     if (conn.headReceived && !conn.keepAlive) return false;
     const oldest = conn.sentAt[0];
-    return oldest === 0 || now - oldest <= this.options.pipelineGuardMs;
+    return oldest === 0 || now - oldest < this.options.pipelineGuardMs;
   }
 
   /** Writes this turn's request heads, one write per connection. */
