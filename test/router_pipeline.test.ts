@@ -332,7 +332,10 @@ t.test('pipelining towards apps', async (t) => {
     const p = await pipelining(router);
     t.ok(p.pipelined_requests >= 300, `requests were pipelined: ${p.pipelined_requests} shared a connection with another`);
     t.ok(app.seen.maxOutstanding >= 2, `the app saw up to ${app.seen.maxOutstanding} requests outstanding on one connection`);
-    t.equal(p.replays, 0, 'nothing had to be sent twice');
+    t.equal(p.refusals, 0, 'node:http answers pipelined requests: never taken for an app that refuses them');
+    // Sending again is for requests stuck behind a response for 500 ms (a
+    // client of the same busy test process reading slowly can cause that).
+    t.ok(p.replays === 0 || p.stalls > 0, `nothing sent twice but behind a stall (replays ${p.replays}, stalls ${p.stalls})`);
     t.ok(app.seen.connections.length < 100, `${app.seen.connections.length} app connections for 100 clients`);
     const varz = await router.varz();
     t.equal(varz.bad_gateways, 0, 'no 502');
@@ -530,7 +533,8 @@ t.test('pipelining towards apps', async (t) => {
   });
 
   t.test('a client that leaves while its request is pipelined: 499, the others answered, counts back to 0', async (t) => {
-    const router = await startRouter(t, nats);
+    // A guard of 50 ms: the others join the first one's connection even if the router reads them a turn later.
+    const router = await startRouter(t, nats, { args: ['--backend-pipeline-guard-ms', '50'] });
     const nc = await busClient(t, nats);
     const app = await trackingApp(t, (req, res) => {
       if (req.url === '/gone') setTimeout(() => res.end('too late'), 300);
