@@ -26,8 +26,14 @@ export interface RouterRegister {
   private_instance_index?: string;
   stale_threshold_in_seconds?: number;
   tags?: Record<string, string>;
-  /** The value is passed through as sent; the router decides what an unknown algorithm means. */
-  options?: { loadbalancing?: string };
+  /**
+   * `loadbalancing` is passed through as sent; the router decides what an
+   * unknown algorithm means. Skiff extension: `session_affinity: true` pins
+   * each client of the route to one instance with the `__VCAP_ID__` cookie,
+   * whether or not the app sets a session cookie of its own; the route has
+   * it while any of its endpoints registered with it.
+   */
+  options?: { loadbalancing?: string; session_affinity?: boolean };
   /** Legacy v1: id of the registering DEA. */
   dea?: string;
   /** Legacy v1: instance index as a number. */
@@ -147,6 +153,12 @@ export interface DeaStartRequest {
    * (older controllers): the DEA's `--user` (nobody), shared by all such apps.
    */
   uid?: number;
+  /**
+   * Skiff extension: the app's `session_affinity`, which the DEA passes on
+   * as `options.session_affinity` in the instance's `router.register`.
+   * Absent: false (the controller sends it only when true).
+   */
+  session_affinity?: boolean;
 }
 
 /**
@@ -209,6 +221,12 @@ export interface DeaFindDropletReply {
 export interface DeaUpdate {
   droplet: string;
   uris: string[];
+  /**
+   * Skiff extension: the app's new `session_affinity`; running instances
+   * register again with it, without a restart. Absent (older
+   * controllers): each instance keeps what it had.
+   */
+  session_affinity?: boolean;
 }
 
 // ---- health manager and controller ----
@@ -315,14 +333,23 @@ export function isStagerFailure(reply: StagerReply): reply is StagerFailure {
 
 // ---- components ----
 
-/** `vcap.component.announce`, and the reply to `vcap.component.discover`. Contains credentials: never log it. */
+/**
+ * `vcap.component.announce`, and the reply to `vcap.component.discover`.
+ * The router's carries its status credentials: never log it.
+ */
 export interface ComponentAnnounce {
+  /** Router, CloudController, Stager, DEA, HealthManager; Node for a node supervisor. */
   type: string;
   index: number;
   uuid: string;
-  /** "host:port" of the component's status server */
+  /** Where others reach the component: "address:port" where it listens, else the host name. */
   host: string;
-  credentials: [string, string];
+  /** Name of the node the component runs on (`--node`); absent from older components. */
+  node?: string;
+  /** The router's status port basic-auth user and password (CF v1). */
+  credentials?: [string, string];
+  /** A Node's assigned roles. */
+  roles?: string[];
   /** ISO 8601 */
   start: string;
   /** "0d:0h:5m:3s" */

@@ -16,10 +16,11 @@
 // object downloads), whose messages come to the role's inbox.
 
 import { CONFIG_BUCKET } from './config';
-import { APPS_BUCKET, HEALTH_BUCKET, HM_GIVEUP_SUBJECT, ObjectStores } from './platform';
+import { APPS_BUCKET, CLUSTER_BUCKET, HEALTH_BUCKET, HM_GIVEUP_SUBJECT, NODE_CREDENTIALS_SUBJECT, ObjectStores } from './platform';
 import { Subjects } from './subjects';
 
-export const NATS_ROLES = ['router', 'controller', 'stager', 'dea', 'health'] as const;
+/** The NATS users of the platform: one per role, and `node` for the node supervisors (`skiff up`). */
+export const NATS_ROLES = ['router', 'controller', 'stager', 'dea', 'health', 'node'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 /** The user `skiff up` writes to <data-dir>/nats/operator.json: every subject, for operators and the `nats` CLI. */
@@ -89,13 +90,16 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       Subjects.deaFindDroplet, Subjects.deaLocate, Subjects.deaStatus,
       Subjects.dropletUpdated, Subjects.healthmanagerStatus, Subjects.healthmanagerHealth,
       'vcap.stager.*', 'ssh.*.in', 'ssh.*.ctl',
-      ...COMPONENT_PUBLISH,
+      // `skiff role add|remove`, `skiff node info`: asked of the node's supervisor.
+      'skiff.node.*.roles',
+      // `skiff nodes`: it asks every component, and hears their announcements.
+      ...COMPONENT_PUBLISH, Subjects.componentDiscover,
       // The platform's state: users, apps, tokens' secret, bits, droplets, config.
       '$JS.API.>', '$KV.>', '$O.>', '$JS.ACK.>', '$JS.FC.>',
     ],
     subscribe: [
       Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT,
-      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE,
+      'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE, Subjects.componentAnnounce,
     ],
   },
   stager: {
@@ -127,6 +131,12 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       Subjects.deaHeartbeat, Subjects.dropletExited, Subjects.dropletUpdated, Subjects.hmRequests,
       Subjects.healthmanagerStatus, Subjects.healthmanagerHealth, ...COMPONENT_SUBSCRIBE,
     ],
+  },
+  // The node supervisors are the cluster's own infrastructure: a joining node
+  // asks the ones that hold the cluster's secrets for its roles' credentials.
+  node: {
+    publish: [NODE_CREDENTIALS_SUBJECT, ...COMPONENT_PUBLISH, JETSTREAM_INFO, ...kv(CLUSTER_BUCKET, 'write')],
+    subscribe: [NODE_CREDENTIALS_SUBJECT, 'skiff.node.*.roles', ...COMPONENT_SUBSCRIBE],
   },
 };
 

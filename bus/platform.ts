@@ -190,3 +190,97 @@ export interface HmGiveUp {
   /** Crashes counted in the flapping window when it gave up. */
   crashes: number;
 }
+
+/**
+ * What `POST /apps` and `PUT /apps/:name` accept for one app (control/API.md).
+ * The CLI checks its flags and manifest against the same numbers, so a value
+ * no controller would take is a usage error before anything is sent.
+ */
+export const AppBounds = {
+  maxInstances: 100,
+  minMemoryMb: 16,
+  maxMemoryMb: 65536,
+} as const;
+
+// ---- the cluster (design.md, Cluster and operations) ----
+
+/**
+ * A node of the cluster: `skiff up` on one host, the supervisor of the roles
+ * it is given. Its name is one NATS subject token and a nats-server
+ * server_name, so letters, digits and '-' only.
+ */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** The roles a node can be given (`skiff up --roles`, `skiff role add`). */
+export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
+/**
+ * KV bucket of the cluster's shape, written by the node supervisors:
+ * `nats.<node>` -> NatsPeer for every node that runs a nats-server (the
+ * servers route to each other from it), `node.<node>` -> NodeRecord.
+ */
+export const CLUSTER_BUCKET = 'skiff_cluster';
+
+export interface NatsPeer {
+  node: string;
+  /** nats://host:port clients use. */
+  client: string;
+  /** nats-route://host:port the other servers route to (no credentials). */
+  route: string;
+  /** Epoch seconds. */
+  updated: number;
+}
+
+/**
+ * Request (node user -> supervisors that hold the cluster's secrets, queue
+ * group NODE_CREDENTIALS_QUEUE): NodeCredentialsRequest; reply
+ * NodeCredentialsReply. A joining node learns here the NATS credentials of
+ * the roles it runs, and, when it runs a nats-server, the server's whole
+ * authorization (every user, the route credentials).
+ */
+export const NODE_CREDENTIALS_SUBJECT = 'skiff.node.credentials';
+export const NODE_CREDENTIALS_QUEUE = 'credentials';
+
+export interface NodeCredentialsRequest {
+  node: string;
+  roles: NodeRole[];
+  /** True for a node that runs a nats-server of the cluster. */
+  nats_server: boolean;
+}
+
+export interface UserPassword {
+  user: string;
+  pass: string;
+}
+
+export type NodeCredentialsReply =
+  | {
+      credentials: Partial<Record<NodeRole, UserPassword>>;
+      /** Only with nats_server: what the node's nats-server needs. */
+      nats?: { users: UserPassword[]; route: UserPassword; cluster: string };
+    }
+  | { error: string };
+
+/** Request to a node's supervisor: `{"op":"add"|"remove","role"}` or `{"op":"info"}`; reply NodeInfo or {"error"}. */
+export function nodeRolesSubject(node: string): string {
+  return `skiff.node.${node}.roles`;
+}
+
+export interface NodeRolesRequest {
+  op: 'add' | 'remove' | 'info';
+  role?: string;
+}
+
+export interface NodeInfo {
+  node: string;
+  host: string;
+  /** Roles given to the node (remembered across restarts). */
+  assigned: NodeRole[];
+  /** Of those, the ones whose process runs now. */
+  running: NodeRole[];
+  /** Roles this build can run. */
+  available: NodeRole[];
+  /** The node runs a nats-server of the cluster. */
+  nats_server: boolean;
+}

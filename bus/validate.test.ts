@@ -56,6 +56,9 @@ t.test('router.register', async (t) => {
   rejects(t, v.validateRouterRegister, { ...register, tags: { a: 1 } }, 'tags must be an object of strings');
   rejects(t, v.validateRouterRegister, { ...register, options: 'x' }, 'options must be an object');
   rejects(t, v.validateRouterRegister, { ...register, options: { loadbalancing: 5 } }, 'options.loadbalancing must be a non-empty string');
+  accepts(t, v.validateRouterRegister, { ...register, options: { session_affinity: true } }, { ...register, options: { session_affinity: true } }, 'session affinity');
+  accepts(t, v.validateRouterRegister, { ...register, options: { session_affinity: null } }, { ...register, options: {} }, 'a null session_affinity is absent');
+  rejects(t, v.validateRouterRegister, { ...register, options: { session_affinity: 'yes' } }, 'options.session_affinity must be a boolean');
   rejects(t, v.validateRouterRegister, { ...register, index: -1 }, 'index must be an integer >= 0');
   rejects(t, v.validateRouterRegister, { ...register, app: 1.5 }, 'app must be a non-empty string');
 
@@ -122,6 +125,8 @@ t.test('DEA messages', async (t) => {
   rejects(t, v.validateDeaStartRequest, { ...start, uid: -5 }, 'uid must be an integer 1-2147483646');
   rejects(t, v.validateDeaStartRequest, { ...start, uid: 2.5 }, 'uid must be an integer 1-2147483646');
   rejects(t, v.validateDeaStartRequest, { ...start, uid: '2000000' }, 'uid must be an integer 1-2147483646');
+  accepts(t, v.validateDeaStartRequest, { ...start, session_affinity: true }, { ...start, session_affinity: true }, 'session affinity');
+  rejects(t, v.validateDeaStartRequest, { ...start, session_affinity: 1 }, 'session_affinity must be a boolean');
 
   accepts(t, v.validateDeaStop, { droplet: 'app' }, { droplet: 'app' });
   const stop: DeaStop = { droplet: 'app', version: 'sha-3', instances: ['i1'], indices: [1], states: ['RUNNING'] };
@@ -148,6 +153,8 @@ t.test('DEA messages', async (t) => {
 
   accepts(t, v.validateDeaUpdate, { droplet: 'app', uris: [] }, { droplet: 'app', uris: [] }, 'an app may lose all its uris');
   rejects(t, v.validateDeaUpdate, { droplet: 'app' }, 'uris must be an array of strings');
+  accepts(t, v.validateDeaUpdate, { droplet: 'app', uris: [], session_affinity: false }, { droplet: 'app', uris: [], session_affinity: false }, 'session affinity turned off');
+  rejects(t, v.validateDeaUpdate, { droplet: 'app', uris: [], session_affinity: 'on' }, 'session_affinity must be a boolean');
 });
 
 t.test('health manager and controller messages', async (t) => {
@@ -197,9 +204,14 @@ t.test('stager and component messages', async (t) => {
   rejects(t, v.validateStagerReply, { ...success, start_command: undefined }, 'start_command must be a non-empty string');
   rejects(t, v.validateStagerReply, { error: '' }, 'error must be a non-empty string');
 
-  const announce = { type: 'Router', index: 0, uuid: '0-x', host: '127.0.0.1:8081', credentials: ['u', 'p'], start: '2026-11-25T10:00:00Z', uptime: '0d:0h:5m:3s' };
+  const announce = { type: 'Router', index: 0, uuid: '0-x', host: '127.0.0.1:8081', credentials: ['u', 'p'] as [string, string], start: '2026-11-25T10:00:00Z', uptime: '0d:0h:5m:3s' };
   accepts(t, v.validateComponentAnnounce, announce, announce);
   rejects(t, v.validateComponentAnnounce, { ...announce, credentials: ['u'] }, 'credentials must be an array of 2 strings');
+  const { credentials: _, ...dea } = { ...announce, type: 'DEA', node: 'n1' };
+  accepts(t, v.validateComponentAnnounce, dea, dea, 'only the router has credentials');
+  const node = { ...dea, type: 'Node', roles: ['dea', 'router'] };
+  accepts(t, v.validateComponentAnnounce, node, node, 'a node supervisor lists its roles');
+  rejects(t, v.validateComponentAnnounce, { ...node, roles: 'dea' }, 'roles must be an array of non-empty strings');
 });
 
 t.test('decode', async (t) => {

@@ -268,7 +268,7 @@ export const validateRouterRegister = validator((m): RouterRegister => {
     private_instance_index: privateInstanceIndex(m),
     stale_threshold_in_seconds: m.optPositive('stale_threshold_in_seconds'),
     tags: m.optStringMap('tags'),
-    options: options && compact({ loadbalancing: options.optString('loadbalancing') }),
+    options: options && compact({ loadbalancing: options.optString('loadbalancing'), session_affinity: options.optBool('session_affinity') }),
     dea: m.optString('dea'),
     index: m.optInt('index'),
   });
@@ -365,6 +365,7 @@ export const validateDeaStartRequest = validator((m): DeaStartRequest => compact
   droplet_object: m.optString('droplet_object'),
   // Never 0 (root); the DEA checks it against its own --app-uids range.
   uid: m.optInt('uid', 1, 2_147_483_646),
+  session_affinity: m.optBool('session_affinity'),
 }));
 
 function readStopFilters(m: Fields): DeaStop {
@@ -413,9 +414,10 @@ export const validateDeaFindDropletReply = validator((m): DeaFindDropletReply =>
   });
 });
 
-export const validateDeaUpdate = validator((m): DeaUpdate => ({
+export const validateDeaUpdate = validator((m): DeaUpdate => compact({
   droplet: m.id('droplet'),
   uris: m.array('uris', nonEmptyString, { what: 'strings' }),
+  session_affinity: m.optBool('session_affinity'),
 }));
 
 // ---- health manager and controller ----
@@ -576,17 +578,19 @@ export const validateSshControl = validator((m): SshControl => {
 // ---- components ----
 
 export const validateComponentAnnounce = validator((m): ComponentAnnounce => {
-  const credentials = m.array('credentials', anyString, { what: 'strings' });
-  if (credentials.length !== 2) fail('credentials must be an array of 2 strings');
-  return {
+  const credentials = m.optList('credentials', anyString, 'strings');
+  if (credentials !== undefined && credentials.length !== 2) fail('credentials must be an array of 2 strings');
+  return compact({
     type: m.string('type'),
     index: m.int('index'),
     uuid: m.string('uuid'),
     host: m.string('host'),
-    credentials: [credentials[0]!, credentials[1]!],
+    node: m.optString('node'),
+    credentials: credentials === undefined ? undefined : [credentials[0]!, credentials[1]!],
+    roles: m.optList('roles', nonEmptyString, 'non-empty strings'),
     start: m.string('start'),
     uptime: m.text('uptime'),
-  };
+  });
 });
 
 // ---- decoding ----

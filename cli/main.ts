@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
+  node: { help: 'a node of the cluster: info (its roles), cloud-init (user-data for a new one)', load: () => require('./node').main },
 };
 
 /** A role another branch may not have brought in yet: one clear line instead of a require stack. */
@@ -35,7 +36,8 @@ const CLIENT: Record<string, { help: string; load: () => Command }> = Object.fro
 
 function usage(): string {
   const lines = ['usage: skiff <command> [flags]', '', 'commands:'];
-  for (const [name, { help }] of Object.entries(CLIENT)) lines.push(`  ${name.padEnd(12)}${help}`);
+  // `skiff node` is listed with the platform commands, which take its other subcommands.
+  for (const [name, { help }] of Object.entries(CLIENT)) if (!(name in COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
   lines.push('', 'platform:');
   for (const [name, { help }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
   lines.push('', 'Run `skiff <command> --help` for its flags.');

@@ -1,17 +1,18 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
+import { mkdirSync, chmodSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget } from '../bus/nats-options';
-import type { NatsRole } from '../bus/permissions';
+import { NODE_NAME, NODE_ROLES, type NodeRole } from '../bus/platform';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange } from '../bus/uids';
 import { createLogger, type Logger } from '../bus/log';
 import { Api } from './client/api';
 import { readConfig, skiffHome, writeConfig } from './client/config';
+import { NodeSetupError, NodeSupervisor, portOpen, waitForPort, type RoleLaunch } from './node/supervisor';
+import { defaultNodeName, NODE_FLAG } from '../bus/component';
+import { loadNodeState, parseRoles, saveNodeState, type NodeState } from './node/state';
+import { decodeJoinToken, type JoinToken } from './node/token';
 import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
-import { preparePlatformNats } from './up-nats';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
@@ -19,120 +20,102 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
   { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
+  { name: 'cluster-port', kind: 'number', min: 1, max: 65535, help: 'port the nats-servers of a cluster route to each other on', defaultText: '6222' },
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one (its credentials: --nats-credentials, or NATS_USER and NATS_PASSWORD)' },
   { ...NATS_FLAGS.find((flag) => flag.name === 'nats-credentials')!, help: 'with --nats: the roles\' NATS credentials file, {"user","pass"} or {"token"}, mode 0600' },
   { name: 'domain', kind: 'string', help: 'apps answer at <name>.<domain>', defaultText: 'localhost' },
   { name: 'app-ports', kind: 'string', help: 'port range of app instances (the DEA\'s --port-range); give each platform on one machine its own', defaultText: '61000-61999' },
   { name: 'app-uids', kind: 'string', help: 'uids of apps (the controller\'s and the DEA\'s --app-uids); give each platform on one machine its own', defaultText: formatRange(DEFAULT_APP_UIDS) },
+  { ...NODE_FLAG, help: 'this node\'s name in the cluster (letters, digits, _ and -); remembered' },
+  { name: 'roles', kind: 'string', help: `roles of this node, comma-separated (${NODE_ROLES.join(', ')}); remembered`, defaultText: 'all; dea with --join' },
+  { name: 'advertise', kind: 'string', help: 'the address other hosts reach this node at (DEAs register app routes with it); remembered', defaultText: '127.0.0.1' },
+  { name: 'nats-advertise', kind: 'string', help: 'the address the cluster reaches this node\'s nats-server at, when not --advertise (a control network); remembered', defaultText: 'the --advertise address' },
+  { name: 'join', kind: 'string', secret: true, help: 'join the cluster of this token (the join: line of its first node); prefer SKIFF_UP_JOIN: a command line is readable by every process' },
+  { name: 'nats-server', kind: 'boolean', help: 'with --join: run a nats-server of the cluster here too (three of them replicate every bucket)' },
 ];
-
-const BIN = join(__dirname, '..', '..', 'bin', 'skiff');
-
-/** A child process kept running: restarted with backoff when it dies, until the platform stops. */
-class Supervised {
-  private child: ChildProcess | null = null;
-  private stopping = false;
-  private restarts = 0;
-  private startedAt = 0;
-  private restartTimer: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly name: string,
-    private readonly command: string,
-    private readonly args: string[],
-    private readonly log: Logger,
-    /** Where its output goes; the terminal by default. */
-    private readonly logFile?: string,
-    private readonly env: NodeJS.ProcessEnv = process.env,
-  ) {}
-
-  start(): void {
-    this.startedAt = Date.now();
-    const out = this.logFile === undefined ? 'inherit' : openPrivateLog(this.logFile);
-    const [command, ...args] = [...parentDeathPrefix(), this.command, ...this.args];
-    // Its own process group: Ctrl-C reaches only `skiff up`, which then stops
-    // the roles in order; the parent-death signal ends them if `up` is killed.
-    const child = spawn(command!, args, { stdio: ['ignore', out, out], env: this.env, detached: true });
-    // The child has its own copy of the log's descriptor; ours would leak one per restart.
-    if (typeof out === 'number') closeSync(out);
-    this.child = child;
-    child.on('error', (error) => this.log.error(`${this.name} could not start`, { error: error.message }));
-    child.on('exit', (code, signal) => {
-      this.child = null;
-      if (this.stopping) return;
-      // A role that ran a while before dying starts over at the shortest delay.
-      if (Date.now() - this.startedAt > 60_000) this.restarts = 0;
-      const delay = Math.min(30_000, 500 * 2 ** this.restarts++);
-      this.log.warn(`${this.name} exited; restarting`, { code, signal, in_ms: delay });
-      this.restartTimer = setTimeout(() => this.start(), delay);
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (child === null || child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-}
-
-let parentDeath: string[] | undefined;
-
-function parentDeathPrefix(): string[] {
-  if (parentDeath === undefined) {
-    const probe = spawnSync('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'true'], { stdio: 'ignore' });
-    parentDeath = probe.status === 0 ? ['setpriv', '--pdeathsig', 'SIGTERM', '--'] : [];
-  }
-  return parentDeath;
-}
 
 export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/skiff' : join(homedir(), '.skiff', 'data');
 }
 
-function findNatsServer(): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(delimiter).filter(Boolean).concat('/usr/sbin', '/usr/local/bin');
-  return dirs.map((dir) => join(dir, 'nats-server')).find((path) => existsSync(path));
+interface UpSettings {
+  dataDir: string;
+  routerPort: number;
+  statusPort: number;
+  apiPort: number;
+  natsPort: number;
+  clusterPort: number;
+  domain: string;
+  appPorts?: string;
+  appUids?: string;
+  externalNats?: { url: string; credentialsFile?: string };
+  join?: JoinToken;
+  state: NodeState;
 }
 
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await portOpen(port)) return true;
-    await new Promise((r) => setTimeout(r, 100));
+function settingsFrom(argv: string[]): UpSettings | { help: true } {
+  const parsed = parseFlags(argv, FLAGS, 'SKIFF_UP');
+  const { values, sources } = parsed;
+  if (values.help) return { help: true };
+  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+  // Only to refuse credentials on the command line; the roles read them from the environment themselves.
+  if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
+  const origin = (flag: string) => (sources[flag] === 'env' ? (flag === 'node' ? 'SKIFF_NODE' : `SKIFF_UP_${flag.replace(/-/g, '_').toUpperCase()}`) : `--${flag}`);
+  if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, origin('app-uids'));
+  const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
+  const join = values.join === undefined ? undefined : decodeJoinToken(values.join as string, origin('join'));
+  if (join && values.nats !== undefined) throw new UsageError('--join and --nats exclude each other: a joining node finds NATS in its token');
+  if (values['nats-server'] && !join && loadNodeState(dataDir)?.joined === undefined) {
+    throw new UsageError('--nats-server is for a node that joins (--join TOKEN): the first node always runs one');
   }
-  return false;
+  const name = values.node as string | undefined;
+  if (name !== undefined && !NODE_NAME.test(name)) throw new UsageError(`${origin('node')} must be 1-63 letters, digits, '_' or '-', starting with a letter or digit, got ${JSON.stringify(name)}`);
+  const address = (flag: string): string | undefined => {
+    const value = values[flag] as string | undefined;
+    if (value !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(value)) throw new UsageError(`${origin(flag)} must be an address or a host name, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const advertise = address('advertise');
+  const natsAdvertise = address('nats-advertise');
+  const roles = values.roles === undefined ? undefined : parseRoles(values.roles as string, origin('roles'));
+
+  const saved = loadNodeState(dataDir);
+  if (saved && name !== undefined && name !== saved.name) {
+    throw new UsageError(`the data dir ${dataDir} is node ${saved.name}'s: give --node ${saved.name}, or another --data-dir`);
+  }
+  const state: NodeState = saved ?? {
+    name: name ?? defaultNodeName(),
+    roles: join ? ['dea'] : [...NODE_ROLES],
+    advertise: '127.0.0.1',
+    natsServer: join ? values['nats-server'] === true : true,
+  };
+  if (roles !== undefined) state.roles = roles;
+  if (advertise !== undefined) state.advertise = advertise;
+  if (natsAdvertise !== undefined) state.natsAdvertise = natsAdvertise;
+  if (values.nats !== undefined) state.natsServer = false;
+  return {
+    dataDir,
+    routerPort: (values['router-port'] as number | undefined) ?? 8080,
+    statusPort: (values['router-status-port'] as number | undefined) ?? 8081,
+    apiPort: (values['api-port'] as number | undefined) ?? 9022,
+    natsPort: (values['nats-port'] as number | undefined) ?? 4222,
+    clusterPort: (values['cluster-port'] as number | undefined) ?? 6222,
+    domain: (values.domain as string | undefined) ?? 'localhost',
+    appPorts: values['app-ports'] as string | undefined,
+    appUids: values['app-uids'] as string | undefined,
+    externalNats: values.nats === undefined ? undefined : { url: values.nats as string, credentialsFile: values['nats-credentials'] as string | undefined },
+    // A node that joined already has its credentials: the token is only for its first start.
+    join: saved?.joined === undefined ? join : undefined,
+    state,
+  };
 }
 
-/** `skiff up`: the whole platform on this machine, supervised, stopped in order on Ctrl-C or SIGTERM. */
+/** `skiff up`: a node of the platform, alone or in a cluster; supervised, stopped in order on Ctrl-C or SIGTERM. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('up');
-  let values: Record<string, unknown>;
+  let settings: UpSettings | { help: true };
   try {
-    const parsed = parseFlags(argv, FLAGS, 'SKIFF_UP');
-    values = parsed.values;
-    // Only to refuse credentials on the command line; the roles read them from the environment themselves.
-    if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
-    if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, parsed.sources['app-uids'] === 'env' ? 'SKIFF_UP_APP_UIDS' : '--app-uids');
+    settings = settingsFrom(argv);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`skiff up: ${error.message}\n`);
@@ -140,152 +123,188 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  if (values.help) {
+  if ('help' in settings) {
     process.stdout.write(helpText('skiff up', FLAGS, 'SKIFF_UP') + '\n');
     return 0;
   }
-  const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
-  const routerPort = (values['router-port'] as number | undefined) ?? 8080;
-  const statusPort = (values['router-status-port'] as number | undefined) ?? 8081;
-  const natsPort = (values['nats-port'] as number | undefined) ?? 4222;
-  const apiPort = (values['api-port'] as number | undefined) ?? 9022;
-  const domain = (values.domain as string | undefined) ?? 'localhost';
+  // The token lets a host join the cluster: out of /proc/<pid>/cmdline, where every process could read it.
+  if (argv.some((arg) => arg === '--join' || arg.startsWith('--join='))) process.title = 'skiff up';
+  delete process.env.SKIFF_UP_JOIN;
+  const { dataDir, state } = settings;
   mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   restrictDataDir(dataDir, log);
+  saveNodeState(dataDir, state);
 
   if (process.getuid?.() !== 0) {
     log.warn('not running as root: app instances and staging run as this same user, so they can read the platform\'s data dir, its NATS credentials and each other\'s files; run as root to isolate apps (README: Security model)');
   }
 
-  // Started first, stopped last.
-  const roles: Supervised[] = [];
+  const stop = stopRequests(log);
+  const { stopped } = stop;
+
   // The roles find NATS, and their credentials, in their environment: never on a command line.
   const roleEnv: NodeJS.ProcessEnv = { ...process.env };
-  let natsUrl = values.nats as string | undefined;
-  let credentialsOf: ((role: NatsRole) => string) | undefined;
-  if (natsUrl === undefined) {
-    const natsServer = findNatsServer();
-    if (natsServer === undefined) {
-      process.stderr.write('skiff up: nats-server not found: run `npm run setup` (or apt-get install -y nats-server)\n');
-      return 1;
-    }
-    if (await portOpen(natsPort)) {
-      process.stderr.write(`skiff up: port ${natsPort} is taken: stop what uses it, or pass --nats-port or --nats URL\n`);
-      return 1;
-    }
-    const bus = preparePlatformNats(dataDir, '127.0.0.1', natsPort);
-    const nats = new Supervised('nats-server', natsServer, ['-c', bus.configFile], log, join(dataDir, 'nats-server.log'));
-    nats.start();
-    roles.push(nats);
-    natsUrl = bus.url;
-    credentialsOf = bus.credentialsFile;
-    for (const name of ['NATS_USER', 'NATS_PASSWORD', 'NATS_TOKEN', 'SKIFF_NATS_CREDENTIALS']) delete roleEnv[name];
-    if (!(await waitForPort(natsPort, 10_000))) {
-      await nats.stop();
-      process.stderr.write(`skiff up: nats-server did not start on port ${natsPort}\n`);
-      return 1;
-    }
+  if (!settings.externalNats) for (const name of ['NATS_USER', 'NATS_PASSWORD', 'NATS_TOKEN', 'SKIFF_NATS_CREDENTIALS', 'NATS_URL']) delete roleEnv[name];
+  if (settings.appUids !== undefined) {
+    // One range for the controller that hands uids out and the DEA that runs apps as them.
+    roleEnv.SKIFF_CONTROLLER_APP_UIDS = settings.appUids;
+    roleEnv.SKIFF_DEA_APP_UIDS = settings.appUids;
   }
 
-  roleEnv.NATS_URL = natsUrl;
-  const appUids = values['app-uids'] as string | undefined;
-  if (appUids !== undefined) {
-    // One range for the controller that hands uids out and the DEA that runs apps as them.
-    roleEnv.SKIFF_CONTROLLER_APP_UIDS = appUids;
-    roleEnv.SKIFF_DEA_APP_UIDS = appUids;
-  }
-  const credentialsFlag = values['nats-credentials'] as string | undefined;
-  if (credentialsFlag !== undefined) roleEnv.SKIFF_NATS_CREDENTIALS = credentialsFlag;
-  const byName = new Map<string, Supervised>();
-  const role = (name: NatsRole, args: string[], env: NodeJS.ProcessEnv = roleEnv): boolean => {
-    if (!roleAvailable(name)) {
-      log.warn(`skipping the ${name === 'health' ? 'health manager' : name}: not part of this build`, { module: ROLE_MODULES[name] });
-      return false;
+  const { domain, routerPort, statusPort, apiPort } = settings;
+  const advertised = state.advertise !== '127.0.0.1';
+  const routerUrl = `http://${domain}:${routerPort}`;
+  const apiHost = advertised ? state.advertise : '127.0.0.1';
+  const apiUrl = `http://${apiHost}:${apiPort}`;
+  // The first admin is the first node's to make; a node that joined finds the users in the cluster.
+  const admin = settings.join === undefined && state.joined === undefined && state.roles.includes('controller') ? loadOrCreateAdmin(dataDir, domain) : undefined;
+  const launch: RoleLaunch = (role) => {
+    if (!roleAvailable(role)) {
+      log.warn(`skipping the ${role === 'health' ? 'health manager' : role}: not part of this build`, { module: ROLE_MODULES[role] });
+      return undefined;
     }
-    const ownEnv = credentialsOf === undefined ? env : { ...env, SKIFF_NATS_CREDENTIALS: credentialsOf(name) };
-    const supervised = new Supervised(name, process.execPath, [BIN, name, ...args], log, undefined, ownEnv);
-    supervised.start();
-    roles.push(supervised);
-    byName.set(name, supervised);
-    return true;
+    switch (role) {
+      case 'router': {
+        const status = loadOrCreateStatusCredentials(dataDir);
+        // Drained within the stop's deadline (STOP_LIMIT_MS), which the DEA's stop shares.
+        return {
+          args: ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25'],
+          env: { SKIFF_ROUTER_STATUS_USER: status.user, SKIFF_ROUTER_STATUS_PASSWORD: status.password },
+        };
+      }
+      case 'controller':
+        return {
+          args: ['--port', String(apiPort), '--domain', domain, ...(advertised ? ['--host', state.advertise] : [])],
+          env: {
+            ...(admin === undefined ? {} : { SKIFF_ADMIN_EMAIL: admin.email, SKIFF_ADMIN_PASSWORD: admin.password }),
+            SKIFF_CONTROLLER_ROUTER_URL: routerUrl,
+          },
+        };
+      case 'dea':
+        // The DEA keeps <data-dir>/dea/<index>/ itself; apps listen on the advertised address, and routes carry it.
+        return {
+          args: ['--data-dir', dataDir, ...(settings.appPorts === undefined ? [] : ['--port-range', settings.appPorts]), ...(advertised ? ['--host', state.advertise] : [])],
+        };
+      default:
+        return { args: [] };
+    }
   };
 
-  let stopRequested = false;
-  const stopped = new Promise<void>((resolve) => {
-    const onSignal = () => {
-      stopRequested = true;
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-
-  const routerUrl = `http://${domain}:${routerPort}`;
-  // Drained within the 30 s the supervisor grants before SIGKILL.
-  const status = loadOrCreateStatusCredentials(dataDir);
-  role('router', ['--port', String(routerPort), '--status-port', String(statusPort), '--drain-timeout', '25'], {
-    ...roleEnv,
-    SKIFF_ROUTER_STATUS_USER: status.user,
-    SKIFF_ROUTER_STATUS_PASSWORD: status.password,
-  });
-
-  const apiUrl = `http://127.0.0.1:${apiPort}`;
-  let admin: ReturnType<typeof loadOrCreateAdmin> | undefined;
-  let controllerStarted = false;
-  if (!roleAvailable('controller')) {
-    role('controller', []); // logs the skip
-  } else if (await portOpen(apiPort)) {
+  if (state.roles.includes('controller') && (await portOpen(apiHost, apiPort))) {
     log.error(`port ${apiPort} is taken: not starting the controller; stop what uses it, or pass --api-port`);
-  } else {
-    admin = loadOrCreateAdmin(dataDir, domain);
-    controllerStarted = role('controller', ['--port', String(apiPort), '--domain', domain], {
-      ...roleEnv,
-      SKIFF_ADMIN_EMAIL: admin.email,
-      SKIFF_ADMIN_PASSWORD: admin.password,
-      // Read by a controller that knows `--router-url` (control/API.md); harmless otherwise.
-      SKIFF_CONTROLLER_ROUTER_URL: routerUrl,
-    });
+    state.roles = state.roles.filter((role) => role !== 'controller');
   }
-  role('stager', []);
-  role('health', []);
-  // The DEA keeps <data-dir>/dea/<index>/ itself.
-  const appPorts = values['app-ports'] as string | undefined;
-  role('dea', ['--data-dir', dataDir, ...(appPorts === undefined ? [] : ['--port-range', appPorts])]);
+  const node = new NodeSupervisor(
+    state,
+    {
+      dataDir, domain, routerPort, statusPort, apiPort,
+      natsPort: settings.natsPort, clusterPort: settings.clusterPort,
+      appPorts: settings.appPorts, appUids: settings.appUids,
+      externalNats: settings.externalNats, join: settings.join, env: roleEnv,
+    },
+    launch,
+    log,
+  );
+  try {
+    await Promise.race([node.start(stopped), stopped]);
+  } catch (error) {
+    await node.stop(Date.now() + STOP_LIMIT_MS);
+    stop.close();
+    if (!(error instanceof NodeSetupError)) throw error;
+    process.stderr.write(`skiff up: ${error.message}\n`);
+    return 1;
+  }
 
-  const routerUp = await Promise.race([waitForPort(routerPort, 20_000), stopped.then(() => false)]);
-  if (!routerUp && !stopRequested) log.warn('router did not open its port yet; still trying');
-  if (controllerStarted && admin !== undefined && !stopRequested) {
+  const runs = (role: NodeRole) => state.roles.includes(role) && node.isRunning(role);
+  const routerUp = runs('router') ? await Promise.race([waitForPort('127.0.0.1', routerPort, 20_000), stopped.then(() => false)]) : false;
+  if (runs('router') && !routerUp && !stop.requested) log.warn('router did not open its port yet; still trying');
+  if (runs('controller') && !stop.requested) {
     const ready = await Promise.race([waitForInfo(apiUrl, 60_000), stopped.then(() => false)]);
     if (ready) {
-      if (admin.created) process.stdout.write(`login: skiff login --email ${admin.email} --password ${admin.password}\n`);
-      await logInLocalCli(apiUrl, admin.email, admin.password, log);
+      if (admin?.created) process.stdout.write(`login: skiff login --email ${admin.email} --password ${admin.password}\n`);
+      if (admin !== undefined) await logInLocalCli(apiUrl, admin.email, admin.password, log);
       process.stdout.write(`api: ${apiUrl}\n`);
-    } else if (!stopRequested) {
+    } else if (!stop.requested) {
       log.warn('the controller does not answer /info yet; still trying', { url: `${apiUrl}/info` });
     }
   }
-  if (routerUp && !stopRequested) {
+  if (routerUp && !stop.requested) {
     process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
     process.stdout.write(`status: http://127.0.0.1:${statusPort}/health (/varz and /routes: basic auth from ${join(dataDir, 'router-status.json')})\n`);
   }
+  const token = node.joinToken();
+  if (token !== undefined && !stop.requested) process.stdout.write(`join: skiff up --join ${token}\n`);
+  if (!stop.requested) process.stdout.write(`node: ${state.name} (${[...state.roles, ...(node.info().nats_server ? ['nats-server'] : [])].join(', ')})\n`);
 
   await stopped;
-  log.info('stopping the platform');
-  // The DEA first, with its instances (it unregisters their routes while the
-  // router still listens), then what feeds it, then the router and NATS.
-  for (const name of STOP_ORDER) await byName.get(name)?.stop();
-  for (const supervised of roles.slice().reverse()) await supervised.stop();
-  return 0;
+  log.info('stopping the platform', { reason: stop.reason });
+  // One deadline for the whole stop, so that whoever stops the platform (a
+  // service manager, CI, a user at Ctrl-C) knows how long it can take.
+  const killed = await node.stop(Date.now() + STOP_LIMIT_MS);
+  stop.close();
+  return killed ? 1 : 0;
 }
 
-const STOP_ORDER = ['dea', 'controller', 'stager', 'health', 'router'];
+/**
+ * The stop takes this long at most; the roles' own grace periods (the DEA's
+ * 10 s --stop-grace for instances, the router's 25 s drain) fit inside it.
+ */
+const STOP_LIMIT_MS = 35_000;
 
-/** A log only the platform reads (0600, an older one too): nats-server's says more than apps should know. */
-function openPrivateLog(path: string): number {
-  const fd = openSync(path, 'a', 0o600);
-  fchmodSync(fd, 0o600);
-  return fd;
+interface StopRequests {
+  /** Resolves at the first SIGINT or SIGTERM, or when the parent process dies. */
+  stopped: Promise<void>;
+  readonly requested: boolean;
+  readonly reason: string | undefined;
+  close(): void;
 }
+
+/**
+ * The handlers stay installed for the whole stop: under `npm start` a
+ * terminal's Ctrl-C reaches `skiff up` twice (from the terminal, and again
+ * from npm, which forwards SIGINT and SIGTERM to its script), and a second
+ * signal without a handler would end `up` half-way, with its roles stopping
+ * on their own. A parent that dies (npm or a shell killed with SIGKILL)
+ * leaves `up` with nobody to stop it: it notices the new parent and stops.
+ */
+function stopRequests(log: Logger): StopRequests {
+  let requested = false;
+  let reason: string | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const request = (why: string): void => {
+    if (requested) return;
+    requested = true;
+    reason = why;
+    clearInterval(parentWatch);
+    resolveStopped();
+  };
+  const onSignal = (signal: NodeJS.Signals): void => request(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const parent = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid === parent) return;
+    log.warn('the parent process exited', { parent_pid: parent });
+    request('parent exited');
+  }, PARENT_CHECK_MS);
+  return {
+    stopped,
+    get requested() {
+      return requested;
+    },
+    get reason() {
+      return reason;
+    },
+    // The signal handlers stay: a late duplicate signal must not turn a clean exit into a killed one.
+    close() {
+      clearInterval(parentWatch);
+    },
+  };
+}
+
+const PARENT_CHECK_MS = 1000;
+
 
 /**
  * The data dir is traverse-only (0711): apps reach their instance

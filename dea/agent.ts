@@ -13,6 +13,7 @@ import type {
   DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
 } from '../bus/messages';
 import { deaFilesSubject, deaSshSubject, RUNTIMES, type FilesReply, type FilesRequest, type SshReply } from '../bus/platform';
+import { checkSetting } from '../bus/settings';
 import { Subjects } from '../bus/subjects';
 import {
   decode, RejectionCounter, validateDeaDiscover, validateDeaFindDroplet, validateDeaStartRequest, validateDeaStop,
@@ -23,6 +24,7 @@ import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
 import { formatCfTime } from './env';
 import { readInstancePathAs, type RunAs } from './files-as-user';
+import { inotifyWarning, readInotifyLimits } from './host-checks';
 import { matchesFilters, stopTargets } from './filters';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
 import { bindProbe, PortAllocator } from './ports';
@@ -99,7 +101,9 @@ export class Dea {
   get maxMemoryMb(): number {
     if (this.settings.memoryMb !== undefined) return this.settings.memoryMb;
     const fromStore = this.config?.get('max_memory_mb');
-    return typeof fromStore === 'number' && Number.isFinite(fromStore) && fromStore > 0 ? fromStore : this.settings.defaultMemoryMb;
+    if (fromStore === undefined) return this.settings.defaultMemoryMb;
+    const checked = checkSetting('dea.max_memory_mb', fromStore);
+    return checked.ok ? (checked.value as number) : this.settings.defaultMemoryMb;
   }
 
   get reservedMemoryMb(): number {
@@ -122,6 +126,8 @@ export class Dea {
   }
 
   async start(): Promise<void> {
+    const inotify = inotifyWarning(readInotifyLimits());
+    if (inotify !== undefined) this.logger.warn(inotify);
     await this.prepareDirectories();
     this.detectLauncher();
     const { pageSize, ticksPerSecond } = sysconf();
@@ -483,6 +489,7 @@ export class Dea {
       services: start.services,
       startCommand: start.start_command,
       ...(start.uid !== undefined ? { uid: start.uid } : {}),
+      ...(start.session_affinity === true ? { sessionAffinity: true } : {}),
     };
     const instance = new Instance(spec, this.instanceDir(spec.instanceId), this.ctx, this.events);
     this.instances.set(instance.id, instance);
@@ -562,8 +569,15 @@ export class Dea {
     for (const instance of this.list()) {
       if (instance.spec.appId !== update.droplet || !instance.reservesMemory) continue;
       const running = instance.state === 'RUNNING';
-      if (running) this.unregister(instance);
+      const urisChanged = JSON.stringify(instance.spec.uris) !== JSON.stringify(update.uris);
+      const affinity = update.session_affinity ?? instance.spec.sessionAffinity === true;
+      const affinityChanged = affinity !== (instance.spec.sessionAffinity === true);
+      if (!urisChanged && !affinityChanged) continue;
+      // An option alone needs no unregister: the register message replaces it, and the route never loses the instance.
+      if (running && urisChanged) this.unregister(instance);
       instance.spec.uris = [...update.uris];
+      if (affinity) instance.spec.sessionAffinity = true;
+      else delete instance.spec.sessionAffinity;
       if (running) this.register(instance);
       void this.persist(instance);
     }
@@ -706,6 +720,7 @@ export class Dea {
       private_instance_id: instance.id,
       private_instance_index: String(instance.spec.index),
       tags: { component: this.componentTag },
+      ...(instance.spec.sessionAffinity === true && { options: { session_affinity: true } }),
     };
   }
 

@@ -22,7 +22,7 @@ t.test('exactly the documented variables plus the app env', async (t) => {
   const { env, skipped } = buildInstanceEnv(input);
   t.same(Object.keys(env).sort(), [
     'CF_INSTANCE_INDEX', 'GREETING', 'HOME', 'LANG', 'PATH', 'PORT', 'TMPDIR',
-    'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES',
+    'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES', 'npm_config_update_notifier',
   ]);
   t.equal(env.PORT, '61005');
   t.equal(env.VCAP_APP_PORT, '61005');
@@ -41,7 +41,8 @@ t.test('exactly the documented variables plus the app env', async (t) => {
 
 t.test('defaults and services', async (t) => {
   const { env } = buildInstanceEnv({ ...input, appEnv: [], services: [{ label: 'redis', name: 'r1' }, { name: 'x' }] });
-  t.equal(env.PATH, DEFAULT_PATH);
+  t.equal(env.PATH, `/data/instances/inst-1/app/node_modules/.bin:${DEFAULT_PATH}`, 'the app\'s own tools first, as npm gives them to scripts');
+  t.equal(env.npm_config_update_notifier, 'false', 'no npm update notice in the app\'s logs');
   t.same(JSON.parse(env.VCAP_SERVICES!), { redis: [{ label: 'redis', name: 'r1' }], 'user-provided': [{ name: 'x' }] });
   t.same(groupServices([]), {});
   t.equal(formatCfTime(new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 123))), '2026-11-25 10:00:00 +0000');

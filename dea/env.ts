@@ -1,7 +1,9 @@
 // The environment of an app instance, built from nothing: the DEA's own
 // environment (NATS credentials, admin passwords, ...) must never reach an app.
 
+import { join } from 'node:path';
 import type { Limits } from '../bus/messages';
+import { DROPLET_APP_DIR } from '../bus/platform';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_LANG = 'C.UTF-8';
@@ -58,7 +60,15 @@ export function buildInstanceEnv(input: InstanceEnvInput): BuiltEnv {
     application_uris: input.uris,
     application_version: input.version,
   };
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, LANG: DEFAULT_LANG };
+  const env: Record<string, string> = {
+    // The app's own tools first, as npm gives them to a package's scripts:
+    // a start script run without npm (`next start`) finds them the same way.
+    PATH: `${join(input.instanceDir, DROPLET_APP_DIR, 'node_modules', '.bin')}:${DEFAULT_PATH}`,
+    LANG: DEFAULT_LANG,
+    // Where npm still runs in an instance (a Procfile's `npm start`, a
+    // prestart's `npm run build`), its update notice stays out of the app's logs.
+    npm_config_update_notifier: 'false',
+  };
   const skipped: string[] = [];
   input.appEnv.forEach((entry, position) => {
     const eq = entry.indexOf('=');

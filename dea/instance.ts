@@ -34,6 +34,8 @@ export interface InstanceSpec {
   startCommand?: string;
   /** The app's own uid from dea.<uuid>.start (gid the same); absent: the DEA's --user. Kept in the run record. */
   uid?: number;
+  /** The app's session_affinity (dea.<uuid>.start, dea.update): its routes pin clients to instances. Kept in the run record. */
+  sessionAffinity?: boolean;
 }
 
 /** What an instance needs from its DEA. */
@@ -249,6 +251,11 @@ export class Instance {
     while (this.state === 'STARTING' && !this.stopReason) {
       if ((await canConnect(this.ctx.host, this.port!)) && (await this.ownsPort())) {
         if (this.state !== 'STARTING' || this.stopReason) return;
+        // One sample before RUNNING: an instance already over its limit would be killed by the next
+        // periodic sample anyway, after routers had sent it requests and `skiff push` had seen it run.
+        const table = await readProcessTable().catch(() => undefined);
+        if (table !== undefined) this.sample(table, Date.now());
+        if (this.outOfMemory || this.state !== 'STARTING' || this.stopReason) return;
         this.setState('RUNNING');
         this.events.running(this);
         return;

@@ -1,8 +1,11 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ComponentAnnouncer } from '../bus/component';
 import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
+import { checkSetting } from '../bus/settings';
 import { untilStopSignal } from '../bus/role';
 import { Dea, DeaSetupError } from './agent';
 import { DEA_FLAGS, DEFAULT_MEMORY_MB, ENV_PREFIX, parseDeaOptions } from './options';
@@ -17,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   if (typeof options === 'number') return options;
   const log = createLogger(`dea-${options.index}`);
+  const startedAt = new Date();
 
   const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: `skiff-dea-${options.index}`, logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
@@ -46,7 +50,10 @@ export async function main(argv: string[]): Promise<number> {
     config,
   );
   config?.onChange((setting, value) => {
-    if (setting === 'max_memory_mb') log.info('dea.max_memory_mb changed', { value: value ?? 'default', effective_mb: dea.maxMemoryMb });
+    if (setting !== 'max_memory_mb') return;
+    const checked = value === undefined ? undefined : checkSetting('dea.max_memory_mb', value);
+    if (checked !== undefined && !checked.ok) log.warn('ignoring invalid dea.max_memory_mb, using the default', { error: checked.error, effective_mb: dea.maxMemoryMb });
+    else log.info('dea.max_memory_mb changed', { value: value ?? 'default', effective_mb: dea.maxMemoryMb });
   });
   try {
     await dea.start();
@@ -59,9 +66,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  log.info('DEA listening', { nats: redactUrl(options.nats) });
+  // The DEA listens on no port of its own; routers reach its apps at --host.
+  const wildcard = options.host === '0.0.0.0' || options.host === '::';
+  const announcer = new ComponentAnnouncer(bus, { type: 'DEA', index: options.index, uuid: dea.id, host: () => (wildcard ? hostname() : options.host), node: options.node, startedAt }, log);
+  announcer.start();
+  log.info('DEA listening', { nats: redactUrl(options.nats), node: options.node });
 
   await untilStopSignal(log, 'stopping all instances');
+  announcer.stop();
   await dea.stop('DEA_SHUTDOWN');
   await config?.close();
   await bus.close();

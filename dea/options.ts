@@ -1,15 +1,18 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
+import { knownSetting } from '../bus/settings';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_DEA';
 
 export const DEA_FLAGS: readonly FlagSpec[] = [
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'data-dir', kind: 'string', help: 'platform data directory; the DEA keeps <data-dir>/dea/<index>/', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
-  { name: 'memory', kind: 'number', min: 1, help: 'MB of memory offered to app instances; overrides dea.max_memory_mb', defaultText: '4096' },
+  { name: 'memory', kind: 'number', min: knownSetting('dea.max_memory_mb').min, max: knownSetting('dea.max_memory_mb').max, help: 'MB of memory offered to app instances; overrides dea.max_memory_mb', defaultText: '4096' },
   { name: 'host', kind: 'string', help: 'address apps listen on and routers reach them at', defaultText: '127.0.0.1' },
   { name: 'port-range', kind: 'string', help: 'ports handed to app instances, FIRST-LAST', defaultText: '61000-61999' },
   { name: 'start-timeout', kind: 'number', min: 0.1, max: 3600, help: 'seconds an instance gets to accept TCP connections before it is killed as CRASHED', defaultText: '60' },
@@ -24,6 +27,8 @@ export interface DeaOptions {
   help: boolean;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this DEA runs on (`skiff nodes`). */
+  node: string;
   dataDir: string;
   /** Undefined unless given by flag or environment: then the config store decides. */
   memoryMb: number | undefined;
@@ -39,7 +44,7 @@ export interface DeaOptions {
   appUids: IdRange;
 }
 
-export const DEFAULT_MEMORY_MB = 4096;
+export const DEFAULT_MEMORY_MB = knownSetting('dea.max_memory_mb').default as number;
 
 export function defaultDataDir(isRoot: boolean, home: string = homedir()): string {
   return isRoot ? '/var/lib/skiff' : join(home, '.skiff', 'data');
@@ -69,6 +74,7 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
   return {
     help: values.help === true,
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     dataDir: str('data-dir', defaultDataDir(isRoot, env.HOME || homedir())),
     memoryMb: values.memory as number | undefined,
     host: str('host', '127.0.0.1'),

@@ -1,4 +1,6 @@
+import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { knownSetting } from '../bus/settings';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_SESSION_COOKIES, parseCookieNames } from './proxy/sticky';
 import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
@@ -21,6 +23,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'status-port', kind: 'number', min: 0, max: 65535, help: 'port for /health, /varz, /routes', defaultText: '8081' },
   { name: 'status-host', kind: 'string', help: 'address of the status port', defaultText: '0.0.0.0' },
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'status-user', kind: 'string', help: 'basic-auth user for /varz and /routes', defaultText: 'generated' },
   { name: 'status-password', kind: 'string', secret: true, help: 'basic-auth password for /varz and /routes', defaultText: 'generated, logged once' },
   { name: 'access-log', kind: 'string', help: 'file to append one line per request to (reopened on SIGHUP)' },
@@ -29,7 +32,7 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'drain-timeout', kind: 'number', min: 0, max: 86400, help: 'seconds in-flight requests get to finish once the router stops accepting (SIGUSR1, SIGTERM)', defaultText: '900' },
   { name: 'lb', kind: 'string', choices: LB_ALGORITHMS, help: 'default load balancing; overrides router.lb_algorithm in the config store', defaultText: 'round-robin' },
   { name: 'start-delay', kind: 'number', min: 0, max: 3600, help: 'seconds to collect routes before listening', defaultText: '1' },
-  { name: 'max-conns-per-backend', kind: 'number', min: 1, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
+  { name: 'max-conns-per-backend', kind: 'number', min: knownSetting('router.max_conns_per_backend').min, max: knownSetting('router.max_conns_per_backend').max, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
   { name: 'backend-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for an app to start responding (504 after)', defaultText: '900' },
   { name: 'connect-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for a connection to an app', defaultText: '5' },
   { name: 'backend-pipeline-depth', kind: 'number', min: 1, max: 1024, help: 'most GET/HEAD/OPTIONS requests without a body sent on one app connection before their responses (pipelining); 1: none', defaultText: String(DEFAULT_PIPELINE_DEPTH) },
@@ -54,6 +57,8 @@ export interface RouterOptions {
   statusHost: string;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this router runs on (`skiff nodes`). */
+  node: string;
   statusUser: string;
   statusPassword: string;
   statusCredentialsGenerated: boolean;
@@ -88,8 +93,8 @@ export interface RouterOptions {
   threads: number;
 }
 
-export const DEFAULT_LB: LbAlgorithm = 'round-robin';
-export const DEFAULT_MAX_CONNS_PER_BACKEND = 500;
+export const DEFAULT_LB = knownSetting('router.lb_algorithm').default as LbAlgorithm;
+export const DEFAULT_MAX_CONNS_PER_BACKEND = knownSetting('router.max_conns_per_backend').default as number;
 
 export function parseRouterOptions(
   argv: string[],
@@ -110,6 +115,7 @@ export function parseRouterOptions(
     statusPort: num('status-port', 8081),
     statusHost: str('status-host', '0.0.0.0'),
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, parsed.sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     statusUser: user ?? 'router-status',
     statusPassword: password ?? generateSecret(),
     statusCredentialsGenerated: password === undefined,

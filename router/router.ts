@@ -1,10 +1,11 @@
 import * as os from 'node:os';
 import type { Bus } from '../bus/connection';
+import { ComponentAnnouncer } from '../bus/component';
 import type { ComponentConfig } from '../bus/config';
 import type { Logger } from '../bus/log';
+import { checkSetting } from '../bus/settings';
 import { AccessLog } from './accesslog/access_log';
 import { Drainer, type DrainResult } from './drain';
-import { ComponentAnnouncer } from './mbus/component';
 import { RouteSubscriber } from './mbus/subscriber';
 import { DEFAULT_LB, DEFAULT_MAX_CONNS_PER_BACKEND, type RouterOptions } from './options';
 import { Proxy, type ProxySettings } from './proxy/proxy';
@@ -176,6 +177,7 @@ export class Router {
         index: 0,
         uuid: this.subscriber.id,
         host: () => `${this.statusAddress()}:${this.statusPort}`,
+        node: options.node,
         credentials: [options.statusUser, options.statusPassword],
         startedAt: this.startedAt,
       },
@@ -470,20 +472,22 @@ export class Router {
 
   private applySetting(setting: string, value: unknown): void {
     if (setting === 'lb_algorithm' && this.options.lb === undefined) {
-      const algorithm = value === undefined ? DEFAULT_LB : parseLbAlgorithm(value);
-      if (algorithm === undefined) {
-        this.log.warn('ignoring invalid router.lb_algorithm', { value: String(value) });
+      const checked = value === undefined ? { ok: true as const, value: DEFAULT_LB } : checkSetting('router.lb_algorithm', value);
+      if (!checked.ok) {
+        this.log.warn('ignoring invalid router.lb_algorithm', { error: checked.error });
         return;
       }
+      const algorithm = parseLbAlgorithm(checked.value)!;
       if (algorithm !== this.settings.lbAlgorithm) this.log.info('load balancing changed', { lb: algorithm });
       this.settings.lbAlgorithm = algorithm;
     } else if (setting === 'max_conns_per_backend' && this.options.maxConnsPerBackend === undefined) {
-      const limit = value === undefined ? DEFAULT_MAX_CONNS_PER_BACKEND : value;
-      if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
-        this.log.warn('ignoring invalid router.max_conns_per_backend', { value: String(value) });
+      const checked = value === undefined ? { ok: true as const, value: DEFAULT_MAX_CONNS_PER_BACKEND } : checkSetting('router.max_conns_per_backend', value);
+      if (!checked.ok) {
+        this.log.warn('ignoring invalid router.max_conns_per_backend', { error: checked.error });
         return;
       }
-      this.settings.maxConnsPerBackend = limit;
+      if (checked.value !== this.settings.maxConnsPerBackend) this.log.info('connection limit per backend changed', { max_conns_per_backend: checked.value });
+      this.settings.maxConnsPerBackend = checked.value as number;
     }
   }
 }

@@ -46,6 +46,7 @@ const CASES: Record<NatsRole, { allowed: string; refused: string; why: string }>
   stager: { allowed: 'staging.app1.log', refused: 'router.register', why: 'a build cannot route traffic' },
   dea: { allowed: 'router.register', refused: 'dea.0c4f.ssh', why: 'only the controller opens shells in instances' },
   health: { allowed: 'cloudcontrollers.hm.requests', refused: 'dea.0c4f.start', why: 'only the controller places instances' },
+  node: { allowed: 'skiff.node.credentials', refused: 'router.register', why: 'a node supervisor routes no traffic itself' },
 };
 
 t.test('every role may publish its job and is refused another role\'s, never disconnected', async (t) => {
@@ -105,6 +106,30 @@ t.test('requests: a DEA answers the controller many times over; the controller\'
   const replies = await requestAll<{ index: number }>(controller, 'dea.find.droplet', {}, { windowMs: 300 });
   t.same(replies.map((r) => r.index).sort(), [0, 1, 2]);
   t.equal(dea.permissionViolations + controller.permissionViolations, 0);
+});
+
+t.test('components: the controller asks every role to describe itself and hears their announcements; only it may ask', async (t) => {
+  const nats = await startSecuredNats(t);
+  const { bus: controller } = await connectAs(t, nats, 'controller');
+  const heard: string[] = [];
+  controller.subscribe('vcap.component.announce', (msg) => heard.push(JSON.parse(new TextDecoder().decode(msg.data)).type));
+  await controller.flush();
+  const others: Bus[] = [];
+  for (const role of NATS_ROLES.filter((r) => r !== 'controller')) {
+    const { bus } = await connectAs(t, nats, role);
+    bus.subscribe('vcap.component.discover', (msg) => msg.respond({ type: role }));
+    bus.publish('vcap.component.announce', { type: role });
+    await bus.flush();
+    others.push(bus);
+  }
+  const replies = await requestAll<{ type: string }>(controller, 'vcap.component.discover', {}, { windowMs: 300 });
+  t.same(replies.map((r) => r.type).sort(), ['dea', 'health', 'node', 'router', 'stager'], 'the node supervisors answer too');
+  await eventually(() => heard.length === 5, 'every announcement reaches the controller');
+  t.equal(controller.permissionViolations, 0);
+  const { bus: dea } = await connectAs(t, nats, 'dea');
+  dea.publish('vcap.component.discover', {});
+  await eventually(() => dea.permissionViolations === 1, 'a DEA may not ask (nor make every role answer it)');
+  t.ok(others.every((bus) => bus.permissionViolations === 0));
 });
 
 t.test('JetStream: each role reaches only the buckets of its job', async (t) => {

@@ -25,6 +25,8 @@ interface StandInApp {
   staging_error?: string;
   owner: string;
   since: number;
+  /** Bumped on each start and each staging of a started app, as the controller's run_count. */
+  runs: number;
   stagingLog: string[];
   stagingDone: boolean;
   upload?: Buffer;
@@ -51,11 +53,13 @@ async function startStandIn(t: tap.Test) {
     name: app.name, state: app.state, instances: app.instances, memory: app.memory, uris: app.uris, env: app.env,
     runningInstances: app.state === 'STARTED' && app.package_state === 'STAGED' && !app.name.startsWith('crashy') ? app.instances : 0,
     package_state: app.package_state, staging_error: app.staging_error, owner: app.owner, command: app.command ?? null,
-    staging: { runtime: 'node', framework: 'node', command: 'node server.js' }, meta: { created: app.since, updated: app.since },
+    staging: { runtime: 'node', framework: 'node', command: 'node server.js' }, meta: { created: app.since, updated: app.since, last_updated: app.since },
+    version: app.package_state === 'STAGED' ? `droplet-${app.runs}` : null, placement_error: null,
   });
   const instancesOf = (app: StandInApp) =>
     app.state !== 'STARTED' ? [] : Array.from({ length: app.instances }, (_, index) => ({
       index, state: app.name.startsWith('crashy') ? 'CRASHED' : 'RUNNING', since: app.since, host: '127.0.0.1', port: 61000 + index, instance: `inst-${index}`,
+      version: `droplet-${app.runs}`,
     }));
 
   const server = createServer(async (req, res) => {
@@ -88,7 +92,7 @@ async function startStandIn(t: tap.Test) {
       if (apps.has(body.name)) return fail(res, 409, 'name taken');
       const app: StandInApp = {
         name: body.name, state: 'STOPPED', instances: body.instances ?? 1, memory: body.memory ?? 256, uris: body.uris ?? [`${body.name}.localhost`],
-        env: body.env ?? {}, command: body.command, package_state: 'PENDING', owner: user, since: Math.floor(Date.now() / 1000),
+        env: body.env ?? {}, command: body.command, package_state: 'PENDING', owner: user, since: Math.floor(Date.now() / 1000), runs: 0,
         stagingLog: [], stagingDone: false, stdout: 'hello from the app\n',
       };
       apps.set(app.name, app);
@@ -105,8 +109,11 @@ async function startStandIn(t: tap.Test) {
     if (rest === '' && req.method === 'PUT') {
       const body = JSON.parse((await readAll(req)).toString());
       if (body.state === 'STARTED' && app.package_state !== 'STAGED') return fail(res, 400, 'app has no droplet');
+      if (body.state === 'STARTED' && app.state !== 'STARTED') {
+        app.since = Math.floor(Date.now() / 1000);
+        app.runs++;
+      }
       for (const key of ['state', 'instances', 'memory', 'uris', 'env', 'command'] as const) if (key in body) (app as unknown as Record<string, unknown>)[key] = body[key];
-      if (body.state === 'STARTED') app.since = Math.floor(Date.now() / 1000);
       return send(res, 200, view(app));
     }
     if (rest === 'application' && req.method === 'PUT') {
@@ -120,7 +127,10 @@ async function startStandIn(t: tap.Test) {
         app.stagingDone = true;
         app.package_state = app.name.startsWith('broken') ? 'FAILED' : 'STAGED';
         // A started app gets fresh instances running the new droplet.
-        if (app.package_state === 'STAGED' && app.state === 'STARTED') app.since = Math.floor(Date.now() / 1000);
+        if (app.package_state === 'STAGED' && app.state === 'STARTED') {
+          app.since = Math.floor(Date.now() / 1000);
+          app.runs++;
+        }
         if (app.package_state === 'FAILED') app.staging_error = 'no start command found';
       }, 300);
       return send(res, 202, { sha256: req.headers['x-skiff-sha256'], size: bits.length, package_state: 'STAGING' });
@@ -137,7 +147,10 @@ async function startStandIn(t: tap.Test) {
         state: i.state, stats: { uptime: 3723, mem_quota: 268435456, disk_quota: 1073741824, usage: { cpu: 1.5, mem: 40960, disk: 1048576 } },
       }])));
     }
-    if (rest === 'crashes') return send(res, 200, [{ instance: 'inst-old', index: 0, since: 1764100000, reason: 'out of memory', exit_status: 137 }]);
+    if (rest === 'crashes') {
+      const old = { instance: 'inst-old', index: 0, since: 1764100000, reason: 'out of memory', exit_status: 137 };
+      return send(res, 200, app.name.startsWith('crashy') ? [old, { instance: 'inst-0', index: 0, since: app.since, reason: 'app instance exited', exit_status: 3 }] : [old]);
+    }
     const files = /^instances\/([^/]+)\/files(?:\/(.*))?$/.exec(rest);
     if (files) {
       const path = files[2] ?? '';
@@ -268,17 +281,31 @@ t.test('push --no-start, a failed staging, and instances that never run', async 
   const broken = await skiff(['push', dir, '--name', 'broken'], home);
   t.equal(broken.code, 1);
   t.match(broken.stdout, /-----> failed\n/, 'the staging log is shown');
-  t.match(broken.stderr, /skiff push: staging failed: no start command found\n$/);
+  t.match(broken.stderr, /skiff push: staging failed: no start command found; broken was removed again \(this push had created it\)\n$/, 'the reason, which this log did not give');
+  t.notOk(api.apps.has('broken'), 'a failed first push leaves no app');
 
-  const crashy = await skiff(['push', dir, '--name', 'crashy', '--timeout', '1'], home);
+  const crashy = await skiff(['push', dir, '--name', 'crashy'], home);
   t.equal(crashy.code, 1);
-  t.match(crashy.stderr, /skiff push: app "crashy" is not running after 1 s: 0\/1 running \(1 CRASHED\); see `skiff logs crashy` and `skiff crashes crashy`\n$/);
+  t.match(crashy.stderr, /  0\/1 running \(1 CRASHED\)\n==> last lines of logs\/stdout.log \(instance inst-0\) <==\nhello from the app\n/, "the crashed instance's last log lines");
+  t.match(crashy.stderr, /skiff push: crashy did not start: its instance crashed: app instance exited \(exit status 3\); more: skiff logs crashy, skiff crashes crashy\n$/);
+  t.ok(api.apps.has('crashy'), 'a staged app that crashes is kept, to look into');
 
   const noName = await skiff(['push', makeAppDir(t, { 'a.js': '' }), '--name', 'Bad'], home);
   t.equal(noName.code, 2);
   const badManifest = await skiff(['push', makeAppDir(t, { 'manifest.yml': 'memory: lots\n' }), '--name', 'x'], home);
   t.equal(badManifest.code, 2);
-  t.equal(badManifest.stderr, 'skiff push: manifest.yml: memory must be like 256M, 1G or 512 (megabytes), got "lots"\n');
+  const badYaml = await skiff(['push', makeAppDir(t, { 'manifest.yml': 'name: x\nenv:\n  A: 1\n B: 2\n' })], home);
+  t.equal(badYaml.code, 2);
+  t.equal(badYaml.stderr, 'skiff push: manifest.yml is not valid YAML (line 4, column 1): All mapping items must start at the same column\n    A: 1\n   B: 2\n  ^\n');
+  const typo = await skiff(['push', makeAppDir(t, { 'manifest.yml': 'name: typo\nintances: 2\n', 'server.js': 'x' })], home);
+  t.equal(typo.code, 0, typo.stderr);
+  t.match(typo.stderr, /^warning: manifest.yml: unknown key "intances" \(ignored\)\n/);
+  t.equal(api.apps.get('typo')!.instances, 1);
+  const empty = await skiff(['push', makeAppDir(t, { '.cfignore': '*\n' }), '--name', 'empty'], home);
+  t.equal(empty.code, 1);
+  t.match(empty.stderr, /nothing to push/);
+  t.notOk(api.apps.has('empty'), 'an empty directory creates nothing');
+  t.equal(badManifest.stderr, 'skiff push: manifest.yml: memory must be a size like 256M or 1G (units M, MB, G, GB; no unit: MB), got "lots"\n');
 });
 
 t.test('apps, app, scale, env, map, unmap, stats, crashes, files, logs, delete', async (t) => {

@@ -26,7 +26,10 @@ export function tempHome(t: TeardownHost): string {
 export function spawnSkiff(args: string[], home: string, extraEnv: NodeJS.ProcessEnv = {}, cwd?: string): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_HOME: home, ...extraEnv };
   delete env.NATS_URL;
-  return spawn(process.execPath, [SKIFF_BIN, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // tap's processinfo adds its --import to NODE_OPTIONS of every spawn, whatever env is given; through
+  // skiff up it reached app instances, whose exit hook then failed as the app's uid and wrote a stack
+  // into the app's stderr.log. `env -u` drops it (and execs: the pid stays skiff's).
+  return spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, SKIFF_BIN, ...args], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export function finish(child: ChildProcess, timeoutMs = 20_000): Promise<SkiffRun> {

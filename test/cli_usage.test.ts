@@ -25,6 +25,8 @@ t.test('help lists the client commands and each command has its own', async (t) 
   t.equal(push.code, 0);
   t.match(push.stdout, /usage: skiff push \[DIR\]/);
   t.match(push.stdout, /--no-start/);
+  t.match(push.stdout, /--session-affinity .*__VCAP_ID__/);
+  t.match(push.stdout, /--no-session-affinity /);
   t.notMatch(push.stdout, /\$SKIFF_/, 'client flags are not read from the environment, so help does not name variables');
   const passwd = await skiff(['passwd', '--help'], home);
   t.equal(passwd.code, 0);
@@ -40,8 +42,14 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['apps', '--bogus'], /^skiff apps: unknown option --bogus$/],
     [['scale', 'shop', '--instances', 'two'], /^skiff scale: --instances must be a number, got "two"$/],
     [['scale', 'shop', '--instances', '-1'], /option --instances needs a value; for one starting with '-' write --instances=VALUE/],
-    [['scale', 'shop', '--instances=-1'], /--instances must be a whole number from 0 to 1000, got -1/],
-    [['scale', 'shop', '--memory', 'lots'], /^skiff scale: --memory must be like 256M/],
+    [['scale', 'shop', '--instances=-1'], /--instances must be a whole number from 0 to 100, got -1/],
+    [['scale', 'shop', '--instances', '101'], /^skiff scale: --instances must be a whole number from 0 to 100, got 101$/],
+    [['scale', 'shop', '--memory', 'lots'], /^skiff scale: --memory must be a size like 256M or 1G \(units M, MB, G, GB; no unit: MB\), got "lots"$/],
+    [['scale', 'shop', '--memory', '128K'], /^skiff scale: --memory must be a size like 256M/],
+    // Beyond what the API takes for one instance: refused here, in the user's own units.
+    [['scale', 'shop', '--memory', '100G'], /^skiff scale: --memory must be from 16M to 64G, got "100G"$/],
+    [['scale', 'shop', '--memory', '8'], /^skiff scale: --memory must be from 16M to 64G, got "8"$/],
+    [['push', home, '--name', 'big', '--memory', '100G'], /^skiff push: --memory must be from 16M to 64G, got "100G"$/],
     [['scale', 'shop'], /nothing to change/],
     [['app', 'Bad_Name'], /^skiff app: invalid app name "Bad_Name"/],
     [['app'], /^skiff app: missing app name$/],
@@ -50,6 +58,7 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['map', 'shop', 'http://x.localhost'], /without http/],
     [['target', 'ftp://x'], /only http/],
     [['push', join(home, 'missing')], /is not a directory$/],
+    [['push', home, '--session-affinity', '--no-session-affinity'], /^skiff push: give --session-affinity or --no-session-affinity, not both$/],
     [['add-user', 'not-an-email', '--password', 'p'], /invalid email/],
     // passwd: what is wrong without asking the API (there is no target here) comes first.
     // A stray word may be a misplaced password: not echoed.

@@ -167,7 +167,29 @@ t.test('staging, placement and lifecycle', async (t) => {
   await t.test('new uris go out as dea.update', async (t) => {
     await api.put('/apps/web', { uris: ['web.localhost', 'www.localhost'] });
     await eventually(() => uriUpdates.length === 1, 'dea.update');
-    t.same(uriUpdates[0], { droplet: id, uris: ['web.localhost', 'www.localhost'] });
+    t.same(uriUpdates[0], { droplet: id, uris: ['web.localhost', 'www.localhost'], session_affinity: false });
+  });
+
+  await t.test('session affinity goes to running instances as dea.update, and with every start', async (t) => {
+    clearStarts();
+    const res = await api.put('/apps/web', { session_affinity: true });
+    t.equal(res.status, 200);
+    t.equal(res.json().session_affinity, true, 'the app JSON shows it');
+    t.equal(res.json().version, 'd1-2', 'no new version: the instances keep running');
+    await eventually(() => uriUpdates.length === 2, 'dea.update');
+    t.same(uriUpdates[1], { droplet: id, uris: ['web.localhost', 'www.localhost'], session_affinity: true });
+    await sleep(500);
+    t.same(allStarts(), [], 'nothing restarted');
+    await api.put('/apps/web', { instances: 3 });
+    await eventually(() => allStarts().length === 1, 'a start for the new index');
+    t.equal(allStarts()[0].session_affinity, true, 'a new instance starts with it');
+    t.equal((await api.put('/apps/web', { session_affinity: 'yes' })).status, 400);
+    await api.put('/apps/web', { session_affinity: false, instances: 2 });
+    await eventually(() => uriUpdates.length === 3, 'dea.update');
+    t.equal(uriUpdates[2].session_affinity, false, 'and off again');
+    t.equal((await api.get('/apps/web')).json().session_affinity, false);
+    const said = (await api.get('/apps/web/events')).json().map((e: any) => e.description);
+    t.ok(said.includes('session affinity on') && said.includes('session affinity off'), 'skiff events tells');
   });
 
   await t.test('crashes are recorded per app', async (t) => {

@@ -37,7 +37,7 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
     // PWD is set by /bin/sh itself.
     t.same(Object.keys(env).filter((k) => k !== 'PWD').sort(), [
       'CF_INSTANCE_INDEX', 'GREETING', 'HOME', 'LANG', 'PATH', 'PORT', 'TMPDIR',
-      'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES',
+      'VCAP_APPLICATION', 'VCAP_APP_HOST', 'VCAP_APP_PORT', 'VCAP_SERVICES', 'npm_config_update_notifier',
     ], 'nothing of the DEA environment');
     t.notMatch(JSON.stringify(answer), /hunter2|should-not-leak|NATS_URL|nats:\/\//, 'no DEA secrets');
     t.equal(env.PORT, String(reg.port));
@@ -89,7 +89,7 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
     t.match(rec.of('dea.advertise').at(-1), { id: deaId, available_memory: 896, app_id_to_count: { 'app-1': 1 } });
   });
 
-  await t.test('router.start re-registers at once; dea.update swaps uris', async (t) => {
+  await t.test('router.start re-registers at once; dea.update swaps uris and session affinity', async (t) => {
     const before = rec.of('router.register').length;
     bus.publish('router.start', { id: 'r', hosts: ['127.0.0.1'], minimumRegisterIntervalInSeconds: 1 });
     await eventually(() => rec.of('router.register').length > before, 're-register on router.start', 2000);
@@ -100,6 +100,25 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
     const gone = await rec.waitFor('router.unregister', (u) => u.uris.includes('shop.localhost'), 'old uri unregistered', 3000);
     t.equal(gone.port, running.port);
     await rec.waitFor('router.register', (r) => r.uris.includes('new.localhost') && r.port === running.port, 'new uri registered', 3000);
+    t.notOk(rec.of('router.register').some((r) => r.options !== undefined), 'no route options for an app without session affinity');
+
+    // Registers go out every second now: each check looks at those after a point.
+    const since = (from: number) => rec.of('router.register').slice(from).filter((r) => r.port === running.port);
+    const unregistered = rec.of('router.unregister').length;
+    let from = rec.of('router.register').length;
+    bus.publish('dea.update', { droplet: 'app-1', uris: ['new.localhost'], session_affinity: true });
+    await eventually(() => since(from).some((r) => r.options?.session_affinity === true), 'registered with session affinity', 3000);
+    t.same(since(from).find((r) => r.options !== undefined).uris, ['new.localhost']);
+    t.equal(rec.of('router.unregister').length, unregistered, 'turning it on unregisters nothing: the route never loses the instance');
+    from = rec.of('router.register').length;
+    bus.publish('dea.update', { droplet: 'app-1', uris: ['new.localhost'] });
+    await eventually(() => since(from).length >= 2, 'two more registers', 4000);
+    t.ok(since(from).every((r) => r.options?.session_affinity === true), 'a dea.update without the field keeps it');
+    bus.publish('dea.update', { droplet: 'app-1', uris: ['new.localhost'], session_affinity: false });
+    await eventually(() => since(from).some((r) => r.options === undefined), 'registered without session affinity', 3000);
+    const off = since(from).findIndex((r) => r.options === undefined);
+    t.ok(since(from).slice(off).every((r) => r.options === undefined), 'and it stays off');
+    t.equal(rec.of('router.unregister').length, unregistered, 'nor does turning it off');
     bus.publish('router.start', { id: 'r', hosts: ['127.0.0.1'], minimumRegisterIntervalInSeconds: 20 });
   });
 
@@ -131,13 +150,15 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
   });
 
   await t.test('an app that exits crashes; its files stay readable', async (t) => {
-    const reply: any = await bus.request(`dea.${deaId}.start`, startRequest({ sha1, index: 1 }), 5000);
+    const reply: any = await bus.request(`dea.${deaId}.start`, startRequest({ sha1, index: 1, session_affinity: true }), 5000);
     const reg = await rec.waitFor('router.register', (r) => r.private_instance_id === reply.instance, 'registered', 15_000);
+    t.same(reg.options, { session_affinity: true }, "the start's session affinity goes into its register message");
     await fetch(`http://127.0.0.1:${reg.port}/exit`).then((r) => r.text());
     const exited = await rec.waitFor('droplet.exited', (e) => e.instance === reply.instance, 'droplet.exited CRASHED', 5000);
     t.match(exited, { droplet: 'app-1', index: 1, reason: 'CRASHED', exit_status: 3, exit_description: 'app instance exited' });
     t.ok(exited.crash_timestamp > 0);
-    t.ok(rec.of('router.unregister').some((u) => u.private_instance_id === reply.instance), 'unregistered');
+    const unreg = await rec.waitFor('router.unregister', (u) => u.private_instance_id === reply.instance, 'unregistered', 5000);
+    t.same(unreg.options, { session_affinity: true }, 'and its unregister, which has the same shape');
     const [found]: any[] = await requestAll(bus, 'dea.find.droplet', { droplet: 'app-1', states: ['CRASHED'] }, { windowMs: 300 });
     t.match(found, { instance: reply.instance, state: 'CRASHED' });
     const log: any = await bus.request(deaFilesSubject(deaId), { droplet: 'app-1', instance: reply.instance, path: 'logs/stdout.log' }, 2000);

@@ -133,10 +133,10 @@ t.test('chat-ws: serves its page and broadcasts each message to every client', a
 t.test('each example is pushable as-is: the stager detects it', async (t) => {
   const env = await startStagerEnv(t);
   const expected: Record<string, object> = {
-    'hello-node': { runtime: 'node', start_command: 'npm start' },
+    'hello-node': { runtime: 'node', start_command: 'node server.js' },
     'hello-python': { runtime: 'python', start_command: 'python3 app.py' },
     'static-site': { runtime: 'static', start_command: 'node .skiff/static-server.js' },
-    'chat-ws': { runtime: 'node', start_command: 'npm start' },
+    'chat-ws': { runtime: 'node', start_command: 'node server.js' },
   };
   for (const [name, wanted] of Object.entries(expected)) {
     const chunks: Buffer[] = [];

@@ -188,7 +188,7 @@ t.test('vcap.component.announce at start, replies to vcap.component.discover', a
   const varzReply = await get({
     port: Number(port),
     path: '/varz',
-    headers: { authorization: `Basic ${Buffer.from(d.value.credentials.join(':')).toString('base64')}` },
+    headers: { authorization: `Basic ${Buffer.from(d.value.credentials!.join(':')).toString('base64')}` },
   });
   t.equal(varzReply.status, 200, 'announced credentials open /varz');
   t.notMatch(router.log(), new RegExp(STATUS_CREDENTIALS[1]), 'the password never reaches the log');

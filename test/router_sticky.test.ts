@@ -1,8 +1,9 @@
-// Sticky sessions and the headers a client may not set, end to end.
+// Sticky sessions, session affinity, and the headers a client may not set, end to end.
 import * as net from 'node:net';
 import t from 'tap';
-import { sleep, startNats } from './harness';
-import { busClient, get, registerRoute, startBackend, startRouter, unregisterRoute } from './router_harness';
+import WebSocket, { WebSocketServer } from 'ws';
+import { eventually, sleep, startNats } from './harness';
+import { busClient, get, registerRoute, startBackend, startRouter, unregisterRoute, type Registration, type Reply } from './router_harness';
 
 t.test('sticky sessions', async (t) => {
   const nats = await startNats(t);
@@ -108,4 +109,110 @@ t.test('headers a client may not set, and --forwarded-headers', async (t) => {
   }
   await sleep(200);
   t.equal(backend.requests.length, before, 'the app saw none of them');
+});
+
+/** The instance a WebSocket through the router reached (the app sends its id first), and the 101's Set-Cookie. */
+function wsReach(routerPort: number, host: string, cookie?: string): Promise<{ instance: string; setCookie: string[] }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${routerPort}/socket`, { headers: { host, ...(cookie !== undefined && { cookie }) } });
+    let setCookie: string[] = [];
+    ws.once('upgrade', (res) => (setCookie = res.headers['set-cookie'] ?? []));
+    ws.once('message', (data) => {
+      ws.close();
+      resolve({ instance: data.toString(), setCookie });
+    });
+    ws.once('error', reject);
+  });
+}
+
+const vcapOf = (reply: Reply): string[] => (reply.headers['set-cookie'] ?? []).filter((c) => c.startsWith('__VCAP_ID__='));
+
+t.test('session affinity: a route registered with it pins every client by __VCAP_ID__ alone', async (t) => {
+  const nats = await startNats(t);
+  const router = await startRouter(t, nats);
+  const nc = await busClient(t, nats);
+  const ids = ['i-0', 'i-1', 'i-2'];
+  const backends = await Promise.all(
+    ids.map((id) =>
+      startBackend(
+        t,
+        (req, res) => {
+          if (req.url === '/login') res.setHeader('Set-Cookie', 'JSESSIONID=s; Max-Age=60');
+          res.end(id);
+        },
+        (server) => new WebSocketServer({ server }).on('connection', (ws) => ws.send(id)),
+      ),
+    ),
+  );
+  const registration = (i: number, affinity: boolean): Registration => ({
+    port: backends[i].port,
+    uris: ['chat.localhost'],
+    app: 'chat',
+    private_instance_id: ids[i],
+    private_instance_index: String(i),
+    ...(affinity && { options: { session_affinity: true } }),
+  });
+  for (let i = 0; i < 3; i++) {
+    await registerRoute(nc, router, registration(i, true));
+    // The same instances under a route without affinity: today's behaviour there.
+    await registerRoute(nc, router, { ...registration(i, false), uris: ['plain.localhost'] });
+  }
+  const chat = (cookie?: string, path = '/') => get({ port: router.port, host: 'chat.localhost', path, headers: cookie === undefined ? {} : { cookie } });
+
+  const first = await chat();
+  const pinned = first.body.toString();
+  t.same(vcapOf(first), [`__VCAP_ID__=${pinned}; Path=/; HttpOnly; SameSite=Lax`], 'the first response pins the client, though the app set no cookie');
+
+  const cookie = `theme=dark; __VCAP_ID__=${pinned}`;
+  const served = new Set<string>();
+  let reset = 0;
+  for (let i = 0; i < 12; i++) {
+    const reply = await chat(cookie);
+    served.add(reply.body.toString());
+    reset += vcapOf(reply).length;
+  }
+  t.same([...served], [pinned], 'every request with the cookie reaches that instance');
+  t.equal(reset, 0, 'and is not given the cookie again');
+
+  const login = await chat(undefined, '/login');
+  t.equal(vcapOf(login).length, 1, "an app's JSESSIONID adds no second __VCAP_ID__");
+  t.match(vcapOf(login)[0], /SameSite=Lax$/, 'the pin is the route\'s own, not one copied from JSESSIONID (no Max-Age)');
+
+  const ws = await wsReach(router.port, 'chat.localhost', cookie);
+  t.equal(ws.instance, pinned, 'a WebSocket upgrade follows the pin');
+  t.same(ws.setCookie, [], 'and keeps the cookie');
+  const wsFresh = await wsReach(router.port, 'chat.localhost');
+  t.same(wsFresh.setCookie, [`__VCAP_ID__=${wsFresh.instance}; Path=/; HttpOnly; SameSite=Lax`], 'an upgrade without the cookie is pinned by its 101');
+
+  const plain = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const reply = await get({ port: router.port, host: 'plain.localhost', headers: { cookie } });
+    plain.add(reply.body.toString());
+    t.same(vcapOf(reply), [], 'a route without affinity sets no cookie');
+  }
+  t.ok(plain.size > 1, 'and __VCAP_ID__ alone does not pin there');
+
+  // The pinned instance leaves: the client goes elsewhere and is pinned there.
+  const gone = ids.indexOf(pinned);
+  await unregisterRoute(nc, router, registration(gone, true));
+  const moved = await chat(cookie);
+  t.equal(moved.status, 200, 'no error when the instance has gone');
+  const next = moved.body.toString();
+  t.not(next, pinned, 'another instance answers');
+  t.same(vcapOf(moved), [`__VCAP_ID__=${next}; Path=/; HttpOnly; SameSite=Lax`], 'and the cookie now names it');
+  const after = new Set<string>();
+  for (let i = 0; i < 6; i++) after.add((await chat(`__VCAP_ID__=${next}`)).body.toString());
+  t.same([...after], [next], 'the new pin holds');
+  t.equal((await wsReach(router.port, 'chat.localhost', `__VCAP_ID__=${next}`)).instance, next, 'for WebSockets too');
+
+  // Registered again without the option: the route no longer pins.
+  for (const i of [0, 1, 2].filter((i) => i !== gone)) await registerRoute(nc, router, registration(i, false));
+  await eventually(async () => (await router.routes())['chat.localhost'].every((e) => e.session_affinity === undefined), 'affinity to go from /routes');
+  const off = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const reply = await chat(`__VCAP_ID__=${next}`);
+    off.add(reply.body.toString());
+    t.same(vcapOf(reply), [], 'no cookie once the route has no affinity');
+  }
+  t.equal(off.size, 2, 'and requests are balanced again');
 });

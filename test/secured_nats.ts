@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NATS_ROLES, OPERATOR_USER, serverPermissions, type NatsRole } from '../bus/permissions';
-import { natsServerConfig, type NatsUser } from '../cli/up-nats';
+import { natsServerConfig, type NatsUser } from '../cli/node/nats';
 import { startNats, type NatsServer, type TeardownHost } from './harness';
 
 export interface SecuredNats {

@@ -31,7 +31,7 @@ t.test('Node.js with a start script, zipped as a folder', async (t) => {
   }, 'shop/');
   const { reply, published } = await env.stage('app-node-start', pkg);
   const ok = success(reply);
-  t.match(ok, { runtime: 'node', framework: 'node', start_command: 'npm start' });
+  t.match(ok, { runtime: 'node', framework: 'node', start_command: 'node server.js' });
   t.equal(ok.droplet, ok.sha1, 'the droplet is stored under its sha1');
   t.match(ok.log, /Detected Node\.js app \(package\.json scripts\.start\)/);
   t.match(ok.log, /app in folder shop\//);
@@ -39,7 +39,7 @@ t.test('Node.js with a start script, zipped as a folder', async (t) => {
   t.equal(published, ok.log, 'every log line was published on the staging log subject');
 
   const dir = await env.droplet(ok.sha1);
-  t.same(JSON.parse(readFileSync(join(dir, 'droplet.json'), 'utf8')), { runtime: 'node', framework: 'node', start_command: 'npm start' });
+  t.same(JSON.parse(readFileSync(join(dir, 'droplet.json'), 'utf8')), { runtime: 'node', framework: 'node', start_command: 'node server.js' });
   t.ok(existsSync(join(dir, 'app/server.js')), 'the folder was unwrapped into app/');
   t.notOk(existsSync(join(dir, 'app/shop')));
 });

@@ -1,5 +1,6 @@
 // apps, app, start, stop, restart, delete, scale, env, map, unmap.
 
+import { AppBounds } from '../../bus/platform';
 import type { Api, Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, parseEnvAssignments, UsageError } from './args';
 import { appPath, CliError, groupQuery, type Context } from './context';
@@ -10,7 +11,7 @@ import { formatFields, formatTable } from './table';
 import { formatAgo, formatTimestamp } from './time';
 import { isStarted, type App, type Info, type InstanceInfo } from './types';
 import { appUrls } from './urls';
-import { waitForInstances } from './wait';
+import { crashReport, StartFailure, waitForInstances } from './wait';
 
 const DEFAULT_TIMEOUT_S = 180;
 
@@ -61,6 +62,7 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
       ['runtime', app.staging?.runtime],
       ['framework', app.staging?.framework],
       ['command', app.command ?? app.staging?.command],
+      ['session affinity', app.session_affinity === undefined ? undefined : app.session_affinity ? 'on' : 'off'],
       ['owner', app.owner],
       ['updated', app.meta?.updated !== undefined ? formatTimestamp(app.meta.updated) : undefined],
     ]),
@@ -85,7 +87,7 @@ export async function start(ctx: Context, args: CommandArgs): Promise<number> {
   const app = await getApp(api, name, query);
   if (!isStarted(app)) await updateApp(api, name, query, { state: 'STARTED' });
   ctx.print(`starting ${name}`);
-  await waitAndShowUrls(ctx, api, app, query, args, 0);
+  await waitAndShowUrls(ctx, api, app, query, args, app.version);
   return 0;
 }
 
@@ -103,8 +105,8 @@ export async function restart(ctx: Context, args: CommandArgs): Promise<number> 
   const name = checkAppName(args.positionals[0]);
   const api = ctx.api();
   const query = groupQuery(args.values.group);
-  const before = Math.floor(Date.now() / 1000);
   let app = await api.json<App>('GET', appPath(name), { query }).catch(notFoundAs(name));
+  const before = app.version;
   if (isStarted(app)) {
     // Rolling: new instances start, and each old one stops once its successor runs.
     app = await api.json<App>('POST', appPath(name, '/restart'), { query }).catch(notFoundAs(name));
@@ -116,21 +118,36 @@ export async function restart(ctx: Context, args: CommandArgs): Promise<number> 
   return 0;
 }
 
-/** Waits for the instances, then prints where the app answers. Shared by start, restart and push. */
-export async function waitAndShowUrls(ctx: Context, api: Api, app: App, query: Query, args: CommandArgs, notBefore: number): Promise<void> {
-  const timeoutS = args.values.timeout !== undefined ? checkWholeNumber(args.values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
-  await waitForInstances({
-    api,
-    name: app.name,
-    query,
-    desired: app.instances,
-    timeoutMs: timeoutS * 1000,
-    notBefore,
-    onProgress: (text) => ctx.note(`  ${text}`),
-  });
+/**
+ * Waits for the instances of the start that `versionBefore` precedes (the
+ * app's version before the command), then prints where the app answers.
+ * Shared by start, restart and push.
+ */
+export async function waitAndShowUrls(ctx: Context, api: Api, app: App, query: Query, args: CommandArgs, versionBefore: string | null | undefined): Promise<void> {
+  app = await waitForStart(ctx, api, app.name, query, args, versionBefore);
   const info = await api.json<Info>('GET', '/info').catch(() => undefined);
   const urls = appUrls(app.uris ?? [], info?.router_url);
   ctx.print(urls.length === 0 ? `${app.name} is running (no routes: skiff map ${app.name} HOST)` : `${app.name} is running at ${urls.join(' ')}`);
+}
+
+/**
+ * Progress lines while the instances come up; when they cannot run, the
+ * crashed instance's reason and last log lines, then the failure.
+ */
+async function waitForStart(ctx: Context, api: Api, name: string, query: Query, args: CommandArgs, versionBefore: string | null | undefined): Promise<App> {
+  const timeoutS = args.values.timeout !== undefined ? checkWholeNumber(args.values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
+  try {
+    return await waitForInstances({ api, name, query, versionBefore, timeoutMs: timeoutS * 1000, onProgress: (text) => ctx.note(`  ${text}`) }).catch(notFoundAs(name));
+  } catch (error) {
+    if (!(error instanceof StartFailure) || error.crashed === undefined) throw error;
+    const report = await crashReport(api, name, query, error.crashed);
+    for (const log of report.logs) {
+      ctx.note(`==> last lines of ${log.path} (instance ${error.crashed.instance ?? error.crashed.index}) <==`);
+      for (const line of log.lines) ctx.note(line);
+    }
+    if (report.logs.length === 0) ctx.note(`(instance ${error.crashed.instance ?? error.crashed.index} wrote nothing to its logs)`);
+    throw new StartFailure(`${error.message}: ${report.reason}; more: skiff logs ${name}, skiff crashes ${name}`);
+  }
 }
 
 export async function remove(ctx: Context, { values, positionals }: CommandArgs): Promise<number> {
@@ -154,29 +171,16 @@ export async function scale(ctx: Context, { values, positionals }: CommandArgs):
   checkPositionals(positionals, 1, 'skiff scale N --instances K [--memory MB]');
   const name = checkAppName(positionals[0]);
   const change: Partial<App> = {};
-  if (values.instances !== undefined) change.instances = checkWholeNumber(values.instances, '--instances', 0, 1000);
+  if (values.instances !== undefined) change.instances = checkWholeNumber(values.instances, '--instances', 0, AppBounds.maxInstances);
   if (values.memory !== undefined) change.memory = memoryFlag(values.memory);
   if (Object.keys(change).length === 0) throw new UsageError('nothing to change: give --instances K and/or --memory MB');
   const api = ctx.api();
   const query = groupQuery(values.group);
-  const notBefore = Math.floor(Date.now() / 1000);
   const before = await getApp(api, name, query);
   const app = await updateApp(api, name, query, change);
   ctx.print(`${name}: ${app.instances} instance${app.instances === 1 ? '' : 's'} of ${formatMemoryMb(app.memory)}`);
-  if (isStarted(app) && app.instances > 0) {
-    // A new memory size restarts every instance; more instances start new ones: wait for them as push does.
-    const restarted = app.memory !== before.memory;
-    const timeoutS = values.timeout !== undefined ? checkWholeNumber(values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
-    await waitForInstances({
-      api,
-      name,
-      query,
-      desired: app.instances,
-      timeoutMs: timeoutS * 1000,
-      notBefore: restarted ? notBefore : 0,
-      onProgress: (text) => ctx.note(`  ${text}`),
-    });
-  }
+  // A new memory size restarts every instance (a new version); more instances start new ones: wait for them as push does.
+  if (isStarted(app) && app.instances > 0) await waitForStart(ctx, api, name, query, { values, positionals }, before.version);
   return 0;
 }
 

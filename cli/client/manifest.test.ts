@@ -48,18 +48,27 @@ t.test('host and domain', async (t) => {
   t.same(hostOnly.hosts, ['store', 'www']);
 });
 
+t.test('session_affinity, top level or per application', async (t) => {
+  t.same(parseManifest('name: chat\ninstances: 2\nsession_affinity: true\n'), { name: 'chat', instances: 2, sessionAffinity: true });
+  t.same(parseManifest('session_affinity: true\napplications:\n  - name: a\n  - name: b\n    session_affinity: false\n', 'b'), { name: 'b', sessionAffinity: false });
+  t.same(parseManifest('session_affinity: true\napplications:\n  - name: a\n'), { name: 'a', sessionAffinity: true }, 'inherited');
+  t.throws(() => parseManifest('session_affinity: yes please\n'), /session_affinity must be true or false/);
+});
+
 t.test('empty manifest is no settings', async (t) => {
   t.same(parseManifest(''), {});
   t.same(parseManifest('# only a comment\n'), {});
 });
 
 t.test('bad manifests name the field', async (t) => {
-  t.throws(() => parseManifest('name: [\n'), /not valid YAML/);
+  t.throws(() => parseManifest('instances: 101\n'), /instances must be a whole number from 0 to 100/);
+  t.throws(() => parseManifest('memory: 100G\n'), /manifest.yml: memory must be from 16M to 64G, got "100G"/);
+  t.throws(() => parseManifest('memory: 128K\n'), /manifest.yml: memory must be a size like 256M or 1G \(units M, MB, G, GB; no unit: MB\)/);
   t.throws(() => parseManifest('- a\n- b\n'), /must be a mapping/);
   t.throws(() => parseManifest('instances: two\n'), /instances must be a whole number/);
   t.throws(() => parseManifest('instances: -1\n'), /instances must be a whole number/);
-  t.throws(() => parseManifest('memory: lots\n'), /manifest.yml: memory must be like 256M/);
-  t.throws(() => parseManifest('memory: [1]\n'), /memory must be like/);
+  t.throws(() => parseManifest('memory: lots\n'), /manifest.yml: memory must be a size like 256M/);
+  t.throws(() => parseManifest('memory: [1]\n'), /memory must be a size like/);
   t.throws(() => parseManifest('env: [A]\n'), /env must be a mapping/);
   t.throws(() => parseManifest('env:\n  1BAD: x\n'), /env name "1BAD"/);
   t.throws(() => parseManifest('env:\n  A: {b: 1}\n'), /env A must be a string/);
@@ -72,4 +81,29 @@ t.test('bad manifests name the field', async (t) => {
   t.throws(() => parseManifest('host: [a]\n'), /host must be a string/);
   t.throws(() => parseManifest('hosts: a\n'), /hosts must be a list/);
   t.throws(() => parseManifest('domain: example.com\n'), /domain needs a host or a name/);
+});
+
+t.test('bad YAML: where, why, and the lines around it', async (t) => {
+  t.throws(() => parseManifest('name: [\n'), /^manifest.yml is not valid YAML \(line 2, column 1\): Flow sequence/);
+  let message = '';
+  try {
+    parseManifest('name: shop\nenv:\n  A: 1\n B: 2\n');
+  } catch (error) {
+    message = (error as Error).message;
+  }
+  t.equal(
+    message,
+    'manifest.yml is not valid YAML (line 4, column 1): All mapping items must start at the same column\n    A: 1\n   B: 2\n  ^',
+    'first line says where and why; the excerpt points at the spot',
+  );
+});
+
+t.test('unknown keys are named once each, and otherwise ignored', async (t) => {
+  const warnings: string[] = [];
+  const m = parseManifest('buildpack: node\napplications:\n- name: web\n  intances: 2\n  memory: 128MB\n- name: other\n  stack: x\n', undefined, (w) => warnings.push(w));
+  t.same(m, { name: 'web', memoryMb: 128 });
+  t.same(warnings, ['manifest.yml: unknown key "buildpack" (ignored)', 'manifest.yml: applications[0]: unknown key "intances" (ignored)'], 'the entry not pushed is not looked at');
+  const none: string[] = [];
+  parseManifest('name: a\ninstances: 1\nmemory: 1G\ncommand: x\nenv: {}\nroutes: []\n', undefined, (w) => none.push(w));
+  t.same(none, []);
 });

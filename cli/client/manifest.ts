@@ -1,10 +1,12 @@
 // manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
-// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains. A
+// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains, and
+// Skiff's session_affinity (true: the router pins clients to instances). A
 // top-level `applications:` list gives one entry per app; top-level fields
 // are defaults its entries inherit (as in CF). Skiff pushes one app: the
 // first entry, or the one named by --name.
 
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { AppBounds } from '../../bus/platform';
 import { parseMemoryMb } from './size';
 import { checkUri } from './args';
 
@@ -18,25 +20,31 @@ export interface AppManifest {
   uris?: string[];
   /** `host:`/`hosts:` without a domain: routes on the platform's default domain. */
   hosts?: string[];
+  sessionAffinity?: boolean;
 }
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains'] as const;
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity'] as const;
 
-/** Parses manifest text; `wantedName` picks an entry of `applications:`. */
-export function parseManifest(text: string, wantedName?: string): AppManifest {
+/**
+ * Parses manifest text; `wantedName` picks an entry of `applications:`.
+ * Keys Skiff does not know are ignored, and named through `warn` (as cf
+ * does): a typo like `intances:` must not pass silently.
+ */
+export function parseManifest(text: string, wantedName?: string, warn: (message: string) => void = () => {}): AppManifest {
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (error) {
-    throw new ManifestError(`manifest.yml is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+    throw new ManifestError(describeYamlError(error));
   }
   if (doc === null || doc === undefined) return {};
   if (!isObject(doc)) throw new ManifestError('manifest.yml must be a mapping (name: ..., or applications: [...])');
 
+  warnUnknownKeys(doc, ['applications', ...APP_FIELDS], '', warn);
   let entry: Record<string, unknown> = {};
   for (const field of APP_FIELDS) if (field in doc) entry[field] = doc[field];
   if ('applications' in doc) {
@@ -51,9 +59,29 @@ export function parseManifest(text: string, wantedName?: string): AppManifest {
       if (named) chosen = named;
       else if (apps.length > 1) throw new ManifestError(`manifest.yml has no application named "${wantedName}"`);
     }
+    warnUnknownKeys(chosen, APP_FIELDS, `applications[${apps.indexOf(chosen)}]: `, warn);
     entry = { ...entry, ...chosen };
   }
   return normalise(entry);
+}
+
+function warnUnknownKeys(mapping: Record<string, unknown>, known: readonly string[], where: string, warn: (message: string) => void): void {
+  for (const key of Object.keys(mapping)) if (!known.includes(key)) warn(`manifest.yml: ${where}unknown key ${JSON.stringify(key)} (ignored)`);
+}
+
+/**
+ * The yaml package's message ends in a code frame after a colon; the first
+ * line says where, the frame shows it. Both are kept, the frame indented
+ * under the one-line error.
+ */
+function describeYamlError(error: unknown): string {
+  if (!(error instanceof YAMLParseError)) return `manifest.yml is not valid YAML: ${(error as Error).message.split('\n')[0]}`;
+  const [head = '', ...frame] = error.message.split('\n');
+  const where = error.linePos?.[0];
+  const reason = head.replace(/ at line \d+, column \d+:?$/, '');
+  const excerpt = frame.filter((line, i) => line.trim() !== '' || (i > 0 && i < frame.length - 1)).map((line) => `  ${line}`.trimEnd());
+  const position = where === undefined ? '' : ` (line ${where.line}, column ${where.col})`;
+  return [`manifest.yml is not valid YAML${position}: ${reason}`, ...excerpt].join('\n').trimEnd();
 }
 
 function normalise(entry: Record<string, unknown>): AppManifest {
@@ -64,11 +92,13 @@ function normalise(entry: Record<string, unknown>): AppManifest {
   }
   if (entry.instances !== undefined && entry.instances !== null) {
     const n = entry.instances;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw new ManifestError('manifest.yml: instances must be a whole number of at least 0');
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > AppBounds.maxInstances) {
+      throw new ManifestError(`manifest.yml: instances must be a whole number from 0 to ${AppBounds.maxInstances}`);
+    }
     manifest.instances = n;
   }
   if (entry.memory !== undefined && entry.memory !== null) {
-    if (typeof entry.memory !== 'string' && typeof entry.memory !== 'number') throw new ManifestError('manifest.yml: memory must be like 256M or 1G');
+    if (typeof entry.memory !== 'string' && typeof entry.memory !== 'number') throw new ManifestError('manifest.yml: memory must be a size like 256M or 1G');
     try {
       manifest.memoryMb = parseMemoryMb(entry.memory);
     } catch (error) {
@@ -80,6 +110,10 @@ function normalise(entry: Record<string, unknown>): AppManifest {
     manifest.command = entry.command;
   }
   if (entry.env !== undefined && entry.env !== null) manifest.env = parseEnv(entry.env);
+  if (entry.session_affinity !== undefined && entry.session_affinity !== null) {
+    if (typeof entry.session_affinity !== 'boolean') throw new ManifestError('manifest.yml: session_affinity must be true or false');
+    manifest.sessionAffinity = entry.session_affinity;
+  }
   const uris = parseRoutes(entry);
   if (uris !== undefined) manifest.uris = uris;
   else {

@@ -26,6 +26,8 @@ const group: FlagSpec = { name: 'group', kind: 'string', help: "(admin) act on t
 const instance: FlagSpec = { name: 'instance', kind: 'string', help: 'instance index (or instance id)', defaultText: 'newest running, else newest crashed' };
 const force: FlagSpec = { name: 'force', kind: 'boolean', help: 'do not ask for confirmation' };
 const timeout: FlagSpec = { name: 'timeout', kind: 'number', min: 1, max: 86400, help: 'seconds to wait for the instances to run', defaultText: '180' };
+const nodeFlag: FlagSpec = { name: 'node', kind: 'string', help: 'the node', defaultText: "this host's (its data dir's node.json)" };
+const dataDir: FlagSpec = { name: 'data-dir', kind: 'string', help: "this host's node's data dir, to find its name", defaultText: '~/.skiff/data, /var/lib/skiff as root' };
 const memory: FlagSpec = { name: 'memory', kind: 'string', help: 'memory per instance, e.g. 256M or 1G (unitless: MB)' };
 
 /* eslint-disable @typescript-eslint/no-require-imports */
@@ -33,6 +35,8 @@ const apps = () => require('./apps') as typeof import('./apps');
 const session = () => require('./session') as typeof import('./session');
 const instances = () => require('./instances') as typeof import('./instances');
 const users = () => require('./users') as typeof import('./users');
+const nodes = () => require('./nodes') as typeof import('./nodes');
+const cluster = () => require('./cluster') as typeof import('./cluster');
 
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
@@ -44,12 +48,14 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   },
   logout: { usage: 'skiff logout', help: 'forget the token', flags: [], handler: () => session().logout },
   push: {
-    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--no-start]',
+    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start]',
     help: 'upload an app (reads manifest.yml), stage it and run it',
     flags: [
       { name: 'name', kind: 'string', help: 'app name (or picks the entry of manifest.yml applications:)', defaultText: 'manifest name, else the directory name' },
       { name: 'instances', kind: 'number', help: 'number of instances', defaultText: 'manifest, else 1' },
       memory,
+      { name: 'session-affinity', kind: 'boolean', help: "the router pins each client to one instance (its __VCAP_ID__ cookie), e.g. for socket.io's long-polling", defaultText: 'manifest session_affinity, else unchanged (off for a new app)' },
+      { name: 'no-session-affinity', kind: 'boolean', help: 'turn session affinity off' },
       { name: 'no-start', kind: 'boolean', help: 'upload and stage, but do not start' },
       timeout,
       group,
@@ -107,6 +113,20 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     handler: () => users().add,
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
+  role: {
+    usage: 'skiff role add|remove ROLE [--node NODE]',
+    help: '(admin) start or stop a role on a node, remembered across its restarts',
+    flags: [nodeFlag, dataDir, json],
+    handler: () => nodes().role,
+  },
+  node: { usage: 'skiff node info [--node NODE]', help: '(admin) the roles of a node: assigned, running, available', flags: [nodeFlag, dataDir, json], handler: () => nodes().node },
+  nodes: { usage: 'skiff nodes [--json]', help: '(admin) every node of the cluster: its roles, uptime and state', flags: [json], handler: () => cluster().nodes },
+  config: {
+    usage: 'skiff config list [PREFIX] | get KEY | set KEY VALUE | unset KEY',
+    help: '(admin) show or change cluster settings (the config store); VALUE is JSON when it parses as JSON, else a string',
+    flags: [json],
+    handler: () => cluster().config,
+  },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {
     usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',

@@ -1,16 +1,26 @@
-// Memory sizes as users write them in manifests and flags (Cloud Foundry's
-// forms): "256M", "256MB", "1G", "1.5G", "512" (megabytes when unitless).
+// Memory sizes as users write them in manifests and flags: Cloud Foundry's
+// units M, MB, G and GB in any case ("256M", "256mb", "1G", "1.5G"), and a
+// bare number as megabytes (design.md's `--memory MB`).
 
-const UNIT_MB: Record<string, number> = { '': 1, M: 1, MB: 1, G: 1024, GB: 1024, T: 1024 * 1024, TB: 1024 * 1024 };
+import { AppBounds } from '../../bus/platform';
 
-/** Megabytes, a whole positive number; throws an Error naming the accepted forms. */
+const UNIT_MB: Record<string, number> = { '': 1, M: 1, MB: 1, G: 1024, GB: 1024 };
+
+/**
+ * Megabytes within what the API takes for one instance; throws an Error
+ * that starts with "memory" and says what is accepted, in the units the
+ * user writes (not the API's megabytes).
+ */
 export function parseMemoryMb(input: string | number): number {
   const text = String(input).trim();
   const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(text);
   const factor = match ? UNIT_MB[match[2]!.toUpperCase()] : undefined;
-  if (!match || factor === undefined) throw new Error(`memory must be like 256M, 1G or 512 (megabytes), got ${JSON.stringify(text)}`);
+  if (!match || factor === undefined) throw new Error(`memory must be a size like 256M or 1G (units M, MB, G, GB; no unit: MB), got ${JSON.stringify(text)}`);
   const mb = Number(match[1]) * factor;
-  if (!Number.isInteger(mb) || mb < 1) throw new Error(`memory must be a whole number of megabytes of at least 1, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(mb)) throw new Error(`memory must be a whole number of megabytes, got ${JSON.stringify(text)}`);
+  if (mb < AppBounds.minMemoryMb || mb > AppBounds.maxMemoryMb) {
+    throw new Error(`memory must be from ${formatMemoryMb(AppBounds.minMemoryMb)} to ${formatMemoryMb(AppBounds.maxMemoryMb)}, got ${JSON.stringify(text)}`);
+  }
   return mb;
 }
 

@@ -13,11 +13,15 @@ export interface App {
   staging?: { runtime?: string | null; framework?: string | null; command?: string | null } | null;
   version?: string | null;
   owner?: string;
-  meta?: { created?: number; updated?: number };
+  /** `last_updated`: when the desired state last changed (epoch seconds, the platform's clock). */
+  meta?: { created?: number; updated?: number; last_updated?: number };
   package_state?: 'PENDING' | 'STAGING' | 'STAGED' | 'FAILED' | string;
   staging_error?: string | null;
+  /** Why a started app's index found no DEA (control/API.md); null when all did. */
+  placement_error?: string | null;
   droplet?: string | null;
   command?: string | null;
+  session_affinity?: boolean;
 }
 
 export interface InstanceInfo {
@@ -27,6 +31,7 @@ export interface InstanceInfo {
   host?: string;
   port?: number;
   instance?: string;
+  version?: string;
 }
 
 export interface InstanceStats {

@@ -5,15 +5,18 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Bus } from '../../bus/connection';
+import { BusRequestError, type Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { DeaFindDropletReply } from '../../bus/messages';
+import { NODE_NAME, NODE_ROLES, nodeRolesSubject, type NodeInfo, type NodeRolesRequest } from '../../bus/platform';
 import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
 import { SKIFF_VERSION } from '../../bus/version';
 import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
-import { applyChange, applyRestart } from './desired';
+import type { ClusterConfig } from './cluster-config';
+import type { NodeWatch } from './nodes';
+import { applyChange, applyRestart, sessionAffinity } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
 import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
 import { HttpError, type Exchange } from './http';
@@ -49,6 +52,10 @@ export interface ApiDeps {
   log: Logger;
   /** One uid per app, taken at create, given back at delete. */
   uids: AppUids;
+  /** The config store, for `/config`. */
+  config: ClusterConfig;
+  /** What the components say of themselves, for `/nodes`. */
+  nodes: NodeWatch;
 }
 
 type Params = Record<string, string>;
@@ -59,6 +66,8 @@ const FILES_TIMEOUT_MS = 5000;
 const MAX_FILE_STREAM = 64 * 1024 * 1024;
 /** An app view waits this long for the health manager's FLAPPING answer; without one it shows the desired state. */
 const HM_VIEW_TIMEOUT_MS = 500;
+/** A role stopping on a node (a DEA with its instances) takes up to its grace periods. */
+const NODE_ROLES_TIMEOUT_MS = 40_000;
 
 export class Api {
   private readonly routes: Route[] = [];
@@ -76,6 +85,9 @@ export class Api {
     r('GET', '/info', (e) => this.info(e));
     r('POST', '/users/:email/tokens', (e, p) => this.login(e, p.email!));
     r('GET', '/users', (e) => this.listUsers(e));
+    r('GET', '/nodes/:node', (e, p) => this.nodeRoles(e, p.node!, { op: 'info' }));
+    r('PUT', '/nodes/:node/roles/:role', (e, p) => this.nodeRoles(e, p.node!, { op: 'add', role: p.role! }));
+    r('DELETE', '/nodes/:node/roles/:role', (e, p) => this.nodeRoles(e, p.node!, { op: 'remove', role: p.role! }));
     r('POST', '/users', (e) => this.addUser(e));
     r('DELETE', '/users/:email', (e, p) => this.deleteUser(e, p.email!));
     r('PUT', '/users/:email/password', (e, p) => this.changePassword(e, p.email!));
@@ -93,6 +105,14 @@ export class Api {
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
+    r('GET', '/nodes', async (e) => {
+      await this.admin(e);
+      e.json(200, await this.deps.nodes.list());
+    });
+    r('GET', '/config', (e) => this.listConfig(e));
+    r('GET', '/config/:key', (e, p) => this.getConfig(e, p.key!));
+    r('PUT', '/config/:key', (e, p) => this.setConfig(e, p.key!));
+    r('DELETE', '/config/:key', (e, p) => this.unsetConfig(e, p.key!));
     // Upgrades are taken by the WebSocket route (ssh.ts); a plain GET lands here.
     r('GET', '/apps/:name/instances/:index/ssh', async (e, p) => {
       await this.findApp(e, p.name!);
@@ -256,6 +276,31 @@ export class Api {
     await this.deps.lockout.cleared(email);
     this.deps.log.info('password changed', { email, by: caller.email });
     e.empty(204);
+  }
+
+  /**
+   * `skiff node info`, `skiff role add|remove`: asked of the node's
+   * supervisor over NATS (nodeRolesSubject), which starts or stops the role
+   * and remembers it. Stopping a DEA stops its instances: up to its stop grace.
+   */
+  private async nodeRoles(e: Exchange, node: string, request: NodeRolesRequest): Promise<void> {
+    await this.admin(e);
+    if (!NODE_NAME.test(node)) throw new HttpError(400, `invalid node name ${JSON.stringify(node)}`);
+    if (request.role !== undefined && !(NODE_ROLES as readonly string[]).includes(request.role)) {
+      throw new HttpError(400, `unknown role "${request.role}" (roles: ${NODE_ROLES.join(', ')})`);
+    }
+    let reply: NodeInfo | { error: string };
+    try {
+      reply = await this.deps.bus.request<NodeInfo | { error: string }>(nodeRolesSubject(node), request, NODE_ROLES_TIMEOUT_MS);
+    } catch (error) {
+      if (error instanceof BusRequestError && (error.reason === 'no-responders' || error.reason === 'timeout')) {
+        throw new HttpError(404, `no node named ${node} answers (skiff nodes lists them)`);
+      }
+      throw error;
+    }
+    if ('error' in reply) throw new HttpError(409, reply.error);
+    if (request.op !== 'info') this.deps.log.info(`role ${request.op === 'add' ? 'added to' : 'removed from'} a node`, { node, role: request.role });
+    e.json(200, reply);
   }
 
   private async listUsers(e: Exchange): Promise<void> {
@@ -600,6 +645,38 @@ export class Api {
     e.end();
   }
 
+  // ---- cluster ----
+
+  private async listConfig(e: Exchange): Promise<void> {
+    await this.admin(e);
+    e.json(200, await this.deps.config.list(e.query.get('prefix') ?? ''));
+  }
+
+  private async getConfig(e: Exchange, key: string): Promise<void> {
+    await this.admin(e);
+    const entry = await this.deps.config.get(key);
+    if (entry === undefined) throw new HttpError(404, `unknown setting ${key} (skiff config list shows every key)`);
+    e.json(200, entry);
+  }
+
+  private async setConfig(e: Exchange, key: string): Promise<void> {
+    const user = await this.admin(e);
+    const body = await e.readJson();
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || !('value' in body)) {
+      throw new HttpError(400, 'the body must be {"value": <JSON value>}');
+    }
+    const entry = await this.deps.config.set(key, (body as { value: unknown }).value);
+    // Only registry keys get here, none of which holds a secret.
+    this.deps.log.info('config set', { key, value: JSON.stringify(entry.value), by: user.email });
+    e.json(200, entry);
+  }
+
+  private async unsetConfig(e: Exchange, key: string): Promise<void> {
+    const user = await this.admin(e);
+    if (await this.deps.config.unset(key)) this.deps.log.info('config unset', { key, by: user.email });
+    e.empty(204);
+  }
+
   // ---- views ----
 
   private async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
@@ -625,9 +702,12 @@ export class Api {
       uris: app.uris,
       env: app.env,
       command: app.command,
+      session_affinity: sessionAffinity(app),
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,
+      // Only a started app is being placed; a stopped one keeps no stale reason.
+      placement_error: app.state === 'STARTED' ? (app.placement_error ?? null) : null,
       droplet: app.droplet,
       version,
       owner: app.owner,

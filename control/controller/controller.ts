@@ -1,12 +1,16 @@
 // Wires the controller's parts: the KV/object store, the DEA pool and
 // lifecycle, staging, the REST API on uWebSockets.js, and its route.
 
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { Api } from './api';
+import { ClusterConfig } from './cluster-config';
+import { NodeWatch } from './nodes';
 import { hashPassword } from './auth';
 import { HttpServer } from './http';
 import { Instances } from './instances';
@@ -15,6 +19,7 @@ import { LoginLockout } from './lockout';
 import type { ControllerOptions } from './options';
 import { DeaPool } from './placement';
 import { RouteRegistration } from './registration';
+import { Replication } from './replicas';
 import { SSH_ROUTE, SshGateway } from './ssh';
 import { Staging } from './staging';
 import { Store } from './store';
@@ -28,8 +33,12 @@ export class Controller {
   private ssh: SshGateway | undefined;
   private lifecycle: Lifecycle | undefined;
   private registration: RouteRegistration | undefined;
+  private replication: Replication | undefined;
   private uploadDir: string | undefined;
   private ownUploadDir = false;
+  private announcer: ComponentAnnouncer | undefined;
+  private nodes: NodeWatch | undefined;
+  private readonly startedAt = new Date();
 
   constructor(
     private readonly options: ControllerOptions,
@@ -43,6 +52,9 @@ export class Controller {
     const uids = await AppUids.open(bus, options.appUids);
     const secret = await store.tokenSecret();
     const lockout = await LoginLockout.open(bus);
+    const config = await ClusterConfig.open(bus);
+    const nodes = await NodeWatch.open(bus, log, { downAfterMs: options.nodeTimeoutMs });
+    this.nodes = nodes;
     await this.ensureFirstAdmin(store);
 
     if (options.uploadDir !== undefined) {
@@ -64,7 +76,7 @@ export class Controller {
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,
@@ -78,6 +90,8 @@ export class Controller {
     this.port = await this.http.listen(options.host, options.port);
 
     lifecycle.start();
+    this.replication = new Replication(bus, log, options.reconcileIntervalMs);
+    this.replication.start();
     const registeredHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
     this.registration = new RouteRegistration(bus, {
       host: registeredHost,
@@ -86,6 +100,16 @@ export class Controller {
       tags: { component: 'CloudController' },
     }, log);
     this.registration.start();
+    this.announcer = new ComponentAnnouncer(bus, {
+      type: 'CloudController',
+      index: 0,
+      uuid: randomUUID(),
+      host: () => reachableAt(options.host, this.port),
+      node: options.node,
+      startedAt: this.startedAt,
+    }, log);
+    this.announcer.start();
+    nodes.start();
   }
 
   private async ensureFirstAdmin(store: Store): Promise<void> {
@@ -100,7 +124,10 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.nodes?.stop();
+    this.announcer?.stop();
     this.registration?.stop();
+    this.replication?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();
     this.http?.close();

@@ -56,7 +56,19 @@ t.test('memory, env or command changes restart a started app with a new version'
 
 t.test('new uris go to the DEAs as dea.update', async (t) => {
   const running = app({ state: 'STARTED' });
-  t.same(plan(running, changed(running, { uris: ['a.localhost'] })), [{ kind: 'update-uris', uris: ['a.localhost'] }]);
+  t.same(plan(running, changed(running, { uris: ['a.localhost'] })), [{ kind: 'update-routes', uris: ['a.localhost'], session_affinity: false }]);
+});
+
+t.test('session affinity reaches running instances through dea.update, without a restart', async (t) => {
+  const running = app({ state: 'STARTED' });
+  const on = changed(running, { session_affinity: true });
+  t.equal(on.session_affinity, true);
+  t.equal(on.run_count, 1, 'no new version: a restart would drop the sessions affinity is for');
+  t.equal(on.last_updated, 200, 'a change of desired state');
+  t.same(plan(running, on), [{ kind: 'update-routes', uris: ['shop.localhost'], session_affinity: true }]);
+  t.same(plan(on, changed(on, { session_affinity: false })), [{ kind: 'update-routes', uris: ['shop.localhost'], session_affinity: false }], 'and off again');
+  t.same(plan(running, changed(running, { session_affinity: false })), [], 'a record from before the field counts as off');
+  t.same(plan(app(), changed(app(), { session_affinity: true })), [], 'a stopped app only records it');
 });
 
 t.test('a staged droplet gives a started app a new version, a stopped one just the droplet', async (t) => {

@@ -16,6 +16,7 @@ export function applyChange(app: AppRecord, change: AppChange, nowSeconds: numbe
   if (change.uris !== undefined) next.uris = change.uris;
   if (change.env !== undefined) next.env = change.env;
   if (change.command !== undefined) next.command = change.command;
+  if (change.session_affinity !== undefined) next.session_affinity = change.session_affinity;
   if (change.state !== undefined) next.state = change.state;
 
   const starting = next.state === 'STARTED' && app.state !== 'STARTED';
@@ -64,6 +65,11 @@ export function applyStaged(
   return next;
 }
 
+/** Records from before session affinity have no field: off. */
+export function sessionAffinity(app: AppRecord): boolean {
+  return app.session_affinity === true;
+}
+
 function changedDesiredState(a: AppRecord, b: AppRecord): boolean {
   return (
     a.state !== b.state ||
@@ -72,6 +78,7 @@ function changedDesiredState(a: AppRecord, b: AppRecord): boolean {
     a.run_count !== b.run_count ||
     a.droplet !== b.droplet ||
     a.command !== b.command ||
+    sessionAffinity(a) !== sessionAffinity(b) ||
     JSON.stringify(a.uris) !== JSON.stringify(b.uris) ||
     JSON.stringify(a.env) !== JSON.stringify(b.env)
   );
@@ -80,7 +87,13 @@ function changedDesiredState(a: AppRecord, b: AppRecord): boolean {
 export type Action =
   | { kind: 'start'; indices: number[] }
   | { kind: 'stop'; filter: DeaStop }
-  | { kind: 'update-uris'; uris: string[] }
+  /**
+   * New uris or session affinity: the running instances register their
+   * routes anew (dea.update). Affinity is a property of the routes, not of
+   * the app's processes: a restart would only drop the in-memory sessions
+   * it is there to keep.
+   */
+  | { kind: 'update-routes'; uris: string[]; session_affinity: boolean }
   /** A new version runs beside the old: old instances stop once the new ones at their index run. */
   | { kind: 'replace-old-versions' };
 
@@ -110,7 +123,9 @@ export function plan(before: AppRecord, after: AppRecord): Action[] {
   } else if (after.instances > before.instances) {
     actions.push({ kind: 'start', indices: range(before.instances, after.instances) });
   }
-  if (JSON.stringify(before.uris) !== JSON.stringify(after.uris)) actions.push({ kind: 'update-uris', uris: after.uris });
+  if (JSON.stringify(before.uris) !== JSON.stringify(after.uris) || sessionAffinity(before) !== sessionAffinity(after)) {
+    actions.push({ kind: 'update-routes', uris: after.uris, session_affinity: sessionAffinity(after) });
+  }
   return actions;
 }
 

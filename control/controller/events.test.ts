@@ -14,6 +14,9 @@ t.test('a change of desired state reads as events', async (t) => {
   t.same(describeChange(app({ state: 'STOPPED' }), app()), [{ type: 'started', description: 'started with 2 instances' }]);
   t.same(describeChange(app(), app({ instances: 3 })), [{ type: 'scaled', description: 'instances 2 -> 3' }]);
   t.same(describeChange(app(), app({ memory: 512, uris: ['a.localhost'] })), [{ type: 'updated', description: 'memory 256M -> 512M; uris a.localhost' }]);
+  t.same(describeChange(app(), app({ session_affinity: true })), [{ type: 'updated', description: 'session affinity on' }]);
+  t.same(describeChange(app({ session_affinity: true }), app({ session_affinity: false })), [{ type: 'updated', description: 'session affinity off' }]);
+  t.same(describeChange(app(), app({ session_affinity: false })), [], 'absent is off');
   t.same(describeChange(app(), app()), [], 'nothing changed, nothing recorded');
 });
 

@@ -2,6 +2,7 @@
 // health manager did to it, one line each, kept in KV (store.ts).
 
 import type { Logger } from '../../bus/log';
+import { sessionAffinity } from './desired';
 import type { AppEvent, AppRecord, Store } from './store';
 
 export type EventDraft = Omit<AppEvent, 'time' | 'actor'>;
@@ -22,6 +23,7 @@ export function describeChange(before: AppRecord, after: AppRecord): EventDraft[
     changed.push(`env ${touched.join(', ')}`);
   }
   if (JSON.stringify(before.uris) !== JSON.stringify(after.uris)) changed.push(`uris ${after.uris.join(', ') || '(none)'}`);
+  if (sessionAffinity(before) !== sessionAffinity(after)) changed.push(`session affinity ${sessionAffinity(after) ? 'on' : 'off'}`);
   if (before.command !== after.command) changed.push(after.command === null ? 'command reset to the detected one' : `command ${after.command}`);
   if (changed.length > 0) events.push({ type: 'updated', description: changed.join('; ') });
   return events;

@@ -7,6 +7,7 @@ import type { DeaDiscoverReply, DeaFindDroplet, DeaFindDropletReply, DeaStartReq
 import { Subjects } from '../../bus/subjects';
 import { RejectionCounter, validateDeaDiscoverReply, validateDeaFindDropletReply } from '../../bus/validate';
 import type { DeaPool } from './placement';
+import { sessionAffinity } from './desired';
 import { appVersion, type AppRecord } from './store';
 
 export const DEFAULT_FDS = 256;
@@ -30,6 +31,7 @@ export function startMessage(app: AppRecord, index: number, flapping: boolean): 
     start_command: app.command ?? app.staging.command,
     ...(app.droplet_object !== null && app.droplet_object !== app.droplet ? { droplet_object: app.droplet_object } : {}),
     ...(app.uid !== undefined ? { uid: app.uid } : {}),
+    ...(sessionAffinity(app) ? { session_affinity: true } : {}),
   };
 }
 
@@ -45,16 +47,21 @@ export class Instances {
     this.rejections = new RejectionCounter(log);
   }
 
-  /** Places each index on a DEA; returns the DEA chosen for each index, and the indices that found none. */
-  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[] }> {
+  /**
+   * Places each index on a DEA; returns the DEA chosen for each index, the
+   * indices that found none, and why (for the app's placement_error).
+   */
+  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
     const placed = new Map<number, string>();
     const unplaced: number[] = [];
+    let why: string | undefined;
     for (const index of indices) {
       const message = startMessage(app, index, flapping);
       const request = { appId: app.id, runtime: message.runtime, memoryMb: app.memory };
       const dea = this.pool.choose(request, Date.now()) ?? (await this.discover(message));
       if (dea === undefined) {
         unplaced.push(index);
+        why ??= this.pool.whyNot(request, Date.now());
         continue;
       }
       this.bus.publish(Subjects.deaInstanceStart(dea), message);
@@ -62,9 +69,9 @@ export class Instances {
       this.log.info('instance placed', { app: app.name, droplet: app.id, index, version: message.version, dea });
     }
     if (unplaced.length > 0) {
-      this.log.warn('no DEA with room for instances', { app: app.name, indices: unplaced.join(','), memory_mb: app.memory, runtime: app.staging?.runtime });
+      this.log.warn('no DEA with room for instances', { app: app.name, indices: unplaced.join(','), memory_mb: app.memory, runtime: app.staging?.runtime, why });
     }
-    return { placed, unplaced };
+    return { placed, unplaced, why };
   }
 
   /** CF v1's fallback when no advertisement is known: ask, and take the first (least loaded) DEA that answers. */
@@ -88,8 +95,9 @@ export class Instances {
     this.log.info('instances stopped', { droplet: filter.droplet, indices: filter.indices?.join(','), instances: filter.instances?.join(',') });
   }
 
-  updateUris(app: AppRecord): void {
-    this.bus.publish(Subjects.deaUpdate, { droplet: app.id, uris: app.uris });
+  /** Running instances take the app's uris and session affinity, and register again. */
+  updateRoutes(app: AppRecord): void {
+    this.bus.publish(Subjects.deaUpdate, { droplet: app.id, uris: app.uris, session_affinity: sessionAffinity(app) });
   }
 
   async find(filter: DeaFindDroplet): Promise<DeaFindDropletReply[]> {

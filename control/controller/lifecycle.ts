@@ -24,6 +24,9 @@ const PLACEMENT_GRACE_MS = 20_000;
 const REPLACE_TIMEOUT_MS = 10 * 60_000;
 /** A health manager answers from memory; longer means it is in trouble, and placing wins. */
 const HM_STATUS_TIMEOUT_MS = 1000;
+// Apps surveyed at once in a reconcile pass: each holds a find.droplet inbox
+// open for the find window, and a platform may have thousands of apps.
+const SURVEY_CONCURRENCY = 32;
 
 export interface LifecycleOptions {
   reconcileIntervalMs: number;
@@ -102,8 +105,8 @@ export class Lifecycle {
         case 'stop':
           this.instances.stop(action.filter);
           break;
-        case 'update-uris':
-          this.instances.updateUris(after);
+        case 'update-routes':
+          this.instances.updateRoutes(after);
           break;
         case 'replace-old-versions':
           void this.replaceOldVersions(after.id);
@@ -124,13 +127,30 @@ export class Lifecycle {
     if (app === undefined) return;
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
-    const { placed, unplaced } = await this.instances.start(app, indices, flapping);
+    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping);
     // Unplaced indices count as missing at the next reconcile, not as placed.
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
     for (const [index, dea] of placed) {
       const pending = this.placedAt.get(`${app.id}/${appVersion(app)}/${index}`);
       if (pending !== undefined && pending.at === now) pending.dea = dea;
     }
+    await this.notePlacement(app, unplaced.length > 0 ? (why ?? 'no DEA took the instance') : null);
+  }
+
+  /**
+   * Keeps the app's placement_error in step with the last placement, so that
+   * `skiff push` can say at once why nothing will run. A failure to write
+   * costs the explanation, not the placement.
+   */
+  private async notePlacement(app: AppRecord, error: string | null): Promise<void> {
+    // Read afresh (the caller's record may predate another controller's note); written only on a change.
+    await this.store
+      .updateApp(app.id, (current) => {
+        if ((current.placement_error ?? null) === error) return undefined;
+        current.placement_error = error;
+        return current;
+      })
+      .catch((err: unknown) => this.log.warn('could not record the placement error', { app: app.name, error: err }));
   }
 
   /**
@@ -220,25 +240,29 @@ export class Lifecycle {
     try {
       // Two controllers reconciling at once would both place a missing index.
       if (!(await this.store.lease('reconcile', this.id, Date.now(), this.options.reconcileIntervalMs * 3))) return;
-      for (const app of await this.store.listApps()) {
+      const apps = await this.store.listApps();
+      for (const app of apps) if (app.package_state === 'STAGING' && !this.closed) await this.failLostStaging(app);
+      // Placing blind would pile every instance onto whichever DEA answers discover first.
+      if (this.pool.size(Date.now()) === 0) return;
+      const started = apps.filter((app) => app.state === 'STARTED' && appVersion(app) !== null);
+      // Every app is asked about at once: one after another, each waiting out
+      // a find window and a health manager's answer, the apps late in the
+      // list came back seconds after the first ones on a restarted platform.
+      const surveys = await mapConcurrently(started, SURVEY_CONCURRENCY, (app) => this.survey(app));
+      // Placing stays one app after another: each choice is charged to its DEA before the next.
+      for (const survey of surveys) {
         if (this.closed) return;
-        if (app.package_state === 'STAGING') await this.failLostStaging(app);
-        // Placing blind would pile every instance onto whichever DEA answers discover first.
-        if (this.pool.size(Date.now()) === 0) continue;
-        if (app.state !== 'STARTED' || appVersion(app) === null) continue;
-        const found = await this.instances.find({ droplet: app.id });
-        // The listing is a find window old: a stop or restart since then must win.
-        const fresh = await this.store.getApp(app.id);
-        if (fresh === undefined || fresh.state !== 'STARTED' || appVersion(fresh) !== appVersion(app) || fresh.instances !== app.instances) continue;
-        this.seen(app, found);
-        const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
-        const flapping = place.length > 0 ? await this.flappingIndices(app) : new Set<number>();
+        if (survey === undefined) continue;
+        const { app, place, stop, flapping } = survey;
         // Asking took a moment, in which a health manager's START may have placed some of them.
         const placedMeanwhile = this.recentlyPlaced(app, Date.now());
         const missing = place.filter((index) => !flapping.has(index) && !placedMeanwhile.has(index));
         if (missing.length > 0) {
           this.log.info('reconcile: placing missing instances', { app: app.name, indices: missing.join(',') });
           await this.place(app, missing);
+        } else if (place.length === 0 && app.placement_error) {
+          // Nothing is missing (scaled down, or a DEA made room): an old explanation no longer holds.
+          await this.notePlacement(app, null);
         }
         if (stop.length > 0) this.instances.stop({ droplet: app.id, instances: stop });
       }
@@ -247,6 +271,19 @@ export class Lifecycle {
     } finally {
       this.reconciling = false;
     }
+  }
+
+  /** What one app needs: the indices to place and the instances to stop; undefined when it changed meanwhile. */
+  private async survey(app: AppRecord): Promise<{ app: AppRecord; place: number[]; stop: string[]; flapping: Set<number> } | undefined> {
+    const found = await this.instances.find({ droplet: app.id });
+    // The listing is a find window old: a stop or restart since then must win.
+    const fresh = await this.store.getApp(app.id);
+    if (fresh === undefined || fresh.state !== 'STARTED' || appVersion(fresh) !== appVersion(app) || fresh.instances !== app.instances) return undefined;
+    this.seen(app, found);
+    const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
+    const flapping = place.length > 0 ? await this.flappingIndices(app) : new Set<number>();
+    // The fresh record: it carries the latest placement_error.
+    return { app: fresh, place, stop, flapping };
   }
 
   /**
@@ -365,4 +402,18 @@ export class Lifecycle {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** fn over items, at most `limit` at a time; the results in the items' order. */
+async function mapConcurrently<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }

@@ -1,3 +1,4 @@
+import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
@@ -8,6 +9,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port of the REST API', defaultText: '9022' },
   { name: 'host', kind: 'string', help: 'address to listen on, also the address registered with the routers', defaultText: '127.0.0.1' },
   ...NATS_FLAGS,
+  NODE_FLAG,
   { name: 'domain', kind: 'string', help: 'apps get <name>.<domain>; the API registers as api.<domain>', defaultText: 'localhost' },
   { name: 'router-url', kind: 'string', help: 'where apps are reached, reported in /info for `skiff push` to print', defaultText: 'http://<domain>:8080' },
   { name: 'max-upload-mb', kind: 'number', min: 1, max: 16384, help: 'largest app package accepted (MiB)', defaultText: '512' },
@@ -18,6 +20,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'find-window-ms', kind: 'number', min: 50, max: 10000, help: 'how long to collect dea.find.droplet replies', defaultText: '500' },
   { name: 'user-memory-mb', kind: 'number', min: 16, help: 'memory limit of all started instances of one (non-admin) user', defaultText: '16384' },
   { name: 'user-apps', kind: 'number', min: 1, help: 'app limit of one (non-admin) user', defaultText: '50' },
+  { name: 'node-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds without an answer to vcap.component.discover after which a node shows as down', defaultText: '40' },
   { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
 ];
 
@@ -26,6 +29,8 @@ export interface ControllerOptions {
   host: string;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this controller runs on (`skiff nodes`). */
+  node: string;
   domain: string;
   /** Where apps are reached (`http://<domain>:<router port>`), reported in /info. */
   routerUrl: string;
@@ -35,6 +40,8 @@ export interface ControllerOptions {
   stagingTimeoutMs: number;
   reconcileIntervalMs: number;
   findWindowMs: number;
+  /** A node silent this long shows as down in `GET /nodes`. */
+  nodeTimeoutMs: number;
   limits: { memory: number; apps: number };
   /** Each app gets one uid of this range when created (uids.ts). */
   appUids: IdRange;
@@ -67,6 +74,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     port: num('port', 9022),
     host: str('host', '127.0.0.1'),
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     domain,
     routerUrl,
     maxUploadBytes: num('max-upload-mb', 512) * 1024 * 1024,
@@ -75,6 +83,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     stagingTimeoutMs: num('staging-timeout', 900) * 1000,
     reconcileIntervalMs: num('reconcile-interval', 10) * 1000,
     findWindowMs: num('find-window-ms', 500),
+    nodeTimeoutMs: num('node-timeout', 40) * 1000,
     limits: { memory: num('user-memory-mb', 16384), apps: num('user-apps', 50) },
     appUids: values['app-uids'] === undefined
       ? DEFAULT_APP_UIDS

@@ -40,3 +40,18 @@ t.test('a DEA silent for more than 10 s is dropped', async (t) => {
   pool.advertise(ad('a', 4096), 10_002);
   t.equal(pool.size(10_003), 1, 'back once it advertises again');
 });
+
+t.test('whyNot says what no DEA offers, with the numbers', async (t) => {
+  const pool = new DeaPool();
+  const req = { appId: 'x', runtime: 'node', memoryMb: 8192 };
+  t.equal(pool.whyNot(req, 0), 'no DEA is running');
+  pool.advertise(ad('a', 3584, ['node']), 0);
+  pool.advertise(ad('b', 1024, ['node', 'python']), 0);
+  pool.advertise(ad('s', 16384, ['static']), 0);
+  t.equal(pool.choose(req, 0), undefined);
+  t.equal(pool.whyNot(req, 0), 'no DEA has 8192M free (largest free: 3584M)', 'the largest among DEAs with the runtime');
+  t.equal(pool.whyNot({ appId: 'x', runtime: 'java', memoryMb: 256 }, 0), 'no DEA runs java apps (the DEAs run: node, python, static)');
+  pool.choose({ appId: 'x', runtime: 'node', memoryMb: 3000 }, 0);
+  t.equal(pool.whyNot(req, 0), 'no DEA has 8192M free (largest free: 1024M)', 'what was placed since the advertisement counts');
+  t.equal(pool.whyNot(req, 60_000), 'no DEA is running', 'expired DEAs are gone');
+});

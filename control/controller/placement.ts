@@ -64,6 +64,23 @@ export class DeaPool {
     return best.id;
   }
 
+  /**
+   * Why `choose` found no DEA for this request, in the user's words: the
+   * platform log is not where a user looks. Memory is what the pool knows
+   * (advertised, minus what was placed since).
+   */
+  whyNot(request: PlacementRequest, now: number): string {
+    this.expire(now);
+    if (this.deas.size === 0) return 'no DEA is running';
+    const withRuntime = [...this.deas.values()].filter((dea) => dea.runtimes.has(request.runtime));
+    if (withRuntime.length === 0) {
+      const runtimes = [...new Set([...this.deas.values()].flatMap((dea) => [...dea.runtimes]))].sort();
+      return `no DEA runs ${request.runtime} apps (the DEAs run: ${runtimes.join(', ') || 'nothing'})`;
+    }
+    const largest = Math.max(0, ...withRuntime.map((dea) => dea.availableMemory));
+    return `no DEA has ${request.memoryMb}M free (largest free: ${largest}M)`;
+  }
+
   private expire(now: number): void {
     for (const [id, dea] of this.deas) if (now - dea.seenAt > this.expiryMs) this.deas.delete(id);
   }

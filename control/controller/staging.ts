@@ -107,7 +107,8 @@ export class Staging {
     }
     // Lines published on the subject may have been missed (e.g. a stager that does not stream): the reply has them all.
     if (session.text === '' && replyLog !== '') session.append(replyLog);
-    if (!outcome.ok) session.append(`\nstaging failed: ${outcome.error}\n`);
+    // A stager that failed says why in its log; the controller adds the reason only when nothing did (no stager, a timeout).
+    if (!outcome.ok && !session.text.includes(outcome.error)) session.append(`\nstaging failed: ${outcome.error}\n`);
 
     const now = Math.floor(Date.now() / 1000);
     const updated = await this.store.updateApp(app.id, (current) => {

@@ -90,6 +90,17 @@ export interface AppRecord {
    * Absent on apps created before uids existed: they get one when next placed.
    */
   uid?: number;
+  /**
+   * The router pins each client to one instance with its __VCAP_ID__ cookie
+   * (design.md: session affinity). Absent on apps from before it: false.
+   */
+  session_affinity?: boolean;
+  /**
+   * Why the last placement left indices of the app without a DEA (e.g. no
+   * DEA with room); null or absent once every index found one. Kept in KV so
+   * that every controller's view shows it.
+   */
+  placement_error?: string | null;
   created: number;
   updated: number;
 }

@@ -9,10 +9,10 @@ t.test('app names become host names: lowercase letters, digits, dashes', async (
 t.test('a new app gets the documented defaults', async (t) => {
   t.same(checkNewApp({ name: 'shop' }, 'localhost'), {
     ok: true,
-    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null },
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false },
   });
-  const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js' }, 'localhost');
-  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js' } });
+  const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true }, 'localhost');
+  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true } });
 });
 
 t.test('bad app fields are named in the error', async (t) => {
@@ -26,6 +26,7 @@ t.test('bad app fields are named in the error', async (t) => {
     [{ name: 'ok', uris: ['bad host'] }, /uris\[0\]/],
     [{ name: 'ok', env: { '1A': 'x' } }, /env keys/],
     [{ name: 'ok', env: { A: 1 } }, /env\.A/],
+    [{ name: 'ok', session_affinity: 'true' }, /session_affinity must be true or false/],
   ];
   for (const [body, error] of cases) {
     const result = checkNewApp(body, 'localhost');
@@ -37,6 +38,8 @@ t.test('bad app fields are named in the error', async (t) => {
 t.test('an app change holds only the fields given', async (t) => {
   t.same(checkAppChange({ state: 'STARTED' }), { ok: true, value: { state: 'STARTED' } });
   t.same(checkAppChange({ instances: 0, memory: 128 }), { ok: true, value: { instances: 0, memory: 128 } });
+  t.same(checkAppChange({ session_affinity: false }), { ok: true, value: { session_affinity: false } });
+  t.notOk(checkAppChange({ session_affinity: 1 }).ok);
   t.notOk(checkAppChange({ state: 'RUNNING' }).ok);
   t.notOk(checkAppChange({ name: 'other' }).ok);
   t.notOk(checkAppChange([]).ok);

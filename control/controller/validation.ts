@@ -2,15 +2,17 @@
 // or a message for a 400; messages name the field, never echo a value (a
 // misplaced password must not come back in an error or a log).
 
+import { AppBounds } from '../../bus/platform';
+
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const EMAIL = /^[^\s@/]{1,64}@[^\s@/]{1,255}$/;
 // A host name, optionally followed by a context path (router longest-prefix routes).
 const URI = /^(?=.{1,253}(\/|$))([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(\/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const MAX_INSTANCES = 100;
-export const MIN_MEMORY_MB = 16;
-export const MAX_MEMORY_MB = 65536;
+export const MAX_INSTANCES = AppBounds.maxInstances;
+export const MIN_MEMORY_MB = AppBounds.minMemoryMb;
+export const MAX_MEMORY_MB = AppBounds.maxMemoryMb;
 export const MIN_PASSWORD_LENGTH = 8;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -90,6 +92,11 @@ function env(value: unknown): Record<string, string> {
   return Object.fromEntries(Object.entries(out));
 }
 
+function sessionAffinity(value: unknown): boolean {
+  if (typeof value !== 'boolean') fail('session_affinity must be true or false');
+  return value;
+}
+
 function command(value: unknown): string | null {
   if (value === null || value === '') return null;
   if (typeof value !== 'string' || value.length > 4096 || value.includes('\0')) fail('command must be a string of at most 4096 characters');
@@ -103,6 +110,7 @@ export interface NewApp {
   uris: string[];
   env: Record<string, string>;
   command: string | null;
+  session_affinity: boolean;
 }
 
 export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
@@ -116,6 +124,7 @@ export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
       uris: body.uris === undefined ? [`${name}.${domain}`] : uris(body.uris),
       env: body.env === undefined ? {} : env(body.env),
       command: body.command === undefined ? null : command(body.command),
+      session_affinity: body.session_affinity === undefined ? false : sessionAffinity(body.session_affinity),
     };
   });
 }
@@ -127,6 +136,7 @@ export interface AppChange {
   uris?: string[];
   env?: Record<string, string>;
   command?: string | null;
+  session_affinity?: boolean;
 }
 
 export function checkAppChange(body: unknown): Checked<AppChange> {
@@ -142,6 +152,7 @@ export function checkAppChange(body: unknown): Checked<AppChange> {
     if (body.uris !== undefined) change.uris = uris(body.uris);
     if (body.env !== undefined) change.env = env(body.env);
     if (body.command !== undefined) change.command = command(body.command);
+    if (body.session_affinity !== undefined) change.session_affinity = sessionAffinity(body.session_affinity);
     if (body.name !== undefined && body.name !== null) fail('name cannot be changed');
     return change;
   });

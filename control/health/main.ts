@@ -1,3 +1,5 @@
+import { hostname } from 'node:os';
+import { ComponentAnnouncer } from '../../bus/component';
 import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
@@ -9,6 +11,7 @@ import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
 /** `skiff health ...`: parses flags, connects the bus and the config store, runs until SIGTERM/SIGINT. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('health');
+  const startedAt = new Date();
   const options = parseRoleOptions('skiff health', HEALTH_FLAGS, ENV_PREFIX, () => parseHealthOptions(argv, process.env));
   if (typeof options === 'number') return options;
 
@@ -28,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
     await bus.close();
     throw error;
   }
+  const announcer = new ComponentAnnouncer(bus, { type: 'HealthManager', index: 0, uuid: manager.id, host: () => hostname(), node: options.node, startedAt }, log);
+  announcer.start();
   const s = manager.settings;
   log.info('health manager running', {
     id: manager.id,
@@ -42,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   });
 
   await untilStopSignal(log);
+  announcer.stop();
   await manager.stop();
   await config?.close();
   await bus.close();

@@ -1,3 +1,4 @@
+import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { convertSetting, SETTING_SPECS, type HealthSettings } from './settings';
@@ -11,12 +12,14 @@ function flagName(setting: string): string {
 
 export const HEALTH_FLAGS: readonly FlagSpec[] = [
   ...NATS_FLAGS,
+  NODE_FLAG,
   ...SETTING_SPECS.map((spec): FlagSpec => ({
     name: flagName(spec.setting),
     kind: 'number',
-    min: 0,
-    help: `${spec.help}; overrides health.${spec.setting}`,
-    defaultText: `health.${spec.setting}, else ${spec.fallback}`,
+    min: spec.def.min,
+    max: spec.def.max,
+    help: `${spec.def.description}${spec.def.unit === undefined ? '' : ` (${spec.def.unit})`}; overrides health.${spec.setting}`,
+    defaultText: `health.${spec.setting}, else ${spec.def.default}`,
   })),
 ];
 
@@ -24,13 +27,15 @@ export interface HealthOptions {
   help: boolean;
   nats: string;
   natsAuth: NatsAuth | undefined;
+  /** The node this manager runs on (`skiff nodes`). */
+  node: string;
   /** Only the settings given by flag or environment. */
   overrides: Partial<HealthSettings>;
 }
 
 export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): HealthOptions {
   const parsed = parseFlags(argv, HEALTH_FLAGS, ENV_PREFIX, env);
-  const { values, positionals } = parsed;
+  const { values, sources, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   const overrides: Partial<HealthSettings> = {};
   for (const spec of SETTING_SPECS) {
@@ -43,6 +48,7 @@ export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = proc
   return {
     help: values.help === true,
     ...natsTarget(parsed, env),
+    node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     overrides,
   };
 }

@@ -22,8 +22,8 @@ t.test('store values apply, flags beat them, bad values are reported and ignored
   t.equal(s.flappingDeath, 1, 'not an integer: default');
   t.equal(s.analysisIntervalMs, 10_000, 'a zero period: default');
   t.same(problems, [
-    'flapping_death: health.flapping_death must be an integer 0-1000',
-    'giveup_crash_number: health.giveup_crash_number must be a number',
+    'flapping_death: health.flapping_death must be a whole number 0-1000',
+    'giveup_crash_number: health.giveup_crash_number must be a number (0-1000)',
     'analysis_interval: health.analysis_interval must be 0.05-86400 seconds',
   ]);
 });

@@ -3,6 +3,8 @@
 // environment. Kept in milliseconds inside the process; the store and the
 // flags speak seconds, as design.md does.
 
+import { checkValue, knownSetting, type SettingDef } from '../../bus/settings';
+
 export interface HealthSettings {
   /** An instance not heartbeated for this long is lost. */
   dropletLostMs: number;
@@ -22,42 +24,40 @@ interface SettingSpec {
   /** Name in the store (`health.<setting>`) and, with dashes, the flag. */
   setting: string;
   kind: 'seconds' | 'count';
-  fallback: number;
-  help: string;
+  /** Bounds, default and meaning: bus/settings.ts. */
+  def: SettingDef;
+}
+
+function spec(key: keyof HealthSettings, setting: string, kind: SettingSpec['kind']): SettingSpec {
+  return { key, setting, kind, def: knownSetting(`health.${setting}`) };
 }
 
 export const SETTING_SPECS: readonly SettingSpec[] = [
-  { key: 'dropletLostMs', setting: 'droplet_lost', kind: 'seconds', fallback: 30, help: 'seconds without a heartbeat before an instance counts as lost' },
-  { key: 'flappingTimeoutMs', setting: 'flapping_timeout', kind: 'seconds', fallback: 500, help: 'seconds without a crash after which the crash counter resets' },
-  { key: 'flappingDeath', setting: 'flapping_death', kind: 'count', fallback: 1, help: 'crashes inside the window beyond which an index is flapping' },
-  { key: 'minRestartDelayMs', setting: 'min_restart_delay', kind: 'seconds', fallback: 60, help: 'seconds before the first delayed restart of a flapping index' },
-  { key: 'maxRestartDelayMs', setting: 'max_restart_delay', kind: 'seconds', fallback: 480, help: 'longest delay before restarting a flapping index' },
-  { key: 'giveupCrashNumber', setting: 'giveup_crash_number', kind: 'count', fallback: 4, help: 'crashes inside the window beyond which restarts stop until the app changes' },
-  { key: 'analysisIntervalMs', setting: 'analysis_interval', kind: 'seconds', fallback: 10, help: 'seconds between comparisons of desired and actual state' },
+  spec('dropletLostMs', 'droplet_lost', 'seconds'),
+  spec('flappingTimeoutMs', 'flapping_timeout', 'seconds'),
+  spec('flappingDeath', 'flapping_death', 'count'),
+  spec('minRestartDelayMs', 'min_restart_delay', 'seconds'),
+  spec('maxRestartDelayMs', 'max_restart_delay', 'seconds'),
+  spec('giveupCrashNumber', 'giveup_crash_number', 'count'),
+  spec('analysisIntervalMs', 'analysis_interval', 'seconds'),
 ];
 
 export const DEFAULT_SETTINGS: HealthSettings = Object.fromEntries(
-  SETTING_SPECS.map((spec) => [spec.key, spec.kind === 'seconds' ? spec.fallback * 1000 : spec.fallback]),
+  SETTING_SPECS.map((spec) => [spec.key, toInternal(spec, spec.def.default as number)]),
 ) as unknown as HealthSettings;
 
-/** Longest accepted value of a seconds setting: a day. Anything longer is a typo, not a policy. */
-const MAX_SECONDS = 86_400;
-const MAX_COUNT = 1000;
+function toInternal(spec: SettingSpec, value: number): number {
+  return spec.kind === 'seconds' ? Math.round(value * 1000) : value;
+}
 
 /**
  * Converts one value from the store or a flag into the internal unit, or
  * returns an error text (naming the rule, never echoing the value).
  */
 export function convertSetting(spec: SettingSpec, value: unknown): { ok: true; value: number } | { ok: false; error: string } {
-  if (typeof value !== 'number' || !Number.isFinite(value)) return { ok: false, error: `health.${spec.setting} must be a number` };
-  if (spec.kind === 'count') {
-    if (!Number.isInteger(value) || value < 0 || value > MAX_COUNT) return { ok: false, error: `health.${spec.setting} must be an integer 0-${MAX_COUNT}` };
-    return { ok: true, value };
-  }
-  // Analysis needs a positive period; the others may be 0 (restart at once, lost at once).
-  const min = spec.key === 'analysisIntervalMs' ? 0.05 : 0;
-  if (value < min || value > MAX_SECONDS) return { ok: false, error: `health.${spec.setting} must be ${min}-${MAX_SECONDS} seconds` };
-  return { ok: true, value: Math.round(value * 1000) };
+  const checked = checkValue(spec.def, value);
+  if (!checked.ok) return checked;
+  return { ok: true, value: toInternal(spec, checked.value as number) };
 }
 
 export function specFor(setting: string): SettingSpec | undefined {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { detect, NO_START_COMMAND, procfileWebCommand, runtimeOfCommand, shellQuote } from './detect';
+import { detect, NO_START_COMMAND, npmStartCommand, npmVariablesUsed, procfileWebCommand, runtimeOfCommand, shellQuote } from './detect';
 
 function app(files: Record<string, string>): string {
   const dir = mkdtempSync(join(tmpdir(), 'skiff-detect-test-'));
@@ -18,7 +18,7 @@ const pkg = (value: object) => JSON.stringify(value);
 
 t.test('Node.js: scripts.start, then main, then server.js or app.js', async (t) => {
   t.match(await detect(app({ 'package.json': pkg({ scripts: { start: 'node x.js' }, main: 'y.js' }), 'y.js': '' }), null),
-    { runtime: 'node', framework: 'node', startCommand: 'npm start' });
+    { runtime: 'node', framework: 'node', startCommand: 'node x.js' }, 'the start script itself, without npm');
   t.match(await detect(app({ 'package.json': pkg({ main: 'lib/main.js' }), 'lib/main.js': '' }), null),
     { runtime: 'node', framework: 'node', startCommand: 'node lib/main.js' });
   t.match(await detect(app({ 'package.json': pkg({ main: 'my app.js' }), 'my app.js': '' }), null),
@@ -27,6 +27,28 @@ t.test('Node.js: scripts.start, then main, then server.js or app.js', async (t) 
     { startCommand: 'node server.js' }, "npm init's absent index.js does not win over server.js");
   t.match(await detect(app({ 'app.js': '' }), null), { runtime: 'node', startCommand: 'node app.js' });
   t.match(await detect(app({ 'server.js': '', 'app.js': '' }), null), { startCommand: 'node server.js' });
+});
+
+t.test('scripts.start runs as npm start would, without npm (as Paketo\'s npm-start buildpack composes it)', async (t) => {
+  t.equal(npmStartCommand({ start: '  node server.js\n' }), 'node server.js');
+  t.equal(npmStartCommand({ prestart: 'node migrate.js', start: 'node server.js', poststart: 'echo done' }),
+    'node migrate.js && node server.js && echo done', 'prestart and poststart around it, as npm runs them');
+  t.equal(npmStartCommand({ start: 'npm run serve', serve: 'node dist/main.js', preserve: 'tsc' }), 'tsc && node dist/main.js',
+    'a start that only runs another script becomes that script (with its own pre script)');
+  t.equal(npmStartCommand({ start: 'npm run-script a', a: 'npm run b', b: 'node b.js' }), 'node b.js');
+  t.equal(npmStartCommand({ start: 'npm run gone' }), 'npm run gone', 'a script that is not there is left to npm and its error');
+  t.equal(npmStartCommand({ start: 'npm start' }), 'npm start', 'no endless loop');
+  t.equal(npmStartCommand({ start: 'npm run a', a: 'npm run start' }), 'npm run start', 'nor a longer one');
+  t.equal(npmStartCommand({ prestart: 'x' }), undefined, 'no start script: none');
+  t.equal(npmStartCommand({ start: 42 }), undefined);
+  t.same(npmVariablesUsed({ start: 'node s.js --port $npm_package_config_port', poststart: 'echo ${npm_package_version}', test: '$npm_config_x' }),
+    ['npm_package_config_port', 'npm_package_version']);
+
+  const plain = await detect(app({ 'package.json': pkg({ scripts: { start: 'node server.js' } }) }), null);
+  t.equal(plain.note, undefined);
+  const withVariables = await detect(app({ 'package.json': pkg({ config: { port: '1' }, scripts: { start: 'node s.js $npm_package_config_port' } }) }), null);
+  t.match(withVariables, { startCommand: 'node s.js $npm_package_config_port', note: /npm_package_config_port, which only npm sets.*web: npm start/ },
+    'the staging log says what npm would have set, and how to keep npm');
 });
 
 t.test('Python: app.py, then main.py', async (t) => {

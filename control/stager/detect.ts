@@ -15,6 +15,8 @@ export interface Detection {
   startCommand: string;
   /** One line for the staging log, e.g. "Node.js app (package.json scripts.start)". */
   reason: string;
+  /** Something the app's author should know about the start command, for the staging log. */
+  note?: string;
 }
 
 /** Where the stager puts the static file server inside the app directory. */
@@ -73,13 +75,56 @@ export function runtimeOfCommand(command: string): Runtime | undefined {
   return undefined;
 }
 
+/**
+ * What `npm start` runs, without npm: `prestart && start && poststart`, as
+ * Cloud Foundry's Node.js buildpack for Paketo (npm-start) composes it. A
+ * start script that is only `npm run X` becomes X's own scripts. npm left in
+ * the instance's tree would cost about 90 MB of its memory limit (a
+ * hello-world app: 45 MB instead of 140 MB), stand between the DEA's signals
+ * and the app, and write its notices into the app's logs. What npm would add
+ * besides: node_modules/.bin on PATH (the DEA does that for every app); its
+ * own variables (npm_package_*, npm_lifecycle_*, npm_config_*) are not set,
+ * as under a Procfile line. Undefined when there is no start script.
+ */
+export function npmStartCommand(scripts: Record<string, unknown>): string | undefined {
+  const script = (name: string): string | undefined => {
+    const text = scripts[name];
+    return typeof text === 'string' && text.trim() !== '' ? text.trim() : undefined;
+  };
+  const compose = (name: string, seen: ReadonlySet<string>): string | undefined => {
+    const body = script(name);
+    if (body === undefined) return undefined;
+    const inner = /^npm\s+(?:run|run-script)\s+([\w:.-]+)$/.exec(body)?.[1] ?? (body === 'npm start' ? 'start' : undefined);
+    // Scripts that run each other in a loop stay as written instead of being resolved forever.
+    const resolved = inner !== undefined && !seen.has(inner) ? compose(inner, new Set([...seen, inner])) : undefined;
+    return [script(`pre${name}`), resolved ?? body, script(`post${name}`)].filter((part) => part !== undefined).join(' && ');
+  };
+  return compose('start', new Set(['start']));
+}
+
+/** npm's variables that the start scripts name; they are not set without npm. */
+export function npmVariablesUsed(scripts: Record<string, unknown>): string[] {
+  const names = new Set<string>();
+  for (const name of ['prestart', 'start', 'poststart']) {
+    const text = scripts[name];
+    if (typeof text !== 'string') continue;
+    for (const match of text.matchAll(/\bnpm_(?:package|lifecycle|config)_\w+/g)) names.add(match[0]);
+  }
+  return [...names];
+}
+
 async function detectFromFiles(appDir: string): Promise<Detection | undefined> {
   const pkg = await readPackageJson(appDir);
   if (pkg) {
-    const scripts = pkg.scripts;
-    const start = typeof scripts === 'object' && scripts !== null ? (scripts as Record<string, unknown>).start : undefined;
-    if (typeof start === 'string' && start.trim() !== '') {
-      return { runtime: 'node', framework: 'node', startCommand: 'npm start', reason: 'Node.js app (package.json scripts.start)' };
+    const scripts = typeof pkg.scripts === 'object' && pkg.scripts !== null ? (pkg.scripts as Record<string, unknown>) : {};
+    const startCommand = npmStartCommand(scripts);
+    if (startCommand !== undefined) {
+      const used = npmVariablesUsed(scripts);
+      const note = used.length === 0
+        ? undefined
+        : `The start scripts use ${used.join(', ')}, which only npm sets, and they run without npm: ` +
+          'put `web: npm start` in a Procfile to run them through npm';
+      return { runtime: 'node', framework: 'node', startCommand, reason: 'Node.js app (package.json scripts.start)', ...(note ? { note } : {}) };
     }
     // `npm init` writes "main": "index.js" whether or not there is one: a
     // main that is not there is no start command, and detection goes on.

@@ -4,6 +4,7 @@
 
 import type { ComponentConfig } from '../../bus/config';
 import type { Logger } from '../../bus/log';
+import { checkSetting } from '../../bus/settings';
 
 export interface LiveTargets {
   service: { setMaxJobs(n: number): void; readonly maxJobs: number };
@@ -22,19 +23,21 @@ export const LIVE_SETTINGS = ['max_jobs', 'command_timeout'] as const;
 export function applyLiveSettings(config: ComponentConfig, targets: LiveTargets, defaults: LiveDefaults, logger: Logger): void {
   const apply = (setting: string, value: unknown) => {
     if (setting === 'max_jobs' && !defaults.pinned.maxJobs) {
-      const n = value === undefined ? defaults.maxJobs : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 64) {
-        logger.warn('ignoring invalid stager.max_jobs', { value: String(value) });
+      const checked = value === undefined ? { ok: true as const, value: defaults.maxJobs } : checkSetting('stager.max_jobs', value);
+      if (!checked.ok) {
+        logger.warn('ignoring invalid stager.max_jobs', { error: checked.error });
         return;
       }
+      const n = checked.value as number;
       if (n !== targets.service.maxJobs) logger.info('job limit changed', { max_jobs: n });
       targets.service.setMaxJobs(n);
     } else if (setting === 'command_timeout' && !defaults.pinned.commandTimeout) {
-      const seconds = value === undefined ? defaults.commandTimeoutMs / 1000 : value;
-      if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 1 || seconds > 86400) {
-        logger.warn('ignoring invalid stager.command_timeout', { value: String(value) });
+      const checked = value === undefined ? { ok: true as const, value: defaults.commandTimeoutMs / 1000 } : checkSetting('stager.command_timeout', value);
+      if (!checked.ok) {
+        logger.warn('ignoring invalid stager.command_timeout', { error: checked.error });
         return;
       }
+      const seconds = checked.value as number;
       if (seconds * 1000 !== targets.stager.commandTimeoutMs) logger.info('command timeout changed', { seconds });
       targets.stager.setCommandTimeout(seconds * 1000);
     }

@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { ComponentAnnouncer } from '../../bus/component';
 import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
@@ -13,6 +16,7 @@ import { Stager } from './stager';
 /** `skiff stager ...`: parses flags, connects the bus, stages until a signal. */
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger('stager');
+  const startedAt = new Date();
   const parsed = parseRoleOptions('skiff stager', STAGER_FLAGS, ENV_PREFIX, () => parseStagerOptions(argv, process.env));
   if (typeof parsed === 'number') return parsed;
   const options: StagerOptions = parsed;
@@ -49,6 +53,9 @@ export async function main(argv: string[]): Promise<number> {
     log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
   }
   service.start();
+  // A stager listens on no port of its own: others know it by its host.
+  const announcer = new ComponentAnnouncer(bus, { type: 'Stager', index: 0, uuid: randomUUID(), host: () => hostname(), node: options.node, startedAt }, log);
+  announcer.start();
   await bus.flush();
   log.info('stager ready', { subject: service.subject, nats: redactUrl(options.nats), max_jobs: options.maxJobs, work_dir: workDir });
 
@@ -59,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     };
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, onSignal);
   });
+  announcer.stop();
   await service.stop();
   await config?.close();
   await bus.close();

@@ -143,12 +143,13 @@ export class Stager {
     await moveApp(root, appDir);
     await chmod(dropletDir, 0o711);
     const inFolder = root === unpacked ? '' : `, app in folder ${root.slice(unpacked.length + 1)}/`;
-    log.step(`Unpacked ${result.format}: ${result.files} entries, ${formatSize(result.bytes)}${inFolder}`);
+    log.step(`Unpacked ${result.format}: ${result.files} ${result.files === 1 ? 'entry' : 'entries'}, ${formatSize(result.bytes)}${inFolder}`);
     checkCancelled();
 
     const detection = await detect(appDir, request.manifest.command);
     log.step(`Detected ${detection.reason}: runtime ${detection.runtime}, framework ${detection.framework}`);
     log.step(`Start command: ${detection.startCommand}`);
+    if (detection.note !== undefined) log.step(detection.note);
     if (detection.framework === 'static') await addStaticServer(appDir);
 
     const home = join(jobDir, 'home');

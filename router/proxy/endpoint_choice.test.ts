@@ -51,3 +51,37 @@ t.test('a full sticky instance falls back; all full is a connection-limit refusa
   for (const e of pool.endpoints) e.backend.inFlight = 0;
   t.not(chooser.retry(pool, [first.backend])?.backend, first.backend, 'a retry never returns a tried backend');
 });
+
+t.test('session affinity: __VCAP_ID__ alone pins; `named` tells whether the cookie must be set', async (t) => {
+  const { chooser, registry } = setup();
+  for (let i = 0; i < 3; i++)
+    registry.register({ host: 'h', port: i + 1, uris: ['a.localhost'], app: 'app', private_instance_id: `i-${i}`, private_instance_index: String(i), options: { session_affinity: true } }, Date.now());
+  for (let i = 0; i < 5; i++) {
+    t.equal((chooser.choose('a.localhost', '/', '', '__VCAP_ID__=i-2') as Endpoint).instanceId, 'i-2');
+    t.equal(chooser.named?.instanceId, 'i-2');
+  }
+  chooser.choose('a.localhost', '/', '', '__VCAP_ID__=gone');
+  t.equal(chooser.named, null, 'an instance no longer registered: none named, balanced');
+  chooser.choose('a.localhost', '/', '', '');
+  t.equal(chooser.named, null, 'no cookie: none named');
+  const pool = chooser.pool!;
+  pool.endpoints[2].backend.inFlight = 2;
+  const elsewhere = chooser.choose('a.localhost', '/', '', '__VCAP_ID__=i-2') as Endpoint;
+  t.not(elsewhere.instanceId, 'i-2', 'a full instance: another one');
+  t.equal(chooser.named?.instanceId, 'i-2', 'still named, so the response from the other re-pins');
+  pool.endpoints[2].backend.inFlight = 0;
+  chooser.choose('a.localhost', '/', 'app:0', '__VCAP_ID__=i-2');
+  t.equal(chooser.named?.instanceId, 'i-2', 'X-Cf-App-Instance wins over the cookie');
+  chooser.choose('b.localhost', '/', '', '__VCAP_ID__=i-2');
+  t.equal(chooser.named, null, 'reset for each request');
+});
+
+t.test('without affinity, __VCAP_ID__ alone does not pin and nothing is named', async (t) => {
+  const { chooser } = setup();
+  const seen = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    seen.add((chooser.choose('a.localhost', '/', '', '__VCAP_ID__=i-2') as Endpoint).instanceId);
+    t.equal(chooser.named, null);
+  }
+  t.equal(seen.size, 3);
+});

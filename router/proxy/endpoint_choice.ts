@@ -5,7 +5,7 @@ import { Endpoint, OVERLOADED, type EndpointPool, type LbAlgorithm, type PickLim
 import type { RouterStats } from '../varz/varz';
 import { parseAppInstance } from './request_head';
 import { RouterErrorKind } from './router_error';
-import { stickyInstance } from './sticky';
+import { affinityEndpoint, stickyInstance } from './sticky';
 
 /** The settings the choice reads; the proxy's settings object, changed live by the config store. */
 export interface ChoiceSettings {
@@ -20,11 +20,18 @@ export interface ChoiceSettings {
  * for a Host and path, then the pinned instance (X-Cf-App-Instance), the
  * sticky one (__VCAP_ID__), or the balancer's choice. choose() answers an
  * Endpoint or the RouterErrorKind to answer with; the chosen pool is left in
- * `pool` (read it at once: the next request overwrites it), so choosing
- * allocates nothing.
+ * `pool` and, on a route with session affinity, the instance the request's
+ * __VCAP_ID__ named in `named` (read both at once: the next request
+ * overwrites them), so choosing allocates nothing.
  */
 export class EndpointChooser {
   pool: EndpointPool | undefined;
+  /**
+   * Route with session affinity only: the registered endpoint the request's
+   * __VCAP_ID__ names, whether or not it was chosen; null when it names none.
+   * A response from any other endpoint sets the cookie anew.
+   */
+  named: Endpoint | null = null;
   private readonly limits: PickLimits = { now: 0, coolDownMs: 0, maxConnsPerBackend: 0 };
 
   constructor(
@@ -35,12 +42,14 @@ export class EndpointChooser {
 
   choose(hostHeader: string, path: string, appInstanceHeader: string, cookieHeader: string): Endpoint | RouterErrorKind {
     this.pool = undefined;
+    this.named = null;
     const host = normalizeHost(hostHeader);
     if (host === '') return RouterErrorKind.EmptyHost;
     const pool = this.registry.lookup(host, path);
     if (pool === undefined) return RouterErrorKind.UnknownRoute;
     if (pool.endpoints.length === 0) return RouterErrorKind.NoEndpoints;
     this.pool = pool;
+    if (pool.sessionAffinity && cookieHeader !== '') this.named = affinityEndpoint(cookieHeader, pool.endpoints) ?? null;
 
     let endpoint: Endpoint | typeof OVERLOADED | undefined;
     if (appInstanceHeader !== '') {
@@ -51,7 +60,8 @@ export class EndpointChooser {
       // A pinned instance has the same limit as any other; there is no other to fall back to.
       if (endpoint.backend.inFlight >= this.settings.maxConnsPerBackend) endpoint = OVERLOADED;
     } else {
-      endpoint = this.sticky(pool, cookieHeader) ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
+      const stuck = pool.sessionAffinity ? this.usable(this.named) : this.sticky(pool, cookieHeader);
+      endpoint = stuck ?? pool.pick(pool.algorithm ?? this.settings.lbAlgorithm, this.pickLimits(), null);
     }
     if (endpoint === OVERLOADED) {
       this.stats.connectionLimitRejections++;
@@ -71,8 +81,12 @@ export class EndpointChooser {
     if (cookieHeader === '') return undefined;
     const instance = stickyInstance(cookieHeader, this.settings.sessionCookies);
     if (instance === undefined) return undefined;
-    const endpoint = pool.findInstanceId(instance);
-    if (endpoint === undefined) return undefined;
+    return this.usable(pool.findInstanceId(instance));
+  }
+
+  /** A stuck-to endpoint, unless it is full or failing: the request then goes to another one. */
+  private usable(endpoint: Endpoint | null | undefined): Endpoint | undefined {
+    if (endpoint === null || endpoint === undefined) return undefined;
     const backend = endpoint.backend;
     const limits = this.pickLimits();
     if (backend.inFlight >= limits.maxConnsPerBackend || backend.isCoolingDown(limits.now, limits.coolDownMs)) return undefined;

@@ -21,7 +21,7 @@ import {
 import { EndpointChooser } from './endpoint_choice';
 import { FailureLog } from './failure_log';
 import { connectionListedHeaders, isHopByHop } from './hop_by_hop';
-import { vcapCookieFor, VCAP_ID } from './sticky';
+import { affinityCookie, vcapCookieFor, VCAP_ID } from './sticky';
 import { RouterErrorKind, routerErrorStatus, writeRouterError } from './router_error';
 import { UpstreamFailure, type UpstreamClient, type UpstreamConnection, type UpstreamHandler } from './upstream';
 
@@ -150,7 +150,7 @@ export class Proxy {
           : '';
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
     const logEntry = this.accessLog === null ? null : this.accessLog.begin(client, hostHeader, head);
-    const exchange = new Exchange(this, res, pool, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs, logEntry);
+    const exchange = new Exchange(this, res, pool, this.chooser.named, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs, logEntry);
     exchange.attempt(chosen, true);
   }
 
@@ -240,6 +240,8 @@ class Exchange implements UpstreamHandler {
     private readonly proxy: Proxy,
     private readonly res: HttpResponse,
     private readonly pool: EndpointPool,
+    /** Route with session affinity: the instance the request's __VCAP_ID__ names, if registered. */
+    private readonly named: Endpoint | null,
     private readonly hostHeader: string,
     private readonly head: string,
     private readonly bodyHeader: string,
@@ -476,6 +478,8 @@ class Exchange implements UpstreamHandler {
     // no CR or LF (both parsers refuse them), so the lines cannot be forged.
     let firstName: string | undefined;
     let lines = '';
+    // With affinity the route's own pin replaces the session-cookie one.
+    const affinity = this.pool.sessionAffinity;
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       const lower = name.toLowerCase();
@@ -490,12 +494,16 @@ class Exchange implements UpstreamHandler {
       } else {
         lines += '\r\n' + name + ': ' + headers[i + 1];
       }
-      if (lower === 'set-cookie' && this.endpoint.instanceId !== '') {
+      if (lower === 'set-cookie' && !affinity && this.endpoint.instanceId !== '') {
         const cookie = this.stickyCookie(headers, headers[i + 1]);
         if (cookie !== undefined) lines += '\r\nSet-Cookie: ' + cookie;
       }
     }
     if (firstName !== undefined) res.writeHeader(firstName, lines);
+    if (affinity && this.endpoint !== this.named) {
+      const cookie = affinityCookie(this.endpoint.instanceId, this.pool.contextPath, headers);
+      if (cookie !== undefined) res.writeHeader('Set-Cookie', cookie);
+    }
     if (this.bodyMode === ResponseBody.None) {
       // uWS would otherwise invent a length; HEAD and 304 keep the app's.
       if (contentLength !== undefined && this.status !== 204) res.writeHeader('Content-Length', contentLength);

@@ -1,7 +1,8 @@
 // Sticky sessions, as gorouter does them: when an app sets a session cookie
 // (JSESSIONID by default), the router adds __VCAP_ID__=<instance id>; a
 // request carrying both cookies goes back to that instance while it is
-// registered.
+// registered. A route with session affinity (end of this file) pins by
+// __VCAP_ID__ alone.
 
 export const VCAP_ID = '__VCAP_ID__';
 export const DEFAULT_SESSION_COOKIES: readonly string[] = ['JSESSIONID'];
@@ -42,6 +43,8 @@ export function vcapCookieFor(
 ): string | undefined {
   const parts = setCookie.split(';');
   if (!sessionCookies.includes(pairName(parts[0]))) return undefined;
+  // The id comes from a registration: one that could end the pair or the header gets no cookie.
+  if (!COOKIE_VALUE.test(instanceId)) return undefined;
   let cookie = `${VCAP_ID}=${instanceId}; Path=${contextPath === '' ? '/' : contextPath}; HttpOnly`;
   for (let i = 1; i < parts.length; i++) {
     const attribute = parts[i].trim();
@@ -57,4 +60,65 @@ export function parseCookieNames(value: string): string[] {
     .split(',')
     .map((name) => name.trim())
     .filter((name) => name !== '');
+}
+
+// Session affinity (a route registered with options.session_affinity), as
+// Heroku's http-session-affinity: every client is pinned by __VCAP_ID__
+// alone, so apps that keep sessions in memory without a session cookie
+// (socket.io's long-polling) work with several instances.
+
+const VCAP_PAIR = VCAP_ID + '=';
+/** Cookie values are an instance id the router sets: nothing that could end the pair or the header. */
+const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+$/;
+
+function isCookieSpace(code: number): boolean {
+  return code === 32 || code === 9;
+}
+
+/**
+ * The endpoint a __VCAP_ID__ pair of the Cookie header names, or undefined.
+ * Every such pair counts, the first registered one wins: below a context path
+ * a browser also sends the root route's cookie (Path=/), after the longer
+ * path's own, and that one names an instance of another pool. Allocates
+ * nothing (it runs for each request of a route with affinity).
+ */
+export function affinityEndpoint<E extends { readonly instanceId: string }>(cookieHeader: string, endpoints: readonly E[]): E | undefined {
+  for (let at = cookieHeader.indexOf(VCAP_ID); at !== -1; at = cookieHeader.indexOf(VCAP_ID, at + VCAP_ID.length)) {
+    let before = at - 1;
+    while (before >= 0 && isCookieSpace(cookieHeader.charCodeAt(before))) before--;
+    if (before >= 0 && cookieHeader.charCodeAt(before) !== 59 /* ; */) continue;
+    let start = at + VCAP_ID.length;
+    while (start < cookieHeader.length && isCookieSpace(cookieHeader.charCodeAt(start))) start++;
+    if (cookieHeader.charCodeAt(start) !== 61 /* = */) continue;
+    start++;
+    while (start < cookieHeader.length && isCookieSpace(cookieHeader.charCodeAt(start))) start++;
+    let end = cookieHeader.indexOf(';', start);
+    if (end === -1) end = cookieHeader.length;
+    while (end > start && isCookieSpace(cookieHeader.charCodeAt(end - 1))) end--;
+    const length = end - start;
+    if (length === 0) continue;
+    for (let i = 0; i < endpoints.length; i++) {
+      const id = endpoints[i].instanceId;
+      if (id.length === length && cookieHeader.startsWith(id, start)) return endpoints[i];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The __VCAP_ID__ Set-Cookie value that pins a client to `instanceId` on a
+ * route with affinity: a browser-session cookie (the pin ends with the
+ * browser, not at a time), Path the route's context path, never readable by
+ * scripts, and sent on top-level navigation from other sites (Lax) so a link
+ * into the app keeps its pin. Undefined when the app set __VCAP_ID__ itself
+ * (`appHeaders`: its response headers, name then value), and when the id
+ * cannot be a cookie value.
+ */
+export function affinityCookie(instanceId: string, contextPath: string, appHeaders: readonly string[]): string | undefined {
+  if (!COOKIE_VALUE.test(instanceId)) return undefined;
+  for (let i = 0; i < appHeaders.length; i += 2) {
+    const name = appHeaders[i];
+    if (name.length === 10 && name.toLowerCase() === 'set-cookie' && appHeaders[i + 1].startsWith(VCAP_PAIR)) return undefined;
+  }
+  return `${VCAP_ID}=${instanceId}; Path=${contextPath === '' ? '/' : contextPath}; HttpOnly; SameSite=Lax`;
 }

@@ -57,7 +57,7 @@ import { clientAddress, forwardedFor, forwardedProto, RequestHeadScan } from './
 import { EndpointChooser } from './endpoint_choice';
 import { FailureLog } from './failure_log';
 import { RouterErrorKind, routerErrorBodyBytes, routerErrorCode, routerErrorStatus, writeRouterError } from './router_error';
-import { vcapCookieFor, VCAP_ID } from './sticky';
+import { affinityCookie, vcapCookieFor, VCAP_ID } from './sticky';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -431,6 +431,8 @@ class Tunnel {
   /** The request head for the app, up to the per-endpoint and per-attempt lines. */
   head: string;
   pool: EndpointPool | null;
+  /** Route with session affinity: the instance the client's __VCAP_ID__ names, if registered. */
+  named: Endpoint | null = null;
   tried: Backend[] | null = null;
   attempts = 0;
   /** The socket of the current attempt, until it is handed to `ws`. */
@@ -473,6 +475,7 @@ class Tunnel {
     this.protocols = NONE;
     this.head = '';
     this.pool = null;
+    this.named = null;
     this.tried = null;
     this.appKey = '';
     this.received = null;
@@ -652,6 +655,7 @@ export class WebSocketProxy {
       'connection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n';
     const t = new Tunnel(this, request, res, context, clientKey, protocols, head, pool, pinned);
     t.requestId = requestId;
+    t.named = this.chooser.named;
     tunnel = t;
     this.connecting.add(t);
     this.attempt(t, endpoint);
@@ -866,10 +870,11 @@ export class WebSocketProxy {
     app.start();
   }
 
-  /** __VCAP_ID__ for a session cookie the app set in its 101, as for HTTP responses. */
+  /** __VCAP_ID__ for a session cookie the app set in its 101, or for a route with affinity, as for HTTP responses. */
   private stickyCookie(t: Tunnel, headers: string[]): string | undefined {
     const endpoint = t.endpoint!;
     if (endpoint.instanceId === '' || t.pool === null) return undefined;
+    if (t.pool.sessionAffinity) return endpoint === t.named ? undefined : affinityCookie(endpoint.instanceId, t.pool.contextPath, headers);
     let cookie: string | undefined;
     for (let i = 0; i < headers.length; i += 2) {
       if (headers[i].toLowerCase() !== 'set-cookie') continue;

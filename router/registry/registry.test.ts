@@ -113,6 +113,28 @@ t.test('per-route load balancing comes from the register options', async (t) => 
   t.equal(r.lookup('b.localhost', '/')!.algorithm, undefined);
 });
 
+t.test('session affinity holds while any endpoint of the route registered with it', async (t) => {
+  const r = registry();
+  const at = (port: number, affinity: boolean) =>
+    r.register({ host: 'h', port, uris: ['a.localhost', 'a.localhost/api'], private_instance_id: `i-${port}`, ...(affinity && { options: { session_affinity: true } }) }, 0);
+  at(1, false);
+  const root = r.lookup('a.localhost', '/')!;
+  t.equal(root.sessionAffinity, false, 'off by default');
+  at(2, true);
+  t.equal(root.sessionAffinity, true, 'one endpoint asking turns it on');
+  t.equal(r.lookup('a.localhost', '/api')!.sessionAffinity, true, 'for each uri of the message');
+  at(1, false);
+  t.equal(root.sessionAffinity, true, "an endpoint that never asked does not turn it off (a DEA that has not applied the change yet)");
+  t.same(r.registrations(0).filter((m) => m.port === 2).map((m) => m.options), [{ session_affinity: true }, { session_affinity: true }], 'a worker thread gets it with the table');
+  t.same(r.snapshot(0)['a.localhost'].map((e) => e.session_affinity), [undefined, true], '/routes shows it');
+  at(2, false);
+  t.equal(root.sessionAffinity, false, 'off once the endpoint that asked registers without it');
+  at(2, true);
+  r.unregister({ host: 'h', port: 2, uris: ['a.localhost'] }, 0);
+  t.equal(root.sessionAffinity, false, 'off once the endpoint that asked leaves');
+  t.equal(r.lookup('a.localhost', '/api')!.sessionAffinity, true, 'the other route keeps it');
+});
+
 t.test('snapshot lists uris with their endpoints', async (t) => {
   const r = registry();
   r.register({ host: '127.0.0.1', port: 1, uris: ['a.localhost/x'], app: 'app', private_instance_id: 'i', private_instance_index: '0' }, 0);

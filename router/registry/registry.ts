@@ -26,6 +26,8 @@ export interface RouteSnapshotEntry {
   private_instance_id?: string;
   private_instance_index?: string;
   tags?: Record<string, string>;
+  /** Present (true) when the endpoint registered with options.session_affinity. */
+  session_affinity?: true;
   ttl: number;
   in_flight: number;
 }
@@ -72,6 +74,7 @@ export class Registry {
     const instanceId = msg.private_instance_id ?? '';
     const index = msg.private_instance_index ?? (msg.index !== undefined ? String(msg.index) : '');
     const algorithm = parseLbAlgorithm(msg.options?.loadbalancing);
+    const affinity = msg.options?.session_affinity === true;
     for (const uri of msg.uris) {
       const parsed = parseRouteUri(uri);
       if (parsed === undefined) continue;
@@ -83,9 +86,12 @@ export class Registry {
         existing.tags = msg.tags;
         existing.staleThresholdMs = staleMs;
         existing.updatedAt = now;
+        pool.setAffinity(existing, affinity);
         continue;
       }
-      pool.add(new Endpoint(this.retainBackend(msg.host, msg.port, key), appId, instanceId, index, msg.tags, staleMs, now));
+      const endpoint = new Endpoint(this.retainBackend(msg.host, msg.port, key), appId, instanceId, index, msg.tags, staleMs, now);
+      endpoint.sessionAffinity = affinity;
+      pool.add(endpoint);
       this.endpointTotal++;
     }
     this.lastUpdateAt = now;
@@ -184,6 +190,7 @@ export class Registry {
           private_instance_id: e.instanceId || undefined,
           private_instance_index: e.instanceIndex || undefined,
           tags: e.tags,
+          session_affinity: e.sessionAffinity ? true : undefined,
           ttl: Math.max(0, Math.round((e.staleThresholdMs - (now - e.updatedAt)) / 1000)),
           in_flight: e.backend.inFlight,
         }));
@@ -202,7 +209,7 @@ export class Registry {
     for (const [host, pools] of this.hosts) {
       for (const pool of pools) {
         const uris = [host + pool.contextPath];
-        const options = pool.algorithm === undefined ? undefined : { loadbalancing: pool.algorithm };
+        const loadbalancing = pool.algorithm;
         for (const e of pool.endpoints) {
           const msg: RouterRegister = {
             host: e.backend.host,
@@ -214,7 +221,11 @@ export class Registry {
           if (e.instanceId !== '') msg.private_instance_id = e.instanceId;
           if (e.instanceIndex !== '') msg.private_instance_index = e.instanceIndex;
           if (e.tags !== undefined) msg.tags = e.tags;
-          if (options !== undefined) msg.options = options;
+          if (loadbalancing !== undefined || e.sessionAffinity) {
+            msg.options = {};
+            if (loadbalancing !== undefined) msg.options.loadbalancing = loadbalancing;
+            if (e.sessionAffinity) msg.options.session_affinity = true;
+          }
           out.push(msg);
         }
       }

@@ -62,3 +62,18 @@ t.test('endpoint header lines carry the CF ids and cannot be injected into', asy
   t.equal(parseLbAlgorithm('least-connection'), 'least-connection');
   t.equal(parseLbAlgorithm('random'), undefined);
 });
+
+t.test('session affinity counts the endpoints that asked for it', async (t) => {
+  const pool = poolOf(2);
+  const [a, b] = pool.endpoints;
+  pool.setAffinity(a, true);
+  pool.setAffinity(a, true);
+  pool.setAffinity(b, true);
+  t.equal(pool.sessionAffinity, true);
+  pool.setAffinity(a, false);
+  t.equal(pool.sessionAffinity, true, 'b still asks');
+  pool.remove(b.backend.key, 0);
+  t.equal(pool.sessionAffinity, false, 'nobody asks once b left, though a asked twice');
+  pool.add(b);
+  t.equal(pool.sessionAffinity, true, 'an endpoint added with it counts');
+});

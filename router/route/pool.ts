@@ -16,6 +16,8 @@ export class Endpoint {
   appId = '';
   instanceId = '';
   instanceIndex = '';
+  /** Registered with options.session_affinity; changed through its pool's setAffinity. */
+  sessionAffinity = false;
 
   constructor(
     readonly backend: Backend,
@@ -67,6 +69,15 @@ export class EndpointPool {
   algorithm: LbAlgorithm | undefined;
   /** Epoch ms when the last endpoint left; 0 while the pool has endpoints. */
   emptySince = 0;
+  /**
+   * Clients are pinned by __VCAP_ID__ alone (session affinity): true while
+   * any endpoint registered with options.session_affinity. Any, not the
+   * latest register message: while the owners of a route disagree (a DEA
+   * that has not yet applied a dea.update), the route must not flip at
+   * every register interval.
+   */
+  sessionAffinity = false;
+  private affinityEndpoints = 0;
   private cursor = Math.floor(Math.random() * 1_000_000);
 
   constructor(
@@ -82,6 +93,7 @@ export class EndpointPool {
   add(endpoint: Endpoint): void {
     this.endpoints.push(endpoint);
     this.emptySince = 0;
+    if (endpoint.sessionAffinity) this.countAffinity(1);
   }
 
   remove(backendKey: string, now: number): Endpoint | undefined {
@@ -89,7 +101,20 @@ export class EndpointPool {
     if (i === -1) return undefined;
     const [removed] = this.endpoints.splice(i, 1);
     if (this.endpoints.length === 0) this.emptySince = now;
+    if (removed.sessionAffinity) this.countAffinity(-1);
     return removed;
+  }
+
+  /** Whether `endpoint`, one of this pool's, asked for session affinity in its latest registration. */
+  setAffinity(endpoint: Endpoint, on: boolean): void {
+    if (endpoint.sessionAffinity === on) return;
+    endpoint.sessionAffinity = on;
+    if (this.endpoints.includes(endpoint)) this.countAffinity(on ? 1 : -1);
+  }
+
+  private countAffinity(delta: number): void {
+    this.affinityEndpoints += delta;
+    this.sessionAffinity = this.affinityEndpoints > 0;
   }
 
   /** The endpoint of instance `index` of app `appId` (X-Cf-App-Instance). */

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatUptime, isoSeconds } from '../mbus/component';
+import { formatUptime, isoSeconds } from '../../bus/component';
 import { escapeLabelValue, PrometheusText } from './metrics';
 import { RouterStats } from './varz';
 
