@@ -176,6 +176,8 @@ interface Seen {
   maxOutstanding: number;
   /** Requests that arrived on a connection while a POST was outstanding there, or POSTs that arrived behind another request. */
   postOverlaps: string[];
+  /** Every request that arrived while others were outstanding on its connection, with those others. */
+  overlaps: Array<{ arrived: string; outstanding: string[] }>;
 }
 
 /**
@@ -184,7 +186,7 @@ interface Seen {
  * the router had on one connection at once.
  */
 async function trackingApp(t: TeardownHost, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ port: number; seen: Seen }> {
-  const seen: Seen = { connections: [], maxOutstanding: 0, postOverlaps: [] };
+  const seen: Seen = { connections: [], maxOutstanding: 0, postOverlaps: [], overlaps: [] };
   const perSocket = new WeakMap<net.Socket, { log: string[]; outstanding: string[] }>();
   const server = http.createServer((req, res) => {
     let state = perSocket.get(req.socket);
@@ -195,6 +197,7 @@ async function trackingApp(t: TeardownHost, handler: (req: http.IncomingMessage,
     }
     const what = `${req.method} ${req.url}`;
     state.log.push(what);
+    if (state.outstanding.length > 0) seen.overlaps.push({ arrived: what, outstanding: [...state.outstanding] });
     if (state.outstanding.length > 0 && (req.method === 'POST' || state.outstanding.some((o) => o.startsWith('POST ')))) {
       seen.postOverlaps.push(`${what} while ${state.outstanding.join(', ')}`);
     }
@@ -503,6 +506,39 @@ t.test('pipelining towards apps', async (t) => {
     const small = await runConcurrently(router.port, 'large.pipeline.test', get(400, 'small'), 50);
     t.ok(small.every((r) => r.status === 200 && r.body.length === 100), 'all 400 small responses whole');
     t.ok((await pipelining(router)).pipelined_requests > before, 'small ones are pipelined again');
+  });
+
+  t.test('event streams and socket.io long-polls are never pipelined: an app holds them open', async (t) => {
+    const router = await startRouter(t, nats);
+    const nc = await busClient(t, nats);
+    const app = await trackingApp(t, (_req, res) => setTimeout(() => res.end('held'), 20));
+    await registerRoute(nc, router, { port: app.port, uris: ['held.pipeline.test'] });
+    const calls: Call[] = [];
+    for (let i = 0; i < 300; i++) calls.push({ method: 'GET', path: i % 2 === 0 ? `/socket.io/?EIO=4&transport=polling&sid=s${i}` : `/plain${i}` });
+    const results = await runConcurrently(router.port, 'held.pipeline.test', calls, 60);
+    t.same(summary(results), { 'status 200': 300 }, 'all answered');
+    const held = (r: string): boolean => r.includes('transport=polling') || r.startsWith('GET /events');
+    const heldOverlaps = (): string[] =>
+      app.seen.overlaps.filter((o) => held(o.arrived) || o.outstanding.some(held)).map((o) => `${o.arrived} while ${o.outstanding.join(', ')}`);
+    t.ok(app.seen.overlaps.length > 0, 'the plain GETs were pipelined');
+    t.same(heldOverlaps().slice(0, 5), [], 'no poll shared its connection with another outstanding request');
+    // Event streams: the Accept header says so.
+    const sse = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        new Promise<number>((resolve) => {
+          const req = http.get(
+            { host: '127.0.0.1', port: router.port, path: `/events${i}`, headers: { host: 'held.pipeline.test', accept: 'text/event-stream' }, agent: false },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode!));
+            },
+          );
+          req.on('error', () => resolve(0));
+        }),
+      ),
+    );
+    t.same(sse, Array(20).fill(200), 'event streams answered');
+    t.same(heldOverlaps().slice(0, 5), [], 'no event stream shared its connection with another outstanding request');
   });
 
   t.test('POSTs are never pipelined, with or without a body', async (t) => {

@@ -150,7 +150,8 @@ export class Proxy {
           : '';
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
     const logEntry = this.accessLog === null ? null : this.accessLog.begin(client, hostHeader, head);
-    const exchange = new Exchange(this, res, pool, this.chooser.named, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs, logEntry);
+    const pipelinable = isPipelinable(method, hasBody, query, scan.accept);
+    const exchange = new Exchange(this, res, pool, this.chooser.named, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, pipelinable, startMs, logEntry);
     exchange.attempt(chosen, true);
   }
 
@@ -200,8 +201,6 @@ class Exchange implements UpstreamHandler {
   /** Backends this request was sent to again after its pipelined attempt went unanswered: once each. */
   private replayedOn: Backend[] | null = null;
   private readonly idempotent: boolean;
-  /** GET, HEAD or OPTIONS without a body: may share an app connection with others (upstream.ts). */
-  private readonly pipelinable: boolean;
   private readonly isHead: boolean;
 
   // Request body.
@@ -248,6 +247,8 @@ class Exchange implements UpstreamHandler {
     method: string,
     private readonly hasBody: boolean,
     private readonly chunkedBody: boolean,
+    /** May share an app connection with others (request_head.ts isPipelinable). */
+    private readonly pipelinable: boolean,
     private readonly startMs: number,
     /** Only with --access-log: what the log line needs of the request, read while it was valid. */
     private readonly logEntry: AccessLogEntry | null,
@@ -256,7 +257,6 @@ class Exchange implements UpstreamHandler {
     // Only an idempotent request is ever sent twice once its body has gone out.
     this.replayLost = !this.idempotent;
     this.isHead = method === 'HEAD';
-    this.pipelinable = !hasBody && isPipelinable(method);
     this.bodyDone = !hasBody;
     res.onAborted(() => this.clientAborted());
     if (hasBody) res.onData((chunk, isLast) => this.clientData(chunk, isLast));
