@@ -36,7 +36,8 @@ t.test('skiff up runs the data services; skiff role removes and adds them live; 
   const ports = await platformPorts();
   const node = 'svc-up-1';
   const platform = startSkiffTree(t, upArgs(dataDir, ports), home, 170_000, { SKIFF_NODE: node });
-  await eventually(() => platform.out().includes('api: ') && platform.err().includes('services: services node ready'), 'the platform and its services node to be up', 90_000);
+  // The node: line comes after the api: line, once the node's roles are known.
+  await eventually(() => /^node: /m.test(platform.out()) && platform.err().includes('services: services node ready'), 'the platform and its services node to be up', 90_000);
   t.match(platform.out(), new RegExp(`^node: ${node} \\(router, controller, stager, dea, health, services, nats-server\\)$`, 'm'));
   t.equal(statSync(join(dataDir, 'nats', 'services.json')).mode & 0o777, 0o600, 'the services role\'s NATS credentials, 0600');
   t.same(redisServers(platform.pid), [], 'idle: no backend before an instance');
