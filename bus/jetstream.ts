@@ -9,9 +9,18 @@ import type { JetStreamClient, JetStreamManager, KV, KvEntry, KvOptions, ObjectS
 
 const CREATE_RACE = /subjects overlap|already in use/i;
 
-/** A KV bucket, created when missing; every role opens its buckets through here. */
+/**
+ * A KV bucket, created when missing; every role opens its buckets through here.
+ *
+ * Its reads go to the stream's leader (STREAM.MSG.GET), not to any replica
+ * (DIRECT.GET, a queue group of the replicas' servers): when a server is cut
+ * off without a reset, the others keep sending it its share of direct gets
+ * until they notice the route is dead (30-60 s with nats-server 2.9, which
+ * lost about half the controller's reads meanwhile), whereas a leader that
+ * was there is replaced within seconds. A leader's read is never stale either.
+ */
 export function openKv(js: JetStreamClient, name: string, options?: Partial<KvOptions>): Promise<KV> {
-  return openBucket(() => js.views.kv(name, options));
+  return openBucket(() => js.views.kv(name, { allow_direct: false, ...options }));
 }
 
 /** An object store, created when missing. */
