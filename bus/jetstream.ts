@@ -74,8 +74,8 @@ function internals(kv: KV): BucketInternals {
 /**
  * The entries of a bucket's keys that match `filter` and hold a value, read
  * without a consumer: the keys from the stream's subjects (stream info, which
- * the stream's leader answers), then each key's last value (a direct get, which
- * any replica answers).
+ * the stream's leader answers), then each key's last value (kv.get, which the
+ * leader answers too: see openKv).
  *
  * Not kv.keys(): that makes an ephemeral consumer, and nats-server 2.9 places
  * one on any of the stream's servers, a dead one too (it counts a server as
