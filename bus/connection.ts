@@ -181,6 +181,10 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     pass: auth.pass,
     token: auth.token,
     inboxPrefix: auth.user !== undefined && INBOX_TOKEN.test(auth.user) ? inboxPrefix(auth.user) : undefined,
+    // In the order given: `skiff up` lists the node's own nats-server first, so
+    // that a node's roles do not hang on another node's server (nats.js picks
+    // one at random otherwise), which took them down with that node's link.
+    noRandomize: true,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     reconnectJitter: 250,
