@@ -293,6 +293,24 @@ t.test('a three-node cluster survives a dead NATS node, a dead DEA node and a ro
 
   // ---- 3. a router's node cut off from NATS ----
   await t.test('3. n3\'s control link down: its router serves its last table, and catches up once the link is back', async (t) => {
+    // Both instances run on n3 since n2 died. Down to one and back to two, the
+    // second goes to n2's DEA (the one with fewer of the app's instances): the
+    // route change below then reaches a DEA that is not cut off.
+    for (const count of ['1', '2']) {
+      const scaled = await run(['scale', APP, '--instances', count], 90_000);
+      t.equal(scaled.code, 0, `scale to ${count} (${scaled.stderr.trim()})`);
+    }
+    await until('one instance on each DEA again', 30_000, async () => {
+      const rows = (await instances()).filter((i) => i.state === 'RUNNING');
+      return rows.length === 2 && new Set(rows.map((i) => i.host)).size === 2;
+    }, 1000);
+    t.pass('one instance on n2\'s DEA, one on n3\'s');
+    await until(`both instances answering through n3's router`, 30_000, async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 6; i++) seen.add(/instance (\d+)/.exec((await viaRouter(n3)).body ?? '')?.[1] ?? '');
+      return seen.has('0') && seen.has('1');
+    });
+
     const cutHost = `cut-${lab.id}.localhost`;
     t.equal((await viaRouter(n3, cutHost)).status, 404, `${cutHost} is not routed yet`);
     const from = Date.now();
