@@ -8,7 +8,7 @@
 //
 // 1. n1's nats-server is killed and kept down: no request fails, the
 //    platform's state stays readable and writable, and the server rejoins;
-// 4. router.lb_algorithm changes in the config store: both routers apply it;
+// 4. `skiff config set router.lb_algorithm`: both routers apply it;
 // 5. `skiff role add|remove router --node n1`: it starts and serves, then
 //    stops, and node.json remembers;
 // 2. every process of n2 is SIGKILLed: its instance comes back on n3's DEA
@@ -202,16 +202,11 @@ t.test('a three-node cluster survives a dead NATS node, a dead DEA node and a ro
   });
 
   // ---- 4. a config store change reaches every router ----
-  await t.test('4. router.lb_algorithm set in the config store: every router applies it', async (t) => {
-    /**
-     * `skiff config set KEY VALUE`. The controller's PUT /config/:key is on
-     * wip/ops, not yet in this branch's base; until then the operator writes
-     * the store as that endpoint does (a JSON value). Once it is, the line
-     * below becomes:
-     *   t.equal((await run(['config', 'set', key, value])).code, 0, `skiff config set ${key} ${value}`);
-     */
+  await t.test('4. skiff config set router.lb_algorithm: every router applies it', async (t) => {
+    // Through the controller (PUT /config/:key), which checks the key and the value.
     const configSet = async (key: string, value: string) => {
-      await n1.ops(['kv-put', 'skiff_config', key, JSON.stringify(value)]);
+      const set = await run(['config', 'set', key, value]);
+      t.equal(set.code, 0, `skiff config set ${key} ${value} (${set.stderr.trim()})`);
     };
     const lbOf = async (node: SkiffNode) => {
       const reply = await agent.get(node.data, STATUS_PORT, { path: '/varz', auth: node.routerStatusAuth() });

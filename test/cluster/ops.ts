@@ -3,9 +3,7 @@
 // node's namespace. One command per run; JSON on stdout; exit 1 with the
 // error on stderr.
 //
-//   node ops.js CREDENTIALS streams          every stream: replicas wanted, leader, and each replica's state
-//   node ops.js CREDENTIALS kv-put B K JSON  puts JSON text under key K of KV bucket B
-//   node ops.js CREDENTIALS kv-get B K       the value's text, or null
+//   node ops.js CREDENTIALS streams   every stream: replicas wanted, leader, and each replica's state
 
 import { readFileSync } from 'node:fs';
 import { connect, type NatsConnection } from 'nats';
@@ -35,24 +33,12 @@ async function streams(nc: NatsConnection): Promise<StreamState[]> {
 }
 
 async function main(): Promise<void> {
-  const [file, command, ...args] = process.argv.slice(2);
+  const [file, command] = process.argv.slice(2);
   const credentials = JSON.parse(readFileSync(file!, 'utf8')) as { servers: string[]; user: string; pass: string };
   const nc = await connect({ servers: credentials.servers, user: credentials.user, pass: credentials.pass, timeout: TIMEOUT_MS, name: 'cluster-test-ops' });
   try {
     if (command === 'streams') {
       process.stdout.write(JSON.stringify(await streams(nc)) + '\n');
-    } else if (command === 'kv-put' || command === 'kv-get') {
-      const [bucket, key, value] = args;
-      // bindOnly: a bucket that is not there is an error, not a new bucket of one replica.
-      const kv = await nc.jetstream({ timeout: TIMEOUT_MS }).views.kv(bucket!, { bindOnly: true });
-      if (command === 'kv-put') {
-        JSON.parse(value!);
-        const revision = await kv.put(key!, new TextEncoder().encode(value!));
-        process.stdout.write(JSON.stringify({ revision }) + '\n');
-      } else {
-        const entry = await kv.get(key!);
-        process.stdout.write(JSON.stringify(entry && entry.operation === 'PUT' ? new TextDecoder().decode(entry.value) : null) + '\n');
-      }
     } else {
       throw new Error(`unknown command ${JSON.stringify(command)}`);
     }
