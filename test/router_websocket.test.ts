@@ -22,7 +22,10 @@ import { busClient, get, registerRoute, startBackend, startRouter, unregisterRou
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Router RSS ceiling while a flood goes through (150 MB). */
-const RSS_LIMIT = 150 * 1000 * 1000;
+// The floods are 200 MiB: a router that buffered them would grow by that much.
+// Growth over the router's own baseline is what is bounded, not its absolute
+// size, which depends on the machine's allocator and how busy it is.
+const RSS_GROWTH_LIMIT = 100 * 1000 * 1000;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const UPGRADE_HEADERS = {
   connection: 'Upgrade',
@@ -730,7 +733,7 @@ t.test('backpressure app -> client: a client that stops reading pauses the app; 
   t.equal(received, TOTAL, 'every byte arrived');
   t.equal(outOfOrder, 0, 'in order');
   t.ok(finished);
-  t.ok(maxRss < RSS_LIMIT, `router RSS stayed below 150 MB (max ${(maxRss / 1e6).toFixed(0)} MB)`);
+  t.ok(maxRss - baseline < RSS_GROWTH_LIMIT, `router RSS grew by less than 100 MB (baseline ${(baseline / 1e6).toFixed(0)} MB, max ${(maxRss / 1e6).toFixed(0)} MB)`);
 });
 
 t.test('client -> app flood to an app that does not read: bounded, then 1013', async (t) => {
@@ -738,6 +741,7 @@ t.test('client -> app flood to an app that does not read: bounded, then 1013', a
   const app = await wsApp(t, { onConnection: ({ req }) => req.socket.pause() });
   const host = uniqueHost('flood-up');
   await register(floodRouter, { port: app.port, uris: [host] });
+  const baseline = floodRouter.rss();
   const sampler = rssSampler(floodRouter);
   const c = await openClient(t, floodRouter, host);
   const message = Buffer.alloc(1 * MiB);
@@ -755,7 +759,7 @@ t.test('client -> app flood to an app that does not read: bounded, then 1013', a
   t.comment(`client sent ${(sent / MiB).toFixed(0)} MiB before the close; router max RSS ${(maxRss / 1e6).toFixed(0)} MB`);
   t.same(closed, { code: 1013, reason: 'app not reading' }, 'the client is told to try again later');
   t.ok(sent < 200 * MiB, 'the router did not swallow the whole flood');
-  t.ok(maxRss < RSS_LIMIT, `router RSS stayed below 150 MB (max ${(maxRss / 1e6).toFixed(0)} MB)`);
+  t.ok(maxRss - baseline < RSS_GROWTH_LIMIT, `router RSS grew by less than 100 MB (baseline ${(baseline / 1e6).toFixed(0)} MB, max ${(maxRss / 1e6).toFixed(0)} MB)`);
   t.equal((await floodRouter.varz()).websockets.overflow_closes, 1);
 });
 
