@@ -53,7 +53,8 @@ export class ConsoleRoutes {
   ) {}
 
   addRoutes(r: Register): void {
-    r('GET', '/console', async (e) => e.send(301, '', { Location: '/console/' }));
+    // Routes match by segments: /console and /console/ both arrive here.
+    r('GET', '/console', async (e) => (e.path.endsWith('/') ? this.file(e, '') : e.send(301, '', { Location: '/console/' })));
     r('POST', '/console/session', (e) => this.login(e));
     r('GET', '/console/session', (e) => this.session(e));
     r('DELETE', '/console/session', (e) => this.logout(e));
