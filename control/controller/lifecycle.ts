@@ -3,6 +3,7 @@
 // health manager's requests, records crashes, and reconciles every few
 // seconds so that a restarted platform brings started apps back.
 
+import { placements } from './metrics';
 import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
@@ -130,6 +131,8 @@ export class Lifecycle {
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
     const { placed, unplaced, why } = await this.instances.start(app, indices, flapping, avoid);
+    if (placed.size > 0) placements.inc({ result: 'placed' }, placed.size);
+    if (unplaced.length > 0) placements.inc({ result: 'unplaced' }, unplaced.length);
     // Unplaced indices count as missing at the next reconcile, not as placed.
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
     for (const [index, dea] of placed) {
