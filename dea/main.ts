@@ -45,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
       appUids: options.appUids,
       serviceGids: options.serviceGids,
       crashKeepMs: options.crashKeepMs,
+      node: options.node,
     },
     bus,
     log,
