@@ -19,6 +19,7 @@ export const COMPONENT_TYPES = {
   Stager: 'stager',
   DEA: 'dea',
   HealthManager: 'health',
+  ServicesNode: 'services',
 } as const;
 export type ComponentType = keyof typeof COMPONENT_TYPES | 'Node';
 

@@ -164,8 +164,8 @@ export interface DeaStartRequest {
   limits: Limits;
   /** "KEY=value" strings; defaults to []. */
   env: string[];
-  /** Defaults to []. */
-  services: unknown[];
+  /** Bound service instances (CF v1 shape plus gid); defaults to []. Their credentials are secrets. */
+  services: ServiceBinding[];
   /** Defaults to []. */
   users: string[];
   /** Defaults to false. */
@@ -189,6 +189,30 @@ export interface DeaStartRequest {
    * Absent: false (the controller sends it only when true).
    */
   session_affinity?: boolean;
+}
+
+/**
+ * One bound service instance in `dea.<uuid>.start` `services`: what the
+ * DEA puts into VCAP_SERVICES (grouped by label, without `gid`) and
+ * DATABASE_URL / REDIS_URL (`credentials.uri`, when exactly one service of
+ * that label is bound). `credentials` are secrets: never logged, never in
+ * an event or an error.
+ */
+export interface ServiceBinding {
+  /** The instance's name as its owner gave it. */
+  name: string;
+  /** redis, postgresql, filesystem. */
+  label: string;
+  plan: string;
+  /** Defaults to []. */
+  tags: string[];
+  credentials: Record<string, unknown>;
+  /**
+   * Skiff extension, filesystem only: a group the app's processes get as a
+   * supplementary group, so that they reach the shared directory. The DEA
+   * refuses one outside its --service-gids.
+   */
+  gid?: number;
 }
 
 /**

@@ -16,11 +16,13 @@
 // object downloads), whose messages come to the role's inbox.
 
 import { CONFIG_BUCKET } from './config';
-import { APPS_BUCKET, CLUSTER_BUCKET, HEALTH_BUCKET, HM_GIVEUP_SUBJECT, NODE_CREDENTIALS_SUBJECT, ObjectStores } from './platform';
+import {
+  APPS_BUCKET, CLUSTER_BUCKET, HEALTH_BUCKET, HM_GIVEUP_SUBJECT, NODE_CREDENTIALS_SUBJECT, ObjectStores, SERVICES_BUCKET, ServiceSubjects,
+} from './platform';
 import { Subjects } from './subjects';
 
 /** The NATS users of the platform: one per role, and `node` for the node supervisors (`skiff up`). */
-export const NATS_ROLES = ['router', 'controller', 'stager', 'dea', 'health', 'node'] as const;
+export const NATS_ROLES = ['router', 'controller', 'stager', 'dea', 'health', 'services', 'node'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 /** The user `skiff up` writes to <data-dir>/nats/operator.json: every subject, for operators and the `nats` CLI. */
@@ -69,6 +71,11 @@ function stream(name: string, writes: string[]): string[] {
 }
 
 const JETSTREAM_INFO = '$JS.API.INFO';
+/** What the controller asks of the services nodes (`*`: a node's name). */
+const SERVICES_REQUESTS = [
+  ServiceSubjects.offerings, ServiceSubjects.provision, ServiceSubjects.deprovision('*'), ServiceSubjects.bind('*'),
+  ServiceSubjects.unbind('*'), ServiceSubjects.status('*'),
+];
 /** Every role announces itself and answers discovery (design.md, Cluster and operations). */
 const COMPONENT_PUBLISH = [Subjects.componentAnnounce];
 const COMPONENT_SUBSCRIBE = [Subjects.componentDiscover];
@@ -92,6 +99,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       'vcap.stager.*', 'ssh.*.in', 'ssh.*.ctl',
       // `skiff role add|remove`, `skiff node info`: asked of the node's supervisor.
       'skiff.node.*.roles',
+      // Data services: provisioned, bound and watched through the services nodes.
+      ...SERVICES_REQUESTS,
       // `skiff nodes`: it asks every component, and hears their announcements.
       ...COMPONENT_PUBLISH, Subjects.componentDiscover,
       // The platform's state: users, apps, tokens' secret, bits, droplets, config.
@@ -135,6 +144,13 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       // The autoscaler: request rate and latency per app from the routers, CPU from the DEAs.
       Subjects.routerAppStats, Subjects.deaStats,
     ],
+  },
+  // A services node answers the controller and keeps its instances' records
+  // (never a password: those stay in its data dir). It routes no traffic,
+  // starts no app and reads no other bucket.
+  services: {
+    publish: [...COMPONENT_PUBLISH, JETSTREAM_INFO, ...kv(SERVICES_BUCKET, 'write')],
+    subscribe: [...SERVICES_REQUESTS, ...COMPONENT_SUBSCRIBE],
   },
   // The node supervisors are the cluster's own infrastructure: a joining node
   // asks the ones that hold the cluster's secrets for its roles' credentials.

@@ -212,7 +212,7 @@ export const AppBounds = {
 export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 /** The roles a node can be given (`skiff up --roles`, `skiff role add`). */
-export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health'] as const;
+export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health', 'services'] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /**
@@ -283,4 +283,187 @@ export interface NodeInfo {
   available: NodeRole[];
   /** The node runs a nats-server of the cluster. */
   nats_server: boolean;
+}
+
+// ---- data services (design.md, Data services) ----
+//
+// Every node given the `services` role runs one `skiff services` process:
+// the node (the backends), the provisioner and the gateway of all three
+// services on its host. The controller asks over NATS (request/reply, JSON);
+// every reply is the shape named below or a ServiceError.
+
+/** The offerings, as `skiff marketplace` lists them and VCAP_SERVICES labels them. */
+export const SERVICE_LABELS = ['redis', 'postgresql', 'filesystem'] as const;
+export type ServiceLabel = (typeof SERVICE_LABELS)[number];
+
+/** Every offering has these plans; their limits are the services role's (services/offerings.ts). */
+export const SERVICE_PLANS = ['free', 'large'] as const;
+export type ServicePlanName = (typeof SERVICE_PLANS)[number];
+
+/**
+ * Service instance ids, chosen by the controller (a UUID fits). They name a
+ * directory, a PostgreSQL database and role (63 bytes at most, with a prefix
+ * and a suffix) and a KV key, hence lowercase letters, digits, '-' and '_',
+ * at most 40 of them.
+ */
+export const SERVICE_INSTANCE_ID = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+
+/**
+ * KV bucket of the services nodes: instance id -> the node's record of it
+ * (service, plan, node, state, bindings; never a password). Only services
+ * nodes write it; the controller may read it.
+ */
+export const SERVICES_BUCKET = 'skiff_services';
+
+/** Queue group of `services.provision` (and `services.offerings`): one services node takes each request. */
+export const SERVICES_QUEUE = 'services';
+
+export const ServiceSubjects = {
+  /** Request: {} -> ServiceOfferingsReply. */
+  offerings: 'services.offerings',
+  /** Request in the queue group: ServiceProvisionRequest -> ServiceProvisionReply. */
+  provision: 'services.provision',
+  /** Request to the node that holds the instance: ServiceDeprovisionRequest -> ServiceOk (an unknown id is ok). */
+  deprovision: (node: string) => `services.${node}.deprovision`,
+  /** ServiceBindRequest -> ServiceBindReply (the same app gets the same credentials). */
+  bind: (node: string) => `services.${node}.bind`,
+  /** ServiceUnbindRequest -> ServiceOk (an unknown binding is ok). */
+  unbind: (node: string) => `services.${node}.unbind`,
+  /** ServiceStatusRequest -> ServiceStatusReply. */
+  status: (node: string) => `services.${node}.status`,
+} as const;
+
+export interface ServicePlanInfo {
+  name: string;
+  description: string;
+}
+
+export interface ServiceOffering {
+  label: string;
+  description: string;
+  plans: ServicePlanInfo[];
+}
+
+export interface ServiceOfferingsReply {
+  services: ServiceOffering[];
+}
+
+export interface ServiceProvisionRequest {
+  /** Chosen by the controller (SERVICE_INSTANCE_ID); provisioning is idempotent by it. */
+  id: string;
+  service: string;
+  plan: string;
+  /** The instance's name as its owner gave it (`skiff create-service SERVICE NAME`). */
+  name: string;
+  /** The owner's email. */
+  owner: string;
+}
+
+export interface ServiceProvisionReply {
+  ok: true;
+  /** The node that holds the instance: deprovision, bind, unbind and status go to its subjects. */
+  node: string;
+}
+
+export interface ServiceDeprovisionRequest {
+  id: string;
+}
+
+export interface ServiceBindRequest {
+  id: string;
+  /** The app's id. */
+  app: string;
+  /** The app's uid (DeaStartRequest.uid), when the controller gave it one. */
+  app_uid?: number;
+}
+
+export interface RedisCredentials {
+  host: string;
+  hostname: string;
+  port: number;
+  password: string;
+  /** redis://:PASSWORD@HOST:PORT */
+  uri: string;
+}
+
+export interface PostgresqlCredentials {
+  host: string;
+  hostname: string;
+  port: number;
+  /** The database. */
+  name: string;
+  username: string;
+  user: string;
+  password: string;
+  /** postgres://USER:PASSWORD@HOST:PORT/NAME */
+  uri: string;
+}
+
+export interface FilesystemCredentials {
+  /** The shared directory, an absolute path on the node's host. */
+  dir: string;
+}
+
+export type ServiceCredentials = RedisCredentials | PostgresqlCredentials | FilesystemCredentials;
+
+/** Credentials are secrets: never logged, never in an event or an error. */
+export interface ServiceBindReply {
+  credentials: ServiceCredentials;
+  /**
+   * Filesystem only: the group that owns the shared directory. The DEA runs
+   * the app's processes with it as a supplementary group (only gids inside
+   * its --service-gids range).
+   */
+  gid?: number;
+}
+
+export interface ServiceUnbindRequest {
+  id: string;
+  app: string;
+}
+
+export interface ServiceStatusRequest {
+  ids: string[];
+}
+
+export interface ServiceInstanceHealth {
+  id: string;
+  healthy: boolean;
+  /** One line for `skiff services`, e.g. "running, 1.2 MB of 64 MB". */
+  detail: string;
+}
+
+export interface ServiceStatusReply {
+  instances: ServiceInstanceHealth[];
+}
+
+export interface ServiceOk {
+  ok: true;
+}
+
+export const SERVICE_ERROR_CODES = [
+  /** The request is malformed (a field is missing or wrong). */
+  'bad_request',
+  /** No such offering, or no such plan. */
+  'unknown_service',
+  'unknown_plan',
+  /** No such service instance (bind), or it is not this node's. */
+  'not_found',
+  /** The instance is being provisioned or deprovisioned; ask again shortly. */
+  'in_progress',
+  /** This node cannot run the service (its backend is not installed). */
+  'unavailable',
+  /** The backend failed; the error says how, without a secret. */
+  'failed',
+] as const;
+export type ServiceErrorCode = (typeof SERVICE_ERROR_CODES)[number];
+
+export interface ServiceError {
+  /** One clear line, never a credential. */
+  error: string;
+  code: ServiceErrorCode;
+}
+
+export function isServiceError(reply: unknown): reply is ServiceError {
+  return typeof reply === 'object' && reply !== null && typeof (reply as { error?: unknown }).error === 'string';
 }

@@ -17,6 +17,15 @@ export const DEFAULT_APP_UIDS: IdRange = { first: 2_000_000, last: 2_099_999 };
 /** Staging jobs: `--build-uids` of the stager. */
 export const DEFAULT_BUILD_UIDS: IdRange = { first: 2_100_000, last: 2_100_999 };
 
+/**
+ * Data services: one id per service instance of the `services` role
+ * (`--service-ids`). A filesystem instance's directory is group-owned by
+ * its id, and the DEA gives a bound app's processes that gid (`--service-gids`,
+ * the same range, refusing any other); a redis instance's redis-server runs
+ * as that uid.
+ */
+export const DEFAULT_SERVICE_IDS: IdRange = { first: 2_200_000, last: 2_299_999 };
+
 /** Largest uid the kernel and common tools handle without trouble (below 2^31, and not (uid_t)-1 or -2). */
 const MAX_UID = 2_147_483_646;
 

@@ -262,6 +262,38 @@ t.test('RejectionCounter logs at most one line per subject per interval', async 
   t.equal(counter.total, 1002);
 });
 
+t.test('data services: dea.<uuid>.start services, and the services nodes\' requests and replies', async (t) => {
+  const limits = { mem: 256, disk: 1024, fds: 256 };
+  const start = { droplet: 'app', index: 0, name: 'shop', uris: [], runtime: 'node', sha1: 'sha', version: 'sha-3', limits, env: [], users: [], flapping: false };
+  const redis = { name: 'cache', label: 'redis', plan: 'free', tags: ['redis'], credentials: { host: '127.0.0.1', port: 62001, password: 'pw', uri: 'redis://:pw@127.0.0.1:62001' } };
+  const files = { name: 'share', label: 'filesystem', plan: 'free', credentials: { dir: '/var/lib/skiff/services/filesystem/x' }, gid: 2200001 };
+  accepts(t, v.validateDeaStartRequest, { ...start, services: [redis, files] }, { ...start, services: [redis, { ...files, tags: [] }] }, 'bound services, tags default to []');
+  rejects(t, v.validateDeaStartRequest, { ...start, services: [{ ...redis, credentials: 'redis://:pw@h:1' }] }, 'services[0].credentials must be an object');
+  rejects(t, v.validateDeaStartRequest, { ...start, services: [{ ...files, gid: 0 }] }, 'services[0].gid must be an integer 1-2147483646');
+  rejects(t, v.validateDeaStartRequest, { ...start, services: [{ ...redis, label: undefined }] }, 'services[0].label must be a non-empty string');
+
+  const provision = { id: '0b9e5f7c-3f5e-4a57-9a70-2d1c6e0f4b11', service: 'redis', plan: 'free', name: 'cache', owner: 'a@b.c' };
+  accepts(t, v.validateServiceProvisionRequest, { ...provision, extra: 1 }, provision);
+  rejects(t, v.validateServiceProvisionRequest, { ...provision, id: 'Upper' }, "id must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit");
+  rejects(t, v.validateServiceProvisionRequest, { ...provision, id: '../etc' }, "id must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit");
+  rejects(t, v.validateServiceProvisionRequest, { ...provision, id: 'x'.repeat(41) }, "id must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit");
+  accepts(t, v.validateServiceBindRequest, { id: 'abc', app: 'app-1', app_uid: 2000001 }, { id: 'abc', app: 'app-1', app_uid: 2000001 });
+  accepts(t, v.validateServiceBindRequest, { id: 'abc', app: 'app-1' }, { id: 'abc', app: 'app-1' }, 'app_uid is optional');
+  rejects(t, v.validateServiceBindRequest, { id: 'abc' }, 'app must be a non-empty string');
+  accepts(t, v.validateServiceStatusRequest, { ids: ['a', 'b'] }, { ids: ['a', 'b'] });
+  rejects(t, v.validateServiceStatusRequest, { ids: ['a', 'B'] }, 'ids[1] must be a service instance id');
+
+  accepts(t, v.validateServiceProvisionReply, { ok: true, node: 'core-1' }, { ok: true, node: 'core-1' });
+  accepts(t, v.validateServiceProvisionReply, { error: 'no such plan', code: 'unknown_plan' }, { error: 'no such plan', code: 'unknown_plan' }, 'an error reply');
+  accepts(t, v.validateServiceOk, { error: 'boom', code: 'weird' }, { error: 'boom', code: 'failed' }, 'an unknown code reads as failed');
+  accepts(t, v.validateServiceBindReply, { credentials: { dir: '/x' }, gid: 2200001 }, { credentials: { dir: '/x' }, gid: 2200001 });
+  accepts(t, v.validateServiceStatusReply, { instances: [{ id: 'a', healthy: true, detail: 'running' }] }, { instances: [{ id: 'a', healthy: true, detail: 'running' }] });
+  accepts(t, v.validateServiceOfferingsReply, { services: [{ label: 'redis', description: 'Redis', plans: [{ name: 'free', description: '64 MB' }] }] },
+    { services: [{ label: 'redis', description: 'Redis', plans: [{ name: 'free', description: '64 MB' }] }] });
+  const leaked = v.validateServiceBindRequest({ id: 'abc', app: { password: 'hunter2' } });
+  t.notMatch(JSON.stringify(leaked), /hunter2/, 'errors never echo a value');
+});
+
 t.test('router.app_stats and dea.stats', async (t) => {
   const counts = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   const stats = {

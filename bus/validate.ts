@@ -37,10 +37,17 @@ import {
   type Limits,
   type RouterRegister,
   type RouterStart,
+  type ServiceBinding,
   type StagerReply,
   type StagerRequest,
 } from './messages';
-import { SSH_MAX_COMMAND, SSH_MAX_TERMINAL, SSH_SESSION_ID, type HmGiveUp, type SshControl, type SshExit, type SshReply, type SshRequest } from './platform';
+import {
+  SERVICE_ERROR_CODES, SERVICE_INSTANCE_ID, SSH_MAX_COMMAND, SSH_MAX_TERMINAL, SSH_SESSION_ID,
+  type HmGiveUp, type ServiceBindReply, type ServiceBindRequest, type ServiceDeprovisionRequest, type ServiceError,
+  type ServiceOfferingsReply, type ServiceOk, type ServiceProvisionReply, type ServiceProvisionRequest,
+  type ServiceStatusReply, type ServiceStatusRequest, type ServiceUnbindRequest,
+  type SshControl, type SshExit, type SshReply, type SshRequest,
+} from './platform';
 
 export type Validation<T> = { ok: true; value: T } | { ok: false; error: string };
 export type Validator<T> = (value: unknown) => Validation<T>;
@@ -224,6 +231,13 @@ class Fields {
     return this.present(key) ? this.stringMap(key) : undefined;
   }
 
+  /** Any JSON object, copied (e.g. service credentials, whose fields depend on the service). */
+  plainObject(key: string): Record<string, unknown> {
+    const o = this.obj[key];
+    if (!isPlainObject(o)) fail(`${this.name(key)} must be an object`);
+    return Object.fromEntries(Object.entries(o));
+  }
+
   countMap(key: string): Record<string, number> {
     const o = this.obj[key];
     if (!isPlainObject(o) || !Object.values(o).every((v) => typeof v === 'number' && Number.isInteger(v) && v >= 0)) {
@@ -404,7 +418,7 @@ export const validateDeaStartRequest = validator((m): DeaStartRequest => compact
   version: m.string('version'),
   limits: readLimits(m.object('limits')),
   env: m.list('env', anyString, 'strings'),
-  services: m.list('services', (item) => item, 'items'),
+  services: m.list('services', readServiceBinding, 'objects'),
   users: m.list('users', nonEmptyString, 'strings'),
   flapping: m.bool('flapping', false),
   start_command: m.optString('start_command'),
@@ -413,6 +427,18 @@ export const validateDeaStartRequest = validator((m): DeaStartRequest => compact
   uid: m.optInt('uid', 1, 2_147_483_646),
   session_affinity: m.optBool('session_affinity'),
 }));
+
+function readServiceBinding(item: unknown, name: string): ServiceBinding {
+  const b = Fields.of(item, name);
+  return compact({
+    name: b.string('name'),
+    label: b.string('label'),
+    plan: b.string('plan'),
+    tags: b.list('tags', nonEmptyString, 'strings'),
+    credentials: b.plainObject('credentials'),
+    gid: b.optInt('gid', 1, 2_147_483_646),
+  });
+}
 
 function readStopFilters(m: Fields): DeaStop {
   return compact({
@@ -665,6 +691,93 @@ export const validateComponentAnnounce = validator((m): ComponentAnnounce => {
     uptime: m.text('uptime'),
   });
 });
+
+// ---- data services (bus/platform.ts) ----
+
+function serviceInstanceId(f: Fields, key = 'id'): string {
+  const id = f.string(key);
+  if (!SERVICE_INSTANCE_ID.test(id)) fail(`${key} must be 1-40 lowercase letters, digits, '-' or '_', starting with a letter or digit`);
+  return id;
+}
+
+export const validateServiceProvisionRequest = validator((m): ServiceProvisionRequest => ({
+  id: serviceInstanceId(m),
+  service: m.string('service'),
+  plan: m.string('plan'),
+  name: m.string('name'),
+  owner: m.string('owner'),
+}));
+
+export const validateServiceDeprovisionRequest = validator((m): ServiceDeprovisionRequest => ({ id: serviceInstanceId(m) }));
+
+export const validateServiceBindRequest = validator((m): ServiceBindRequest => compact({
+  id: serviceInstanceId(m),
+  app: m.id('app'),
+  app_uid: m.optInt('app_uid', 1, 2_147_483_646),
+}));
+
+export const validateServiceUnbindRequest = validator((m): ServiceUnbindRequest => ({ id: serviceInstanceId(m), app: m.id('app') }));
+
+/** At most this many ids per status request. */
+export const SERVICE_STATUS_MAX_IDS = 1000;
+
+export const validateServiceStatusRequest = validator((m): ServiceStatusRequest => {
+  const ids = m.array('ids', (item, name) => {
+    if (typeof item !== 'string' || !SERVICE_INSTANCE_ID.test(item)) fail(`${name} must be a service instance id`);
+    return item;
+  }, { what: 'service instance ids' });
+  if (ids.length > SERVICE_STATUS_MAX_IDS) fail(`ids must hold at most ${SERVICE_STATUS_MAX_IDS} ids`);
+  return { ids };
+});
+
+/**
+ * A services node's reply: the expected shape, or a ServiceError (an
+ * unknown code reads as `failed`). For the controller.
+ */
+function serviceReply<T>(read: (m: Fields) => T): Validator<T | ServiceError> {
+  return validator((m) => {
+    if (m.raw('error') !== undefined && m.raw('error') !== null) {
+      const code = m.raw('code');
+      return { error: m.string('error'), code: (SERVICE_ERROR_CODES as readonly unknown[]).includes(code) ? (code as ServiceError['code']) : 'failed' };
+    }
+    return read(m);
+  });
+}
+
+export const validateServiceOfferingsReply = serviceReply((m): ServiceOfferingsReply => ({
+  services: m.array('services', (item, name) => {
+    const s = Fields.of(item, name);
+    return {
+      label: s.string('label'),
+      description: s.text('description'),
+      plans: s.array('plans', (plan, planName) => {
+        const p = Fields.of(plan, planName);
+        return { name: p.string('name'), description: p.text('description') };
+      }, { what: 'objects' }),
+    };
+  }, { what: 'objects' }),
+}));
+
+function ok(m: Fields): true {
+  if (m.raw('ok') !== true) fail('ok must be true');
+  return true;
+}
+
+export const validateServiceProvisionReply = serviceReply((m): ServiceProvisionReply => ({ ok: ok(m), node: m.string('node') }));
+
+export const validateServiceOk = serviceReply((m): ServiceOk => ({ ok: ok(m) }));
+
+export const validateServiceBindReply = serviceReply((m): ServiceBindReply => compact({
+  credentials: m.plainObject('credentials') as unknown as ServiceBindReply['credentials'],
+  gid: m.optInt('gid', 1, 2_147_483_646),
+}));
+
+export const validateServiceStatusReply = serviceReply((m): ServiceStatusReply => ({
+  instances: m.array('instances', (item, name) => {
+    const i = Fields.of(item, name);
+    return { id: i.string('id'), healthy: i.bool('healthy', false), detail: i.text('detail') };
+  }, { what: 'objects' }),
+}));
 
 // ---- decoding ----
 

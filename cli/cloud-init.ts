@@ -22,7 +22,7 @@ export const NODE_RELEASE = {
   },
 } as const;
 
-export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health'] as const;
+export const NODE_ROLES = ['router', 'controller', 'stager', 'dea', 'health', 'services'] as const;
 
 export const INSTALL_DIR = '/opt/skiff';
 export const JOIN_ENV_FILE = '/etc/skiff/join.env';

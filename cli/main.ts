@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { help: string; load: () => Command }> = {
   stager: { help: 'run a stager: turn pushed apps into droplets', load: () => require('../control/stager/main').main },
   dea: { help: 'run a DEA: the agent that runs app instances', load: () => require('../dea/main').main },
   health: { help: 'run the health manager', load: () => loadRole('../control/health/main') },
+  'services-node': { help: 'run the data services of this node: redis, postgresql, filesystem', load: () => loadRole('../services/main') },
   up: { help: 'run the whole platform on this machine', load: () => require('./up').main },
   node: { help: 'a node of the cluster: info (its roles), cloud-init (user-data for a new one)', load: () => require('./node').main },
 };
@@ -36,10 +37,11 @@ const CLIENT: Record<string, { help: string; load: () => Command }> = Object.fro
 
 function usage(): string {
   const lines = ['usage: skiff <command> [flags]', '', 'commands:'];
+  const width = Math.max(12, ...[...Object.keys(CLIENT), ...Object.keys(COMMANDS)].map((name) => name.length + 2));
   // `skiff node` is listed with the platform commands, which take its other subcommands.
-  for (const [name, { help }] of Object.entries(CLIENT)) if (!(name in COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
+  for (const [name, { help }] of Object.entries(CLIENT)) if (!(name in COMMANDS)) lines.push(`  ${name.padEnd(width)}${help}`);
   lines.push('', 'platform:');
-  for (const [name, { help }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(12)}${help}`);
+  for (const [name, { help }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}${help}`);
   lines.push('', 'Run `skiff <command> --help` for its flags.');
   return lines.join('\n');
 }

@@ -180,6 +180,9 @@ export async function main(argv: string[]): Promise<number> {
             SKIFF_CONTROLLER_ROUTER_URL: routerUrl,
           },
         };
+      case 'services':
+        // Its backends' data under <data-dir>/services/; credentials name the address apps on other nodes reach.
+        return { args: ['--data-dir', dataDir, ...(advertised ? ['--host', state.advertise] : [])] };
       case 'dea':
         // The DEA keeps <data-dir>/dea/<index>/ itself; apps listen on the advertised address, and routes carry it.
         return {
@@ -325,6 +328,7 @@ const ROLE_MODULES: Record<string, string> = {
   stager: '../control/stager/main',
   dea: '../dea/main',
   health: '../control/health/main',
+  services: '../services/main',
 };
 
 /** The roles are written on separate branches; a build without one runs without it. */

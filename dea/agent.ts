@@ -23,7 +23,7 @@ import { formatRange, inRange, type IdRange } from '../bus/uids';
 import { SKIFF_VERSION } from '../bus/version';
 import { DropletCache } from './droplets';
 import { formatCfTime } from './env';
-import { readInstancePathAs, type RunAs } from './files-as-user';
+import { groupArgs, readInstancePathAs, type RunAs } from './files-as-user';
 import { inotifyWarning, readInotifyLimits } from './host-checks';
 import { matchesFilters, stopTargets } from './filters';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
@@ -50,6 +50,8 @@ export interface DeaSettings {
   user: string;
   /** As root: the uids a start may ask for (each app its own); a start with another is refused. */
   appUids: IdRange;
+  /** The supplementary groups a start's bound services may give an instance; a start with another is refused. */
+  serviceGids: IdRange;
   crashKeepMs: number;
   advertiseIntervalMs?: number;
   heartbeatIntervalMs?: number;
@@ -198,7 +200,7 @@ export class Dea {
     this.logger.info('DEA ready', {
       id: this.id, index: this.settings.index, dir: this.settings.baseDir, memory_mb: this.maxMemoryMb,
       ports: `${this.settings.portRange.first}-${this.settings.portRange.last}`,
-      app_uids: this.isRoot ? formatRange(this.settings.appUids) : undefined, user_without_uid: this.isRoot ? this.settings.user : undefined,
+      app_uids: this.isRoot ? formatRange(this.settings.appUids) : undefined, service_gids: formatRange(this.settings.serviceGids), user_without_uid: this.isRoot ? this.settings.user : undefined,
       watchdog_pid: this.watchdog.pid,
     });
   }
@@ -304,18 +306,21 @@ export class Dea {
     this.hasPrlimit = works('prlimit', ['--nofile=64:64', '--', 'true']);
   }
 
-  /** As root: the app's own uid (gid the same number), or --user for a start without one. */
+  /** As root: the app's own uid (gid the same number), or --user for a start without one; its services' gids as supplementary groups. */
   private runAsFor(spec: InstanceSpec): RunAs | undefined {
     if (!this.isRoot) return undefined;
-    if (spec.uid !== undefined && Number.isInteger(spec.uid) && spec.uid > 0) return { uid: spec.uid, gid: spec.uid };
-    return this.fallbackUser;
+    const user = spec.uid !== undefined && Number.isInteger(spec.uid) && spec.uid > 0 ? { uid: spec.uid, gid: spec.uid } : this.fallbackUser;
+    if (user === undefined) return undefined;
+    // Checked at the start; a record from another range (an older run's) gives no group rather than a wrong one.
+    const groups = serviceGids(spec.services).filter((gid) => inRange(this.settings.serviceGids, gid));
+    return groups.length > 0 ? { ...user, groups } : user;
   }
 
   private launcher(limits: Limits, runAs: RunAs | undefined): string[] {
     const prefix: string[] = [];
     if (this.hasSetpriv) {
       prefix.push('setpriv', '--pdeathsig', 'SIGKILL');
-      if (runAs) prefix.push(`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups');
+      if (runAs) prefix.push(`--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, ...groupArgs(runAs));
       prefix.push('--');
     }
     if (limits.fds > 0) {
@@ -468,6 +473,13 @@ export class Dea {
       const range = formatRange(this.settings.appUids);
       this.logger.warn('start refused: uid outside --app-uids', { app: start.droplet, index: start.index, uid: start.uid, app_uids: range });
       msg.respond({ error: `uid ${start.uid} is outside this DEA's --app-uids ${range}: give controllers and DEAs the same range` });
+      return;
+    }
+    const gids = checkServiceGids(start.services, this.settings.serviceGids);
+    if (typeof gids === 'string') {
+      // Names and numbers only: a bound service's credentials are never logged.
+      this.logger.warn('start refused: a bound service\'s gid', { app: start.droplet, index: start.index, reason: gids });
+      msg.respond({ error: gids });
       return;
     }
     if (this.stopping) {
@@ -825,6 +837,28 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   } catch {
     // gone
   }
+}
+
+/** The `gid`s of a start's bound services (bus/messages.ts ServiceBinding), in order, without repeats. */
+export function serviceGids(services: unknown[]): number[] {
+  const gids: number[] = [];
+  for (const service of services) {
+    const gid = typeof service === 'object' && service !== null ? (service as { gid?: unknown }).gid : undefined;
+    if (typeof gid === 'number' && Number.isInteger(gid) && !gids.includes(gid)) gids.push(gid);
+  }
+  return gids;
+}
+
+/**
+ * The gids a start's services ask for, or why the start is refused: one
+ * outside `range` (a start must never put an app into root's group, or any
+ * other group of the host).
+ */
+export function checkServiceGids(services: unknown[], range: IdRange): number[] | string {
+  const gids = serviceGids(services);
+  const outside = gids.find((gid) => !inRange(range, gid));
+  if (outside !== undefined) return `service gid ${outside} is outside this DEA's --service-gids ${formatRange(range)}: give the services nodes and the DEAs the same range`;
+  return gids;
 }
 
 /** uid and gid of a user, from `id`. */

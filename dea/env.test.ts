@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildInstanceEnv, DEFAULT_PATH, formatCfTime, groupServices, type InstanceEnvInput } from './env';
+import { buildInstanceEnv, DEFAULT_PATH, formatCfTime, groupServices, serviceUrls, type InstanceEnvInput } from './env';
 
 const input: InstanceEnvInput = {
   appId: 'app-1',
@@ -46,4 +46,26 @@ t.test('defaults and services', async (t) => {
   t.same(JSON.parse(env.VCAP_SERVICES!), { redis: [{ label: 'redis', name: 'r1' }], 'user-provided': [{ name: 'x' }] });
   t.same(groupServices([]), {});
   t.equal(formatCfTime(new Date(Date.UTC(2026, 10, 25, 10, 0, 0, 123))), '2026-11-25 10:00:00 +0000');
+});
+
+t.test('bound services: VCAP_SERVICES without gids, DATABASE_URL and REDIS_URL when one of the kind is bound', async (t) => {
+  const pg = { name: 'db', label: 'postgresql', plan: 'free', tags: ['postgresql'], credentials: { uri: 'postgres://u:pw@127.0.0.1:5432/d', password: 'pw' } };
+  const redis = { name: 'cache', label: 'redis', plan: 'free', tags: ['redis'], credentials: { uri: 'redis://:pw@127.0.0.1:6380', password: 'pw' } };
+  const fs = { name: 'files', label: 'filesystem', plan: 'free', tags: ['filesystem'], credentials: { dir: '/srv/files' }, gid: 2200001 };
+  const { env } = buildInstanceEnv({ ...input, appEnv: ['DATABASE_URL=postgres://elsewhere/x', 'REDIS_URL=redis://elsewhere'], services: [pg, redis, fs] });
+  const vcap = JSON.parse(env.VCAP_SERVICES!);
+  t.same(Object.keys(vcap).sort(), ['filesystem', 'postgresql', 'redis']);
+  t.same(vcap.filesystem, [{ name: 'files', label: 'filesystem', plan: 'free', tags: ['filesystem'], credentials: { dir: '/srv/files' } }], 'the gid is not the app\'s to see');
+  t.same(vcap.postgresql, [pg]);
+  t.equal(env.DATABASE_URL, pg.credentials.uri, 'DATABASE_URL: the bound database wins over the app\'s own env');
+  t.equal(env.REDIS_URL, redis.credentials.uri);
+
+  const two = buildInstanceEnv({ ...input, appEnv: [], services: [pg, { ...pg, name: 'db2' }, redis] }).env;
+  t.notOk('DATABASE_URL' in two, 'two databases: no DATABASE_URL, the app picks from VCAP_SERVICES');
+  t.equal(two.REDIS_URL, redis.credentials.uri);
+  t.equal(JSON.parse(two.VCAP_SERVICES!).postgresql.length, 2);
+
+  const kept = buildInstanceEnv({ ...input, appEnv: ['DATABASE_URL=postgres://elsewhere/x'], services: [] }).env;
+  t.equal(kept.DATABASE_URL, 'postgres://elsewhere/x', 'nothing bound: the app\'s own DATABASE_URL stays');
+  t.same(serviceUrls([{ label: 'redis', credentials: {} }, { label: 'postgresql', credentials: { uri: 7 } }]), {}, 'no uri, no variable');
 });

@@ -24,6 +24,7 @@ export interface InstanceEnvInput {
   tmpDir: string;
   /** "KEY=value" strings from the start message. */
   appEnv: string[];
+  /** The start message's bound services (bus/platform.ts BoundService; credentials inside: never logged). */
   services: unknown[];
 }
 
@@ -89,20 +90,51 @@ export function buildInstanceEnv(input: InstanceEnvInput): BuiltEnv {
     TMPDIR: input.tmpDir,
     CF_INSTANCE_INDEX: String(input.index),
   });
+  // After the app's own env: a bound database is the one the app must use.
+  Object.assign(env, serviceUrls(input.services));
   return { env, skipped };
 }
 
-/** VCAP_SERVICES groups bound services by their label, as Cloud Foundry v1 did. */
+/**
+ * VCAP_SERVICES groups bound services by their label, as Cloud Foundry v1
+ * did. `gid` is the DEA's business (the process's groups), not the app's.
+ */
 export function groupServices(services: unknown[]): Record<string, unknown[]> {
   const grouped: Record<string, unknown[]> = {};
   for (const service of services) {
-    const label =
-      typeof service === 'object' && service !== null && typeof (service as { label?: unknown }).label === 'string'
-        ? (service as { label: string }).label
-        : 'user-provided';
-    (grouped[label] ??= []).push(service);
+    const label = labelOf(service) ?? 'user-provided';
+    let shown = service;
+    if (isObject(service) && 'gid' in service) {
+      const { gid: _gid, ...rest } = service;
+      shown = rest;
+    }
+    (grouped[label] ??= []).push(shown);
   }
   return grouped;
+}
+
+/** Heroku's and Stackato's variables: the uri of the one bound service of that label. */
+export const SERVICE_URL_VARIABLES: Readonly<Record<string, string>> = { postgresql: 'DATABASE_URL', redis: 'REDIS_URL' };
+
+/** DATABASE_URL / REDIS_URL when exactly one service of the label is bound; with two, the app must choose from VCAP_SERVICES. */
+export function serviceUrls(services: unknown[]): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const [label, variable] of Object.entries(SERVICE_URL_VARIABLES)) {
+    const bound = services.filter((service) => labelOf(service) === label);
+    if (bound.length !== 1) continue;
+    const credentials = (bound[0] as { credentials?: unknown }).credentials;
+    const uri = isObject(credentials) ? credentials.uri : undefined;
+    if (typeof uri === 'string' && uri !== '') urls[variable] = uri;
+  }
+  return urls;
+}
+
+function labelOf(service: unknown): string | undefined {
+  return isObject(service) && typeof service.label === 'string' ? service.label : undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** "2026-11-25 10:00:00 +0000", the time format of CF v1 messages. */

@@ -15,6 +15,13 @@ import { readInstancePath, type SliceRequest } from './files';
 export interface RunAs {
   uid: number;
   gid: number;
+  /** Supplementary groups (the gids of the app's bound services); none when absent. */
+  groups?: number[];
+}
+
+/** setpriv's group arguments: exactly `groups` as supplementary groups, or none at all. */
+export function groupArgs(runAs: RunAs): string[] {
+  return runAs.groups !== undefined && runAs.groups.length > 0 ? [`--groups=${runAs.groups.join(',')}`] : ['--clear-groups'];
 }
 
 /** A reply (a slice of at most FILES_MAX_SLICE, base64 in JSON) is well under this. */
@@ -93,7 +100,7 @@ function runHelper(runAs: RunAs, instanceDir: string, request: SliceRequest, opt
   }
   return new Promise((resolve) => {
     const child = spawn('setpriv', [
-      '--pdeathsig', 'SIGKILL', `--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, '--clear-groups', '--',
+      '--pdeathsig', 'SIGKILL', `--reuid=${runAs.uid}`, `--regid=${runAs.gid}`, ...groupArgs(runAs), '--',
       options.node ?? process.execPath, '-',
     ], { cwd: '/', env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       defaultMemoryMb: DEFAULT_MEMORY_MB,
       user: options.user ?? 'nobody',
       appUids: options.appUids,
+      serviceGids: options.serviceGids,
       crashKeepMs: options.crashKeepMs,
       node: options.node,
     },

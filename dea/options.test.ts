@@ -44,3 +44,11 @@ t.test('--app-uids: the uids instances may run as', async (t) => {
   t.throws(() => parseDeaOptions(['--app-uids', '0-100'], {}, true), /--app-uids must be FIRST-LAST with 1000/, 'never root or system users');
   t.throws(() => parseDeaOptions([], { SKIFF_DEA_APP_UIDS: 'x' }, true), /SKIFF_DEA_APP_UIDS must look like/);
 });
+
+t.test('--service-gids: the groups bound services may give instances', async (t) => {
+  t.same(parseDeaOptions([], {}, true).serviceGids, { first: 2_200_000, last: 2_299_999 }, 'default: DEFAULT_SERVICE_GIDS, the services nodes\'');
+  t.same(parseDeaOptions(['--service-gids', '2200000-2200009'], {}, true).serviceGids, { first: 2_200_000, last: 2_200_009 });
+  t.same(parseDeaOptions([], { SKIFF_DEA_SERVICE_GIDS: '7000-7009' }, true).serviceGids, { first: 7000, last: 7009 });
+  t.throws(() => parseDeaOptions(['--service-gids', '0-10'], {}, true), /--service-gids must be FIRST-LAST with 1000/, 'never root\'s or a system group');
+  t.throws(() => parseDeaOptions([], { SKIFF_DEA_SERVICE_GIDS: 'staff' }, true), /SKIFF_DEA_SERVICE_GIDS must look like/);
+});

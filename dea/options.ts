@@ -4,7 +4,7 @@ import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { knownSetting } from '../bus/settings';
-import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
+import { DEFAULT_APP_UIDS, DEFAULT_SERVICE_IDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
 
 export const ENV_PREFIX = 'SKIFF_DEA';
 
@@ -21,6 +21,7 @@ export const DEA_FLAGS: readonly FlagSpec[] = [
   { name: 'user', kind: 'string', help: 'unprivileged user app instances run as when the DEA runs as root', defaultText: 'nobody' },
   { name: 'crash-keep', kind: 'number', min: 0, help: 'seconds a crashed instance stays listable, with its files', defaultText: '3600' },
   { name: 'app-uids', kind: 'string', help: 'uids apps may run as (each app its own, chosen by the controller); a start with a uid outside is refused', defaultText: formatRange(DEFAULT_APP_UIDS) },
+  { name: 'service-gids', kind: 'string', help: 'groups a bound service may give an app\'s processes (the filesystem service\'s shared directories); a start with a gid outside is refused', defaultText: formatRange(DEFAULT_SERVICE_IDS) },
 ];
 
 export interface DeaOptions {
@@ -42,6 +43,8 @@ export interface DeaOptions {
   crashKeepMs: number;
   /** The uids the controller may ask an instance to run as (as root). */
   appUids: IdRange;
+  /** The supplementary groups a start's bound services may give an instance. */
+  serviceGids: IdRange;
 }
 
 export const DEFAULT_MEMORY_MB = knownSetting('dea.max_memory_mb').default as number;
@@ -87,5 +90,8 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
     appUids: values['app-uids'] === undefined
       ? DEFAULT_APP_UIDS
       : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
+    serviceGids: values['service-gids'] === undefined
+      ? DEFAULT_SERVICE_IDS
+      : parseUidRange(values['service-gids'] as string, sources['service-gids'] === 'env' ? `${ENV_PREFIX}_SERVICE_GIDS` : '--service-gids'),
   };
 }

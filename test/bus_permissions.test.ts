@@ -46,6 +46,7 @@ const CASES: Record<NatsRole, { allowed: string; refused: string; why: string }>
   stager: { allowed: 'staging.app1.log', refused: 'router.register', why: 'a build cannot route traffic' },
   dea: { allowed: 'router.register', refused: 'dea.0c4f.ssh', why: 'only the controller opens shells in instances' },
   health: { allowed: 'cloudcontrollers.hm.requests', refused: 'dea.0c4f.start', why: 'only the controller places instances' },
+  services: { allowed: 'vcap.component.announce', refused: 'services.node-2.bind', why: 'only the controller binds service instances (a node could ask another for credentials)' },
   node: { allowed: 'skiff.node.credentials', refused: 'router.register', why: 'a node supervisor routes no traffic itself' },
 };
 
@@ -123,8 +124,8 @@ t.test('components: the controller asks every role to describe itself and hears 
     others.push(bus);
   }
   const replies = await requestAll<{ type: string }>(controller, 'vcap.component.discover', {}, { windowMs: 300 });
-  t.same(replies.map((r) => r.type).sort(), ['dea', 'health', 'node', 'router', 'stager'], 'the node supervisors answer too');
-  await eventually(() => heard.length === 5, 'every announcement reaches the controller');
+  t.same(replies.map((r) => r.type).sort(), ['dea', 'health', 'node', 'router', 'services', 'stager'], 'the node supervisors answer too');
+  await eventually(() => heard.length === 6, 'every announcement reaches the controller');
   t.equal(controller.permissionViolations, 0);
   const { bus: dea } = await connectAs(t, nats, 'dea');
   dea.publish('vcap.component.discover', {});

@@ -85,12 +85,16 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   const natsDir = join(dataDir, 'nats');
   t.equal(statSync(natsDir).mode & 0o777, 0o700, 'nats/ is 0700');
   const secrets = readdirSync(natsDir).filter((name) => name.endsWith('.json') || name.endsWith('.conf'));
-  t.same(secrets.sort(), ['controller.json', 'dea.json', 'health.json', 'nats-server.conf', 'node.json', 'operator.json', 'router.json', 'secrets.json', 'stager.json']);
+  t.same(secrets.sort(), ['controller.json', 'dea.json', 'health.json', 'nats-server.conf', 'node.json', 'operator.json', 'router.json', 'secrets.json', 'services.json', 'stager.json']);
   // A node alone is still the first node of a cluster: it says how another joins it, and what it runs.
   const joinLine = /^join: skiff up --join (skiff1-\S+)$/m.exec(first.output().out);
   t.ok(joinLine, 'the join: line');
   t.same(decodeJoinToken(joinLine![1]!).servers, [`nats://127.0.0.1:${first.ports.nats}`], 'the token names this NATS');
-  t.match(first.output().out, /^node: \S+ \(router, controller, stager, dea, health, nats-server\)$/m);
+  t.match(first.output().out, /^node: \S+ \(router, controller, stager, dea, health, services, nats-server\)$/m);
+  // The data services run by default, idle (no backend) until an instance is provisioned.
+  await eventually(() => first.output().err.includes('services: services node ready'), 'the services node is ready', 30_000);
+  t.equal(modeOf(join(dataDir, 'services')), '711', 'its directory: traverse-only, for the apps\' shared directories');
+  t.same(descendants(first.child.pid!).filter((pid) => /redis-server|postgres/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))), [], 'no backend runs before an instance needs it');
   for (const name of secrets) t.equal(statSync(join(natsDir, name)).mode & 0o777, 0o600, `${name} is 0600`);
   const natsUrl = `nats://127.0.0.1:${first.ports.nats}`;
   await t.rejects(connectBus({ servers: natsUrl, name: 'anonymous', logger: silentLogger }), /refused an anonymous connection/);

@@ -21,6 +21,9 @@ t.test('help lists the client commands and each command has its own', async (t) 
   const help = await skiff(['--help'], home);
   t.equal(help.code, 0);
   for (const command of ['push', 'apps', 'scale', 'logs', 'passwd', 'add-user', 'up']) t.match(help.stdout, new RegExp(`\\n  ${command} `));
+  // Long names (unbind-service, services-node) keep one column for every description.
+  const columns = new Set(help.stdout.split('\n').filter((line) => /^  \S/.test(line)).map((line) => /^  \S+ +/.exec(line)![0].length));
+  t.equal(columns.size, 1, 'every command\'s description starts in the same column');
   const push = await skiff(['push', '--help'], home);
   t.equal(push.code, 0);
   t.match(push.stdout, /usage: skiff push \[DIR\]/);
@@ -69,6 +72,17 @@ t.test('bad arguments: exit 2 with one clear line', async (t) => {
     [['passwd', 'a@example.com'], /^skiff passwd: passwd EMAIL needs --new when not run on a terminal$/],
     [['passwd', '--old', 'old-secret-1', '--new='], /^skiff passwd: missing password$/],
     [['passwd', '--old'], /^skiff passwd: option --old needs a value$/],
+    // Data services.
+    [['marketplace', 'redis'], /^skiff marketplace: unexpected argument "redis"/],
+    [['create-service'], /^skiff create-service: missing SERVICE \(skiff marketplace lists them\)$/],
+    [['create-service', 'redis'], /^skiff create-service: missing service name$/],
+    [['create-service', 'redis', 'My Cache'], /^skiff create-service: invalid service name "My Cache": use lowercase letters/],
+    [['create-service', 'redis', 'cache', '--plan', 'Big!'], /^skiff create-service: invalid --plan "Big!"/],
+    [['services', 'extra'], /^skiff services: unexpected argument "extra"/],
+    [['bind-service', 'cache'], /^skiff bind-service: missing APP \(usage: skiff bind-service NAME APP\)$/],
+    [['bind-service', 'cache', 'Bad_App'], /^skiff bind-service: invalid app name "Bad_App"/],
+    [['unbind-service', 'Cache!', 'web'], /^skiff unbind-service: invalid service name "Cache!"/],
+    [['delete-service'], /^skiff delete-service: missing service name$/],
   ];
   // Independent processes: run them side by side to keep the file quick.
   const runs = await Promise.all(cases.map(([args]) => skiff(args, home)));

@@ -36,17 +36,17 @@ t.test('skiff nodes: every role, other nodes, down, remembered', async (t) => {
   const platform = startSkiffTree(t, upArgs(dataDir, ports), home, 170_000, { SKIFF_NODE: 'core-1', SKIFF_CONTROLLER_NODE_TIMEOUT: '3' });
   await eventually(() => platform.out().includes('api: '), 'the platform to be up', 60_000);
 
-  await t.test('one node runs all five roles, each announcing itself', async (t) => {
-    await eventually(async () => (await nodes(home)).find((n) => n.node === 'core-1')?.components.length === 6, 'every role of core-1 to answer', 20_000);
+  await t.test('one node runs all six roles, each announcing itself', async (t) => {
+    await eventually(async () => (await nodes(home)).find((n) => n.node === 'core-1')?.components.length === 7, 'every role of core-1 to answer', 20_000);
     const [core] = await nodes(home);
-    t.same(core!.roles, ['controller', 'dea', 'health', 'nats-server', 'router', 'stager'], 'the roles its supervisor (a Node) was given, and its nats-server');
+    t.same(core!.roles, ['controller', 'dea', 'health', 'nats-server', 'router', 'services', 'stager'], 'the roles its supervisor (a Node) was given, and its nats-server');
     t.equal(core!.state, 'running');
     t.ok(core!.uptime !== null && core!.uptime >= 0);
-    t.same(core!.components.map((c) => c.type).sort(), ['CloudController', 'DEA', 'HealthManager', 'Node', 'Router', 'Stager']);
+    t.same(core!.components.map((c) => c.type).sort(), ['CloudController', 'DEA', 'HealthManager', 'Node', 'Router', 'ServicesNode', 'Stager']);
     const table = await skiff(['nodes'], home);
     t.equal(table.code, 0, table.stderr);
     t.match(table.stdout, /^NODE\s+HOST\s+ROLES\s+UPTIME\s+STATE\n/);
-    t.match(table.stdout, /^core-1\s+\S+\s+controller,dea,health,nats-server,router,stager\s+\d+d:\d+h:\d+m:\d+s\s+running$/m);
+    t.match(table.stdout, /^core-1\s+\S+\s+controller,dea,health,nats-server,router,services,stager\s+\d+d:\d+h:\d+m:\d+s\s+running$/m);
   });
 
   const statusPort = await freePort();
@@ -100,7 +100,7 @@ t.test('skiff nodes: every role, other nodes, down, remembered', async (t) => {
     // skiff up restarts it; the new one never heard edge-1 and finds it in skiff_nodes.
     await eventually(async () => {
       const list = await nodes(home).catch(() => []);
-      return list.some((n) => n.node === 'edge-1' && n.state === 'down') && list.some((n) => n.node === 'core-1' && n.roles.length === 6);
+      return list.some((n) => n.node === 'edge-1' && n.state === 'down') && list.some((n) => n.node === 'core-1' && n.roles.length === 7);
     }, 'the new controller to list edge-1 as down', 30_000);
     t.pass('edge-1 is remembered as down');
   });

@@ -207,3 +207,87 @@ export function fakeStager(
   t.teardown(() => sub.unsubscribe());
   return { requests };
 }
+
+export interface FakeServicesNode {
+  node: string;
+  /** Provisioned instances by id. */
+  instances: Map<string, { service: string; plan: string; name: string }>;
+  /** Bindings granted, `<id> <app>` -> credentials. */
+  bindings: Map<string, Record<string, unknown>>;
+  /** Every request, by subject suffix (offerings, provision, bind, unbind, deprovision, status). */
+  requests: Array<{ op: string; body: any }>;
+  /** While set, provisions are recorded but not answered (a node that dies half-way). */
+  silent: boolean;
+  /** While set, requests to this node (bind, unbind, deprovision, status) go unanswered. */
+  down: boolean;
+  /** Healthy or not, per instance id (default healthy). */
+  healthy: Map<string, boolean>;
+  stop(): void;
+}
+
+/**
+ * A services node stand-in on the real bus (bus/platform.ts ServiceSubjects):
+ * offerings redis and postgresql with plans free and large; provisioning
+ * idempotent by id, credentials per binding (a fresh password each), the
+ * filesystem with a gid.
+ */
+export function fakeServicesNode(t: TeardownHost, bus: Bus, node = 'svc-1'): FakeServicesNode {
+  const fake: FakeServicesNode = { node, instances: new Map(), bindings: new Map(), requests: [], silent: false, down: false, healthy: new Map(), stop: () => {} };
+  const decode = (data: Uint8Array) => JSON.parse(new TextDecoder().decode(data));
+  const plans = [{ name: 'free', description: '64 MB' }, { name: 'large', description: '512 MB' }];
+  const subs = [
+    bus.subscribe('services.offerings', (msg) => {
+      fake.requests.push({ op: 'offerings', body: decode(msg.data) });
+      msg.respond({ services: ['redis', 'postgresql', 'filesystem'].map((label) => ({ label, description: `${label} for tests`, plans })) });
+    }, { queue: 'services' }),
+    bus.subscribe('services.provision', (msg) => {
+      const body = decode(msg.data);
+      fake.requests.push({ op: 'provision', body });
+      if (!['redis', 'postgresql', 'filesystem'].includes(body.service)) {
+        msg.respond({ error: `unknown service ${body.service}`, code: 'unknown_service' });
+        return;
+      }
+      fake.instances.set(body.id, { service: body.service, plan: body.plan, name: body.name });
+      if (!fake.silent) msg.respond({ ok: true, node });
+    }, { queue: 'services' }),
+    bus.subscribe(`services.${node}.*`, (msg) => {
+      const op = msg.subject.split('.')[2]!;
+      const body = decode(msg.data);
+      if (fake.down) return;
+      fake.requests.push({ op, body });
+      const instance = fake.instances.get(body.id);
+      switch (op) {
+        case 'bind': {
+          if (!instance) return void msg.respond({ error: 'no such service instance', code: 'not_found' });
+          const key = `${body.id} ${body.app}`;
+          if (!fake.bindings.has(key)) {
+            const password = `pw-${Math.random().toString(36).slice(2)}`;
+            fake.bindings.set(key, instance.service === 'filesystem'
+              ? { dir: `/srv/${body.id}` }
+              : { host: '127.0.0.1', hostname: '127.0.0.1', port: 6400, password, uri: `${instance.service === 'redis' ? 'redis' : 'postgres'}://u:${password}@127.0.0.1:6400` });
+          }
+          msg.respond({ credentials: fake.bindings.get(key), ...(instance.service === 'filesystem' ? { gid: 2_200_001 } : {}) });
+          return;
+        }
+        case 'unbind':
+          fake.bindings.delete(`${body.id} ${body.app}`);
+          return void msg.respond({ ok: true });
+        case 'deprovision':
+          fake.instances.delete(body.id);
+          for (const key of [...fake.bindings.keys()]) if (key.startsWith(`${body.id} `)) fake.bindings.delete(key);
+          return void msg.respond({ ok: true });
+        case 'status':
+          return void msg.respond({
+            instances: body.ids.filter((id: string) => fake.instances.has(id)).map((id: string) => ({ id, healthy: fake.healthy.get(id) ?? true, detail: fake.healthy.get(id) === false ? 'redis-server is down' : 'running' })),
+          });
+        default:
+          msg.respond({ error: `unknown request ${op}`, code: 'bad_request' });
+      }
+    }),
+  ];
+  fake.stop = () => {
+    for (const s of subs) s.unsubscribe();
+  };
+  t.teardown(() => fake.stop());
+  return fake;
+}

@@ -63,6 +63,7 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
       ['framework', app.staging?.framework],
       ['command', app.command ?? app.staging?.command],
       ['session affinity', app.session_affinity === undefined ? undefined : app.session_affinity ? 'on' : 'off'],
+      ['services', app.services === undefined ? undefined : app.services.join(', ') || 'none'],
       ['owner', app.owner],
       ['updated', app.meta?.updated !== undefined ? formatTimestamp(app.meta.updated) : undefined],
     ]),
@@ -134,7 +135,7 @@ export async function waitAndShowUrls(ctx: Context, api: Api, app: App, query: Q
  * Progress lines while the instances come up; when they cannot run, the
  * crashed instance's reason and last log lines, then the failure.
  */
-async function waitForStart(ctx: Context, api: Api, name: string, query: Query, args: CommandArgs, versionBefore: string | null | undefined): Promise<App> {
+export async function waitForStart(ctx: Context, api: Api, name: string, query: Query, args: CommandArgs, versionBefore: string | null | undefined): Promise<App> {
   const timeoutS = args.values.timeout !== undefined ? checkWholeNumber(args.values.timeout, '--timeout', 1) : DEFAULT_TIMEOUT_S;
   try {
     return await waitForInstances({ api, name, query, versionBefore, timeoutMs: timeoutS * 1000, onProgress: (text) => ctx.note(`  ${text}`) }).catch(notFoundAs(name));

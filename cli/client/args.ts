@@ -30,6 +30,16 @@ export function checkAppName(name: string | undefined, what = 'app name'): strin
   return name;
 }
 
+const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export function checkServiceName(name: string | undefined, what = 'service name'): string {
+  if (name === undefined || name === '') throw new UsageError(`missing ${what}`);
+  if (!SERVICE_NAME.test(name)) {
+    throw new UsageError(`invalid ${what} ${JSON.stringify(name)}: use lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters`);
+  }
+  return name;
+}
+
 /** A whole number within bounds, from a flag that parseFlags has already made numeric. */
 export function checkWholeNumber(value: number | string | boolean | undefined, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = typeof value === 'number' ? value : Number(value);

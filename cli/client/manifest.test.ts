@@ -107,3 +107,12 @@ t.test('unknown keys are named once each, and otherwise ignored', async (t) => {
   parseManifest('name: a\ninstances: 1\nmemory: 1G\ncommand: x\nenv: {}\nroutes: []\n', undefined, (w) => none.push(w));
   t.same(none, []);
 });
+
+t.test('services: names of service instances to bind, as cf manifests give them', async (t) => {
+  t.same(parseManifest('name: notes\nservices:\n- notes-db\n- cache\n- notes-db\n'), { name: 'notes', services: ['notes-db', 'cache'] });
+  t.same(parseManifest('applications:\n- name: notes\n  services:\n  - name: notes-db\n'), { name: 'notes', services: ['notes-db'] }, 'cf\'s newer `- name:` items');
+  t.same(parseManifest('services: [db]\napplications:\n- name: a\n'), { name: 'a', services: ['db'] }, 'a top-level default');
+  t.throws(() => parseManifest('services: db\n'), /services must be a list of service names/);
+  t.throws(() => parseManifest('services:\n- Notes DB\n'), /services\[0\] must be a service name/);
+  t.throws(() => parseManifest('services:\n- type: redis\n'), /services\[0\] must be a service name/, 'push creates no services: a mapping without a name is refused');
+});

@@ -1,5 +1,6 @@
 // manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
-// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains, and
+// routes (`- route: host.domain[/path]`) or host/hosts + domain/domains,
+// services (names of service instances to bind, which must exist), and
 // Skiff's session_affinity (true: the router pins clients to instances). A
 // top-level `applications:` list gives one entry per app; top-level fields
 // are defaults its entries inherit (as in CF). Skiff pushes one app: the
@@ -21,13 +22,16 @@ export interface AppManifest {
   /** `host:`/`hosts:` without a domain: routes on the platform's default domain. */
   hosts?: string[];
   sessionAffinity?: boolean;
+  /** Service instances to bind, by name (as cf's `services:`). */
+  services?: string[];
 }
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity'] as const;
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity', 'services'] as const;
+const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /**
  * Parses manifest text; `wantedName` picks an entry of `applications:`.
@@ -114,6 +118,7 @@ function normalise(entry: Record<string, unknown>): AppManifest {
     if (typeof entry.session_affinity !== 'boolean') throw new ManifestError('manifest.yml: session_affinity must be true or false');
     manifest.sessionAffinity = entry.session_affinity;
   }
+  if (entry.services !== undefined && entry.services !== null) manifest.services = parseServices(entry.services);
   const uris = parseRoutes(entry);
   if (uris !== undefined) manifest.uris = uris;
   else {
@@ -132,6 +137,19 @@ function parseEnv(env: unknown): Record<string, string> {
     out[key] = String(value);
   }
   return out;
+}
+
+/** `services: [name, ...]`, or cf's newer `- name: NAME` items; names of existing service instances. */
+function parseServices(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new ManifestError('manifest.yml: services must be a list of service names (skiff services lists yours)');
+  const names = value.map((item, i) => {
+    const name = isObject(item) ? item.name : item;
+    if (typeof name !== 'string' || !SERVICE_NAME.test(name)) {
+      throw new ManifestError(`manifest.yml: services[${i}] must be a service name (lowercase letters, digits, '-' and '_')`);
+    }
+    return name;
+  });
+  return [...new Set(names)];
 }
 
 function parseRoutes(entry: Record<string, unknown>): string[] | undefined {

@@ -8,6 +8,7 @@ import { AppBounds } from '../../bus/platform';
 import { ApiError, type Api, type Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, UsageError } from './args';
 import { getApp, memoryFlag, updateApp, waitAndShowUrls } from './apps';
+import { getService } from './services';
 import { appPath, CliError, groupQuery, type Context } from './context';
 import { ManifestError, parseManifest, type AppManifest } from './manifest';
 import { packApp, type PackedApp } from './pack';
@@ -43,6 +44,8 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
 
   const api = ctx.api();
   const query = groupQuery(values.group);
+  // push makes no services: the manifest's must exist, before anything is created or uploaded.
+  for (const service of manifest.services ?? []) await requireService(api, service, query);
   if (manifest.uris !== undefined) desired.uris = manifest.uris;
   else if (manifest.hosts !== undefined) desired.uris = await hostsOnPlatformDomain(api, manifest.hosts);
 
@@ -56,6 +59,9 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
     app = await findApp(api, name, query);
     wasStarted = isStarted(app);
     versionBefore = app?.version ?? null;
+    // The manifest's services join those the app has (as cf push binds them); none is unbound.
+    const missing = (manifest.services ?? []).filter((s) => !(app?.services ?? []).includes(s));
+    if (missing.length > 0) desired.services = [...(app?.services ?? []), ...missing];
     if (app === undefined) {
       app = await api.json<App>('POST', '/apps', { query, body: { name, ...desired } }).catch((error: unknown) => {
         if (error instanceof ApiError && error.status === 409) throw new CliError(`the name "${name}" is taken: pick another with --name`);
@@ -136,6 +142,15 @@ async function hostsOnPlatformDomain(api: Api, hosts: string[]): Promise<string[
   const domain = platformDomain(info ?? {});
   if (domain === undefined) throw new CliError('manifest.yml gives host without domain, and the API does not say its domain: add domain: to the manifest');
   return hosts.map((host) => checkUri(`${host}.${domain}`));
+}
+
+async function requireService(api: Api, name: string, query: Query): Promise<void> {
+  await getService(api, name, query).catch((error: unknown) => {
+    if (error instanceof CliError && /^unknown service/.test(error.message)) {
+      throw new CliError(`manifest.yml names the service "${name}", which does not exist: create it first (skiff create-service SERVICE ${name}); push creates no services`);
+    }
+    throw error;
+  });
 }
 
 async function findApp(api: Api, name: string, query: Query): Promise<App | undefined> {

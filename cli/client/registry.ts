@@ -37,6 +37,8 @@ const instances = () => require('./instances') as typeof import('./instances');
 const users = () => require('./users') as typeof import('./users');
 const nodes = () => require('./nodes') as typeof import('./nodes');
 const cluster = () => require('./cluster') as typeof import('./cluster');
+const services = () => require('./services') as typeof import('./services');
+const serviceGroup: FlagSpec = { name: 'group', kind: 'string', help: "(admin) act on this user's service and app" };
 
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
@@ -126,6 +128,37 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     help: '(admin) show or change cluster settings (the config store); VALUE is JSON when it parses as JSON, else a string',
     flags: [json],
     handler: () => cluster().config,
+  },
+  marketplace: { usage: 'skiff marketplace [--json]', help: 'the data services offered, with their plans', flags: [json], handler: () => services().marketplace },
+  'create-service': {
+    usage: 'skiff create-service SERVICE NAME [--plan P]',
+    help: 'create a service instance (redis, postgresql, filesystem) named NAME',
+    flags: [{ name: 'plan', kind: 'string', help: 'the plan (skiff marketplace lists them)', defaultText: 'free' }, serviceGroup],
+    handler: () => services().create,
+  },
+  services: {
+    usage: 'skiff services [--json] [--all]',
+    help: 'your service instances: NAME SERVICE PLAN BOUND APPS HEALTH',
+    flags: [json, serviceGroup, { name: 'all', kind: 'boolean', help: "(admin) every user's services" }],
+    handler: () => services().list,
+  },
+  'bind-service': {
+    usage: 'skiff bind-service NAME APP',
+    help: 'bind a service instance to an app (a started app restarts, rolling, to see it)',
+    flags: [serviceGroup, timeout],
+    handler: () => services().bind,
+  },
+  'unbind-service': {
+    usage: 'skiff unbind-service NAME APP',
+    help: "unbind a service instance from an app (its credentials stop working; a started app restarts, rolling)",
+    flags: [serviceGroup, timeout],
+    handler: () => services().unbind,
+  },
+  'delete-service': {
+    usage: 'skiff delete-service NAME [--force]',
+    help: 'delete a service instance and its data (asks on a terminal); --force also unbinds it from its apps',
+    flags: [serviceGroup, { name: 'force', kind: 'boolean', help: 'do not ask, and unbind it from the apps it is bound to first' }],
+    handler: () => services().remove,
   },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {

@@ -22,6 +22,27 @@ export interface App {
   droplet?: string | null;
   command?: string | null;
   session_affinity?: boolean;
+  /** Names of the bound service instances. */
+  services?: string[];
+}
+
+/** A service instance (control/API.md, Data services). */
+export interface ServiceInstance {
+  id?: string;
+  name: string;
+  service: string;
+  plan: string;
+  owner?: string;
+  node?: string | null;
+  state?: string;
+  bound_apps?: string[];
+  health?: { healthy?: boolean | null; detail?: string };
+}
+
+export interface ServiceOffering {
+  label: string;
+  description?: string;
+  plans?: Array<{ name: string; description?: string }>;
 }
 
 export interface InstanceInfo {

@@ -68,9 +68,18 @@ const BIN = join(__dirname, '..', '..', '..', 'bin', 'skiff');
 const CREDENTIALS_TIMEOUT_MS = 10_000;
 const CREDENTIALS_PATIENCE_MS = 60_000;
 const ANNOUNCE_INTERVAL_MS = 20_000;
-const STOP_ORDER: NodeRole[] = ['dea', 'controller', 'stager', 'health', 'router'];
+// The data services after the apps that use them and the controller that binds them.
+const STOP_ORDER: NodeRole[] = ['dea', 'controller', 'stager', 'health', 'services', 'router'];
+/**
+ * The `skiff` command that runs each role: its name, but for the services
+ * role, because `skiff services` is the user's list of service instances
+ * (design.md, Data services).
+ */
+export const ROLE_COMMANDS: Readonly<Record<NodeRole, string>> = {
+  router: 'router', controller: 'controller', stager: 'stager', dea: 'dea', health: 'health', services: 'services-node',
+};
 /** Roles that write JetStream: paused while a first node's data moves into the cluster. */
-const JETSTREAM_WRITERS: NodeRole[] = ['controller', 'health', 'stager'];
+const JETSTREAM_WRITERS: NodeRole[] = ['controller', 'health', 'stager', 'services'];
 
 export class NodeSupervisor {
   private readonly roles = new Map<NodeRole, Supervised>();
@@ -464,7 +473,7 @@ export class NodeSupervisor {
     const env: NodeJS.ProcessEnv = { ...this.options.env, ...launch.env, NATS_URL: this.servers().join(','), SKIFF_NODE: this.name };
     if (!this.options.externalNats) env.SKIFF_NATS_CREDENTIALS = credentialsFile(this.natsDir, role);
     else if (this.options.externalNats.credentialsFile !== undefined) env.SKIFF_NATS_CREDENTIALS = this.options.externalNats.credentialsFile;
-    const supervised = new Supervised(role, process.execPath, [BIN, role, ...launch.args], this.log, undefined, env);
+    const supervised = new Supervised(role, process.execPath, [BIN, ROLE_COMMANDS[role], ...launch.args], this.log, undefined, env);
     supervised.start();
     this.roles.set(role, supervised);
     return true;

@@ -19,8 +19,10 @@ import { ConsoleRoutes } from './console';
 import { apiDuration, apiRequests, clusterMetrics, METRICS_CONTENT_TYPE } from './metrics';
 import type { ClusterConfig } from './cluster-config';
 import type { NodeWatch } from './nodes';
-import { applyChange, applyRestart, sessionAffinity } from './desired';
+import { applyChange, applyRestart, appServices, sessionAffinity } from './desired';
 import { describeChange, recordEvents, type EventDraft } from './events';
+import { nodeFailure, ServiceRoutes } from './service-routes';
+import type { ServiceBindings, ServiceRecord } from './services';
 import { askFlapping, shownState, type FlappingAnswer } from './hm_status';
 import { HttpError, type Exchange } from './http';
 import type { Instances } from './instances';
@@ -59,6 +61,8 @@ export interface ApiDeps {
   config: ClusterConfig;
   /** What the components say of themselves, for `/nodes`. */
   nodes: NodeWatch;
+  /** Data services: their records, bindings and nodes. */
+  services: ServiceBindings;
   /** What routers and DEAs report per app, for `/metrics` and the console. */
   stats: AppStatsCollector;
 }
@@ -80,6 +84,7 @@ export class Api {
   private dummyHash: Promise<PasswordHash> | undefined;
   /** Malformed health manager answers met while building app views. */
   private readonly rejections: RejectionCounter;
+  private readonly serviceRoutes: ServiceRoutes;
 
   readonly console: ConsoleRoutes;
 
@@ -88,9 +93,24 @@ export class Api {
     private readonly options: ApiOptions,
   ) {
     this.rejections = new RejectionCounter(deps.log);
+    this.serviceRoutes = new ServiceRoutes(
+      {
+        authenticate: (e) => this.authenticate(e),
+        actingFor: (e, user) => this.actingFor(e, user),
+        unbindFromApp: (app, service, actor) => this.unbindFromApp(app, service, actor),
+      },
+      deps.services,
+      deps.store,
+      deps.log,
+    );
     const r = (method: string, path: string, handle: Route['handle']) => this.routes.push({ method, pattern: path.split('/').filter(Boolean), handle });
     this.console = new ConsoleRoutes(this, deps.stats, deps.log);
     r('GET', '/info', (e) => this.info(e));
+    r('GET', '/info/services', (e) => this.serviceRoutes.offerings(e));
+    r('GET', '/services', (e) => this.serviceRoutes.list(e));
+    r('POST', '/services', (e) => this.serviceRoutes.create(e));
+    r('GET', '/services/:name', (e, p) => this.serviceRoutes.show(e, p.name!));
+    r('DELETE', '/services/:name', (e, p) => this.serviceRoutes.remove(e, p.name!));
     r('GET', '/metrics', (e) => this.metrics(e));
     this.console.addRoutes(r);
     r('POST', '/users/:email/tokens', (e, p) => this.login(e, p.email!));
@@ -395,6 +415,7 @@ export class Api {
     if (email === caller.email) throw new HttpError(400, 'you cannot delete yourself');
     if ((await this.deps.store.getUser(email)) === undefined) throw new HttpError(404, `no user ${email}`);
     for (const app of await this.appsOf(email)) await this.removeApp(app);
+    await this.serviceRoutes.removeAllOf(email);
     await this.deps.store.deleteUser(email);
     this.deps.log.info('user deleted', { email });
     e.empty(204);
@@ -414,7 +435,8 @@ export class Api {
     const all = e.query.get('all');
     if (all !== null && all !== '0' && !user.admin) throw new HttpError(403, 'only an admin may list every app');
     const apps = all !== null && all !== '0' ? await this.deps.store.listApps() : await this.appsOf(group ?? user.email);
-    e.json(200, await Promise.all(apps.map((app) => this.view(app))));
+    const services = apps.some((app) => appServices(app).length > 0) ? await this.serviceRoutes.byId() : undefined;
+    e.json(200, await Promise.all(apps.map((app) => this.view(app, undefined, services))));
   }
 
   private async createApp(e: Exchange): Promise<void> {
@@ -426,12 +448,14 @@ export class Api {
     if (!user.admin && (await this.appsOf(owner)).length >= this.options.limits.apps) {
       throw new HttpError(403, `app limit reached (${this.options.limits.apps} apps)`);
     }
+    const { services: serviceNames, ...fields } = body.value;
+    const wanted = await this.serviceRoutes.resolve(serviceNames, owner);
     const now = nowSeconds();
     const id = randomBytes(12).toString('hex');
     const uid = await this.takeUid(id);
     const app: AppRecord = {
       id,
-      ...body.value,
+      ...fields,
       owner,
       state: 'STOPPED',
       disk: this.options.defaultDiskMb,
@@ -445,19 +469,33 @@ export class Api {
       run_count: 0,
       last_updated: now,
       uid,
+      ...(wanted.length > 0 ? { services: wanted.map((s) => s.id) } : {}),
       created: now,
       updated: now,
     };
-    const created = await this.deps.store.createApp(app).catch(async (err: unknown) => {
+    // Bound before the app exists: a service that cannot be bound leaves no app behind.
+    const undo = async () => {
+      for (const service of wanted) await this.deps.services.unbindQuietly(id, service.id);
       await this.deps.uids.free(uid, id).catch(() => undefined);
+    };
+    for (const service of wanted) {
+      try {
+        await this.deps.services.bind(app, service);
+      } catch (err) {
+        await undo();
+        throw nodeFailure(err, `binding ${service.name}`);
+      }
+    }
+    const created = await this.deps.store.createApp(app).catch(async (err: unknown) => {
+      await undo();
       throw err;
     });
     if (!created) {
-      await this.deps.uids.free(uid, id);
+      await undo();
       throw new HttpError(409, `the app name ${app.name} is taken`);
     }
     this.deps.log.info('app created', { app: app.name, droplet: app.id, owner });
-    await this.record(app.id, e, [{ type: 'created', description: `created for ${owner}` }]);
+    await this.record(app.id, e, [{ type: 'created', description: `created for ${owner}` }, ...wanted.map((s) => boundEvent(s))]);
     e.json(201, await this.view(app, []));
   }
 
@@ -484,10 +522,19 @@ export class Api {
     const body = checkAppChange(await e.readJson());
     if (!body.ok) throw new HttpError(400, body.error);
     if (body.value.uris !== undefined) await this.checkUrisFree(body.value.uris, app.id);
+    // `services` names the whole list; new ones are bound before the app's record says so, so every placement finds them.
+    const wanted = body.value.services === undefined ? undefined : await this.serviceRoutes.resolve(body.value.services, app.owner);
+    for (const service of wanted ?? []) {
+      if (appServices(app).includes(service.id)) continue;
+      await this.deps.services.bind(app, service).catch((err: unknown) => {
+        throw nodeFailure(err, `binding ${service.name}`);
+      });
+    }
+    const change = wanted === undefined ? body.value : { ...body.value, services: wanted.map((s) => s.id) };
     let refusal: HttpError | undefined;
     const others = user.admin ? [] : (await this.appsOf(app.owner)).filter((a) => a.id !== app.id);
     const result = await this.deps.store.updateApp(app.id, (current) => {
-      const changed = applyChange(current, body.value, nowSeconds());
+      const changed = applyChange(current, change, nowSeconds());
       if (!changed.ok) {
         refusal = new HttpError(changed.status, changed.error);
         return undefined;
@@ -502,8 +549,35 @@ export class Api {
     if (result === undefined) throw new HttpError(404, `no app named ${name}`);
     if (refusal !== undefined) throw refusal;
     await this.deps.lifecycle.changed(result.before, result.after);
-    await this.record(app.id, e, describeChange(result.before, result.after));
+    const removed = appServices(result.before).filter((id) => !appServices(result.after).includes(id));
+    const added = (wanted ?? []).filter((s) => !appServices(result.before).includes(s.id));
+    const unbound: EventDraft[] = [];
+    for (const id of removed) {
+      const service = await this.deps.services.store.get(id);
+      // Revoked now: the instances that still hold the credentials are being replaced by ones without them.
+      await this.deps.services.unbindQuietly(app.id, id);
+      unbound.push({ type: 'unbound', description: `unbound service ${service?.name ?? id}` });
+    }
+    await this.record(app.id, e, [...describeChange(result.before, result.after), ...added.map((s) => boundEvent(s)), ...unbound]);
     e.json(200, await this.view(result.after));
+  }
+
+  /**
+   * A service taken from an app by someone else than its owner's PUT (the
+   * service is deleted with --force): the app's record, its rolling
+   * restart, an event, and the node's unbind.
+   */
+  private async unbindFromApp(app: AppRecord, service: ServiceRecord, actor: string): Promise<void> {
+    const result = await this.deps.store.updateApp(app.id, (current) => {
+      if (!appServices(current).includes(service.id)) return undefined;
+      const changed = applyChange(current, { services: appServices(current).filter((id) => id !== service.id) }, nowSeconds());
+      return changed.ok ? changed.app : undefined;
+    });
+    if (result !== undefined && result.before !== result.after) {
+      await this.deps.lifecycle.changed(result.before, result.after);
+      await recordEvents(this.deps.store, this.deps.log, app.id, actor, [{ type: 'unbound', description: `unbound service ${service.name} (the service is being deleted)` }]);
+    }
+    await this.deps.services.unbindQuietly(app.id, service.id);
   }
 
   /**
@@ -555,8 +629,11 @@ export class Api {
     this.deps.lifecycle.stopAll(app);
     // The record as it is now: an app older than uids may have been given one since it was read.
     const uid = (await store.getApp(app.id))?.uid ?? app.uid;
+    const services = appServices((await store.getApp(app.id)) ?? app);
     await store.deleteApp(app);
     if (uid !== undefined) await this.deps.uids.free(uid, app.id);
+    // The app's credentials go with it; what a node does not confirm now, the reconcile pass revokes.
+    for (const id of services) await this.deps.services.unbindQuietly(app.id, id);
     for (const object of await store.bits.list()) {
       if (object.name.startsWith(`${app.id}.`) && !object.deleted) await store.bits.delete(object.name).catch(() => {});
     }
@@ -752,7 +829,7 @@ export class Api {
 
   // ---- views ----
 
-  async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
+  async view(app: AppRecord, known?: DeaFindDropletReply[], services?: Map<string, ServiceRecord>): Promise<Record<string, unknown>> {
     const version = appVersion(app);
     let running = 0;
     let flapping: FlappingAnswer | undefined;
@@ -776,6 +853,8 @@ export class Api {
       env: app.env,
       command: app.command,
       session_affinity: sessionAffinity(app),
+      // Names only: the credentials stay in the bindings bucket.
+      services: await this.serviceRoutes.names(appServices(app), services),
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,
@@ -787,6 +866,11 @@ export class Api {
       meta: { created: app.created, updated: app.updated, last_updated: app.last_updated },
     };
   }
+}
+
+/** An app's `bound` event: the service by name, kind and plan; never its credentials. */
+function boundEvent(service: ServiceRecord): EventDraft {
+  return { type: 'bound', description: `bound service ${service.name} (${service.service}, ${service.plan})` };
 }
 
 /** 429 with Retry-After while logins of an email are locked out. */

@@ -21,6 +21,7 @@ import type { ControllerOptions } from './options';
 import { DeaPool } from './placement';
 import { RouteRegistration } from './registration';
 import { Replication } from './replicas';
+import { ServiceBindings, ServiceBroker, ServiceStore } from './services';
 import { SSH_ROUTE, SshGateway } from './ssh';
 import { Staging } from './staging';
 import { Store } from './store';
@@ -57,6 +58,7 @@ export class Controller {
     const lockout = await LoginLockout.open(bus);
     const config = await ClusterConfig.open(bus);
     const nodes = await NodeWatch.open(bus, log, { downAfterMs: options.nodeTimeoutMs });
+    const services = new ServiceBindings(await ServiceStore.open(bus), new ServiceBroker(bus, options.serviceTimeoutMs), log, options.serviceTimeoutMs);
     this.nodes = nodes;
     await this.ensureFirstAdmin(store);
 
@@ -74,7 +76,7 @@ export class Controller {
       reconcileIntervalMs: options.reconcileIntervalMs,
       stagingTimeoutMs: options.stagingTimeoutMs,
       replacePollMs: 1000,
-    }, uids);
+    }, uids, services);
     this.lifecycle = lifecycle;
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
@@ -82,7 +84,7 @@ export class Controller {
     const stats = new AppStatsCollector(bus, log);
     stats.start();
     this.stats = stats;
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes, stats }, {
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes, stats, services }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,

@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { DeaFindDropletReply } from '../../bus/messages';
-import { applyChange, applyRestart, applyStaged, convergence, plan } from './desired';
+import { applyChange, applyRestart, applyStaged, convergence, plan, sameServices } from './desired';
 import type { AppRecord } from './store';
 
 function app(overrides: Partial<AppRecord> = {}): AppRecord {
@@ -52,6 +52,24 @@ t.test('memory, env or command changes restart a started app with a new version'
     t.same(plan(running, next), [{ kind: 'start', indices: [0, 1] }, { kind: 'replace-old-versions' }]);
   }
   t.equal(changed(app(), { memory: 512 }).run_count, 1, 'a stopped app is not restarted');
+});
+
+t.test('new bindings restart a started app, rolling, so that its instances see them', async (t) => {
+  const running = app({ state: 'STARTED' });
+  const bound = changed(running, { services: ['s1', 's2'] });
+  t.same(bound.services, ['s1', 's2']);
+  t.equal(bound.run_count, 2, 'a new version');
+  t.equal(bound.last_updated, 200);
+  t.same(plan(running, bound), [{ kind: 'start', indices: [0, 1] }, { kind: 'replace-old-versions' }]);
+  const reordered = changed(bound, { services: ['s2', 's1'] });
+  t.equal(reordered.run_count, 2, 'the same services in another order: nothing changes');
+  t.ok(sameServices(bound, reordered));
+  const unbound = changed(bound, { services: [] });
+  t.notOk('services' in unbound, 'no services: no field');
+  t.equal(unbound.run_count, 3, 'unbinding restarts too');
+  const stopped = changed(app(), { services: ['s1'] });
+  t.equal(stopped.run_count, 1, 'a stopped app only records them');
+  t.same(plan(app(), stopped), []);
 });
 
 t.test('new uris go to the DEAs as dea.update', async (t) => {

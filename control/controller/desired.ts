@@ -17,6 +17,10 @@ export function applyChange(app: AppRecord, change: AppChange, nowSeconds: numbe
   if (change.env !== undefined) next.env = change.env;
   if (change.command !== undefined) next.command = change.command;
   if (change.session_affinity !== undefined) next.session_affinity = change.session_affinity;
+  if (change.services !== undefined) {
+    if (change.services.length > 0) next.services = [...change.services];
+    else delete next.services;
+  }
   if (change.state !== undefined) next.state = change.state;
 
   const starting = next.state === 'STARTED' && app.state !== 'STARTED';
@@ -26,7 +30,8 @@ export function applyChange(app: AppRecord, change: AppChange, nowSeconds: numbe
   const restarting =
     next.state === 'STARTED' &&
     app.state === 'STARTED' &&
-    (next.memory !== app.memory || JSON.stringify(next.env) !== JSON.stringify(app.env) || next.command !== app.command);
+    // New bindings: instances see services only through the environment they start with.
+    (next.memory !== app.memory || JSON.stringify(next.env) !== JSON.stringify(app.env) || next.command !== app.command || !sameServices(app, next));
   if (starting || restarting) next.run_count++;
   if (changedDesiredState(app, next)) next.last_updated = nowSeconds;
   next.updated = nowSeconds;
@@ -65,6 +70,18 @@ export function applyStaged(
   return next;
 }
 
+/** The app's service ids; records from before services have none. */
+export function appServices(app: AppRecord): string[] {
+  return app.services ?? [];
+}
+
+/** The same services bound, in any order. */
+export function sameServices(a: AppRecord, b: AppRecord): boolean {
+  const x = [...appServices(a)].sort();
+  const y = [...appServices(b)].sort();
+  return x.length === y.length && x.every((id, i) => id === y[i]);
+}
+
 /** Records from before session affinity have no field: off. */
 export function sessionAffinity(app: AppRecord): boolean {
   return app.session_affinity === true;
@@ -79,6 +96,7 @@ function changedDesiredState(a: AppRecord, b: AppRecord): boolean {
     a.droplet !== b.droplet ||
     a.command !== b.command ||
     sessionAffinity(a) !== sessionAffinity(b) ||
+    !sameServices(a, b) ||
     JSON.stringify(a.uris) !== JSON.stringify(b.uris) ||
     JSON.stringify(a.env) !== JSON.stringify(b.env)
   );

@@ -8,11 +8,13 @@ import { Subjects } from '../../bus/subjects';
 import { RejectionCounter, validateDeaDiscoverReply, validateDeaFindDropletReply } from '../../bus/validate';
 import type { DeaPool } from './placement';
 import { sessionAffinity } from './desired';
+import type { StartService } from './services';
 import { appVersion, type AppRecord } from './store';
 
 export const DEFAULT_FDS = 256;
 
-export function startMessage(app: AppRecord, index: number, flapping: boolean): DeaStartRequest {
+/** `services`: the app's bound services with their credentials (services.ts servicesFor): a secret message, never logged. */
+export function startMessage(app: AppRecord, index: number, flapping: boolean, services: StartService[] = []): DeaStartRequest {
   const version = appVersion(app);
   if (app.droplet === null || app.staging === null || version === null) throw new Error(`app ${app.name} has no droplet`);
   return {
@@ -25,7 +27,7 @@ export function startMessage(app: AppRecord, index: number, flapping: boolean): 
     version,
     limits: { mem: app.memory, disk: app.disk, fds: DEFAULT_FDS },
     env: Object.entries(app.env).map(([key, value]) => `${key}=${value}`),
-    services: [],
+    services,
     users: [app.owner],
     flapping,
     start_command: app.command ?? app.staging.command,
@@ -52,12 +54,12 @@ export class Instances {
    * returns the DEA chosen for each index, the indices that found none, and
    * why (for the app's placement_error).
    */
-  async start(app: AppRecord, indices: number[], flapping = false, avoid?: ReadonlySet<string>): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
+  async start(app: AppRecord, indices: number[], flapping = false, services: StartService[] = [], avoid?: ReadonlySet<string>): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
     const placed = new Map<number, string>();
     const unplaced: number[] = [];
     let why: string | undefined;
     for (const index of indices) {
-      const message = startMessage(app, index, flapping);
+      const message = startMessage(app, index, flapping, services);
       const request = { appId: app.id, runtime: message.runtime, memoryMb: app.memory };
       const dea = this.pool.choose(request, Date.now(), avoid) ?? (await this.discover(message));
       if (dea === undefined) {

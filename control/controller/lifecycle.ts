@@ -16,6 +16,7 @@ import { recordEvents } from './events';
 import { askFlapping } from './hm_status';
 import type { Instances } from './instances';
 import type { DeaPool } from './placement';
+import type { ServiceBindings } from './services';
 import { appVersion, type AppRecord, type Store } from './store';
 import type { AppUids } from './uids';
 
@@ -57,6 +58,7 @@ export class Lifecycle {
     private readonly log: Logger,
     private readonly options: LifecycleOptions,
     private readonly uids: AppUids,
+    private readonly services: ServiceBindings,
   ) {
     this.rejections = new RejectionCounter(log);
   }
@@ -128,9 +130,16 @@ export class Lifecycle {
     if (indices.length === 0) return;
     const app = await this.withUid(given);
     if (app === undefined) return;
+    // Every placement takes the bindings as they are kept: an instance the health manager moves keeps its services.
+    const bound = await this.services.servicesFor(app);
+    if ('error' in bound) {
+      this.log.warn('app not placed: a service could not be bound', { app: app.name, droplet: app.id, error: bound.error });
+      await this.notePlacement(app, bound.error);
+      return;
+    }
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
-    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping, avoid);
+    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping, bound.services, avoid);
     if (placed.size > 0) placements.inc({ result: 'placed' }, placed.size);
     if (unplaced.length > 0) placements.inc({ result: 'unplaced' }, unplaced.length);
     // Unplaced indices count as missing at the next reconcile, not as placed.
@@ -247,6 +256,8 @@ export class Lifecycle {
       if (!(await this.store.lease('reconcile', this.id, Date.now(), this.options.reconcileIntervalMs * 3))) return;
       const apps = await this.store.listApps();
       for (const app of apps) if (app.package_state === 'STAGING' && !this.closed) await this.failLostStaging(app);
+      // Service work a stopped controller left half-done (services.ts); DEAs or not.
+      if (!this.closed) await this.services.sweep(apps);
       // Placing blind would pile every instance onto whichever DEA answers discover first.
       if (this.pool.size(Date.now()) === 0) return;
       const started = apps.filter((app) => app.state === 'STARTED' && appVersion(app) !== null);

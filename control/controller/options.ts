@@ -22,6 +22,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'user-apps', kind: 'number', min: 1, help: 'app limit of one (non-admin) user', defaultText: '50' },
   { name: 'node-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds without an answer to vcap.component.discover after which a node shows as down', defaultText: '40' },
   { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
+  { name: 'service-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds a services node may take to create a service (other requests: half of it, 30 s at most); a step left half-done is finished by a reconcile pass after about this long', defaultText: '60' },
 ];
 
 export interface ControllerOptions {
@@ -45,6 +46,8 @@ export interface ControllerOptions {
   limits: { memory: number; apps: number };
   /** Each app gets one uid of this range when created (uids.ts). */
   appUids: IdRange;
+  /** How long a services node may take to provision (services.ts). */
+  serviceTimeoutMs: number;
   /** From SKIFF_ADMIN_EMAIL / SKIFF_ADMIN_PASSWORD: created when no user exists. */
   admin: { email: string; password: string } | undefined;
 }
@@ -88,6 +91,7 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
     appUids: values['app-uids'] === undefined
       ? DEFAULT_APP_UIDS
       : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
+    serviceTimeoutMs: num('service-timeout', 60) * 1000,
     admin: email ? { email: email.toLowerCase(), password: password! } : undefined,
   };
 }

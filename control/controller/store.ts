@@ -34,7 +34,7 @@ export const MAX_EVENTS = 200;
 export interface AppEvent {
   /** Epoch seconds. */
   time: number;
-  /** created, pushed, staged, staging_failed, started, stopped, scaled, updated, restarted, crashed, hm_restarted, hm_stopped, deleted. */
+  /** created, pushed, staged, staging_failed, started, stopped, scaled, updated, restarted, bound, unbound, crashed, hm_restarted, hm_stopped, deleted. */
   type: string;
   description: string;
   /** Who asked: a user's email, or "health manager", or "platform". */
@@ -101,6 +101,12 @@ export interface AppRecord {
    * that every controller's view shows it.
    */
   placement_error?: string | null;
+  /**
+   * Ids of the service instances bound to the app (services.ts), in the
+   * order the user gave them; absent: none. Only ids: the credentials are in
+   * the bindings bucket, which only the controller reads.
+   */
+  services?: string[];
   created: number;
   updated: number;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkAppChange, checkLogin, checkNewApp, checkNewUser, checkPasswordChange, isAppName } from './validation';
+import { checkAppChange, checkLogin, checkNewApp, checkNewService, checkNewUser, checkPasswordChange, isAppName, isServiceName } from './validation';
 
 t.test('app names become host names: lowercase letters, digits, dashes', async (t) => {
   for (const good of ['a', 'hello', 'my-app-2', '0x', 'a'.repeat(63)]) t.ok(isAppName(good), good);
@@ -9,10 +9,10 @@ t.test('app names become host names: lowercase letters, digits, dashes', async (
 t.test('a new app gets the documented defaults', async (t) => {
   t.same(checkNewApp({ name: 'shop' }, 'localhost'), {
     ok: true,
-    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false },
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: [] },
   });
   const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true }, 'localhost');
-  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true } });
+  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true, services: [] } });
 });
 
 t.test('bad app fields are named in the error', async (t) => {
@@ -66,4 +66,24 @@ t.test('a password change: the new password passes the new-user rules, old_passw
   t.notOk(checkPasswordChange({ old_password: '', password: 'longenough' }).ok);
   t.notOk(checkPasswordChange({ old_password: 5, password: 'longenough' }).ok);
   t.notOk(checkPasswordChange(undefined).ok);
+});
+
+t.test('services: names on apps, and a new service\'s fields', async (t) => {
+  for (const good of ['db', 'notes_db', 'cache-2', 'a'.repeat(63)]) t.ok(isServiceName(good), good);
+  for (const bad of ['', '-a', 'DB', 'a.b', 'a b', 'a'.repeat(64), '../x']) t.notOk(isServiceName(bad), bad);
+  t.same(checkNewApp({ name: 'shop', services: ['db', 'cache', 'db'] }, 'localhost'), {
+    ok: true,
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: ['db', 'cache'] },
+  }, 'repeats dropped, order kept');
+  t.same(checkAppChange({ services: [] }), { ok: true, value: { services: [] } }, 'an empty list unbinds all');
+  t.match(checkAppChange({ services: 'db' }), { ok: false, error: /services must be an array of at most 20 service names/ });
+  t.match(checkAppChange({ services: ['ok', 'Not OK'] }), { ok: false, error: /services\[1\] must be 1-63 lowercase letters/ });
+  t.match(checkAppChange({ services: Array.from({ length: 21 }, (_, i) => `s${i}`) }), { ok: false, error: /at most 20/ });
+
+  t.same(checkNewService({ name: 'db', service: 'postgresql' }), { ok: true, value: { name: 'db', service: 'postgresql', plan: 'free' } }, 'the plan defaults to free');
+  t.same(checkNewService({ name: 'db', service: 'redis', plan: 'large' }), { ok: true, value: { name: 'db', service: 'redis', plan: 'large' } });
+  t.match(checkNewService({ name: 'DB', service: 'redis' }), { ok: false, error: /^name must be/ });
+  t.match(checkNewService({ name: 'db', service: 'a b' }), { ok: false, error: /^service must be the name of an offering/ });
+  t.match(checkNewService({ name: 'db', service: 'redis', plan: 5 }), { ok: false, error: /^plan must be/ });
+  t.match(checkNewService([]), { ok: false, error: /JSON object/ });
 });

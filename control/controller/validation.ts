@@ -5,6 +5,10 @@
 import { AppBounds } from '../../bus/platform';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Service instance names: like app names, and `_` (they name no host). */
+export const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Services one app may be bound to. */
+export const MAX_SERVICES_PER_APP = 20;
 const EMAIL = /^[^\s@/]{1,64}@[^\s@/]{1,255}$/;
 // A host name, optionally followed by a context path (router longest-prefix routes).
 const URI = /^(?=.{1,253}(\/|$))([a-z0-9*]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(\/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*$/;
@@ -97,6 +101,24 @@ function sessionAffinity(value: unknown): boolean {
   return value;
 }
 
+export function isServiceName(name: string): boolean {
+  return SERVICE_NAME.test(name);
+}
+
+function serviceName(value: unknown, field = 'name'): string {
+  if (typeof value !== 'string' || !isServiceName(value)) {
+    fail(`${field} must be 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit`);
+  }
+  return value;
+}
+
+/** An app's `services`: names of service instances, no repeats (the order is kept). */
+function serviceNames(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > MAX_SERVICES_PER_APP) fail(`services must be an array of at most ${MAX_SERVICES_PER_APP} service names`);
+  const names = value.map((name, i) => serviceName(name, `services[${i}]`));
+  return [...new Set(names)];
+}
+
 function command(value: unknown): string | null {
   if (value === null || value === '') return null;
   if (typeof value !== 'string' || value.length > 4096 || value.includes('\0')) fail('command must be a string of at most 4096 characters');
@@ -111,6 +133,8 @@ export interface NewApp {
   env: Record<string, string>;
   command: string | null;
   session_affinity: boolean;
+  /** Names of service instances to bind. */
+  services: string[];
 }
 
 export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
@@ -125,6 +149,7 @@ export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
       env: body.env === undefined ? {} : env(body.env),
       command: body.command === undefined ? null : command(body.command),
       session_affinity: body.session_affinity === undefined ? false : sessionAffinity(body.session_affinity),
+      services: body.services === undefined || body.services === null ? [] : serviceNames(body.services),
     };
   });
 }
@@ -137,6 +162,8 @@ export interface AppChange {
   env?: Record<string, string>;
   command?: string | null;
   session_affinity?: boolean;
+  /** The whole list of the app's services: names as the body gives them; the API resolves them to ids before applyChange. */
+  services?: string[];
 }
 
 export function checkAppChange(body: unknown): Checked<AppChange> {
@@ -153,6 +180,7 @@ export function checkAppChange(body: unknown): Checked<AppChange> {
     if (body.env !== undefined) change.env = env(body.env);
     if (body.command !== undefined) change.command = command(body.command);
     if (body.session_affinity !== undefined) change.session_affinity = sessionAffinity(body.session_affinity);
+    if (body.services !== undefined) change.services = serviceNames(body.services);
     if (body.name !== undefined && body.name !== null) fail('name cannot be changed');
     return change;
   });
@@ -201,5 +229,22 @@ export function checkLogin(body: unknown): Checked<{ password: string }> {
   return checked(() => {
     if (!isObject(body) || typeof body.password !== 'string' || body.password === '') fail('password must be a non-empty string');
     return { password: body.password };
+  });
+}
+
+export interface NewService {
+  name: string;
+  service: string;
+  plan: string;
+}
+
+/** `POST /services {"name","service","plan"?}`; the plan defaults to `free`. Whether the offering and plan exist, the services nodes say. */
+export function checkNewService(body: unknown): Checked<NewService> {
+  return checked(() => {
+    if (!isObject(body)) fail('the body must be a JSON object');
+    const name = serviceName(body.name);
+    if (typeof body.service !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(body.service)) fail('service must be the name of an offering, e.g. redis (skiff marketplace lists them)');
+    if (body.plan !== undefined && body.plan !== null && (typeof body.plan !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(body.plan))) fail('plan must be the name of a plan, e.g. free');
+    return { name, service: body.service, plan: typeof body.plan === 'string' ? body.plan : 'free' };
   });
 }
