@@ -127,6 +127,20 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     flags: [json],
     handler: () => cluster().config,
   },
+  bench: {
+    usage: 'skiff bench APP [--connections C] [--duration S] [--path P] [--json] [--html FILE] [--compare-direct]',
+    help: 'a load run through the router against your app (autocannon): req/s, latency p50/p90/p99/max, throughput, errors and non-2xx',
+    flags: [
+      { name: 'connections', kind: 'number', min: 1, help: 'concurrent connections', defaultText: '10 (at most the config store bench.max_connections)' },
+      { name: 'duration', kind: 'number', min: 1, help: 'seconds of load', defaultText: '10 (at most the config store bench.max_duration)' },
+      { name: 'path', kind: 'string', help: 'the path to request', defaultText: '/' },
+      json,
+      { name: 'html', kind: 'string', help: 'also write a self-contained HTML report (latency histogram, req/s over time) to FILE' },
+      { name: 'compare-direct', kind: 'boolean', help: "then run the same load straight at one instance, to see the router's overhead" },
+      group,
+    ],
+    handler: () => (require('./bench') as typeof import('./bench')).bench,
+  },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {
     usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',
