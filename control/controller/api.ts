@@ -738,6 +738,7 @@ export class Api {
       env: app.env,
       command: app.command,
       session_affinity: sessionAffinity(app),
+      autoscale: app.autoscale ?? null,
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,

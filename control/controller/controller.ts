@@ -9,6 +9,7 @@ import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { Api } from './api';
+import { AutoscaleRequests } from './autoscale';
 import { ClusterConfig } from './cluster-config';
 import { NodeWatch } from './nodes';
 import { hashPassword } from './auth';
@@ -32,6 +33,7 @@ export class Controller {
   private http: HttpServer | undefined;
   private ssh: SshGateway | undefined;
   private lifecycle: Lifecycle | undefined;
+  private autoscale: AutoscaleRequests | undefined;
   private registration: RouteRegistration | undefined;
   private replication: Replication | undefined;
   private uploadDir: string | undefined;
@@ -90,6 +92,8 @@ export class Controller {
     this.port = await this.http.listen(options.host, options.port);
 
     lifecycle.start();
+    this.autoscale = new AutoscaleRequests(bus, store, lifecycle, pool, log, options.limits);
+    this.autoscale.start();
     this.replication = new Replication(bus, log, options.reconcileIntervalMs);
     this.replication.start();
     const registeredHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
@@ -128,6 +132,7 @@ export class Controller {
     this.announcer?.stop();
     this.registration?.stop();
     this.replication?.stop();
+    this.autoscale?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();
     this.http?.close();

@@ -5,6 +5,7 @@
 // (`update` with the expected revision, retried), so concurrent controllers
 // never lose each other's writes.
 
+import type { AutoscalePolicy } from '../../bus/autoscale';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
@@ -101,6 +102,11 @@ export interface AppRecord {
    * that every controller's view shows it.
    */
   placement_error?: string | null;
+  /**
+   * The autoscale policy (`skiff autoscale`, manifest.yml `autoscale:`); the
+   * health manager's autoscaler keeps `instances` within it. Absent or null: off.
+   */
+  autoscale?: AutoscalePolicy | null;
   created: number;
   updated: number;
 }
