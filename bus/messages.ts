@@ -49,6 +49,36 @@ export interface RouterStart {
   pruneThresholdInSeconds: number;
 }
 
+/** Upper bounds of the latency buckets of `router.app_stats`, in seconds (+Inf follows); Prometheus' defaults. */
+export const APP_LATENCY_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** One app's figures in `router.app_stats` (cumulative since the router started). */
+export interface AppTraffic {
+  /** Status code (as a string key) -> responses. */
+  codes: Record<string, number>;
+  /** counts: per bucket of `buckets` plus +Inf (not cumulative); sum in seconds. */
+  latency: { counts: number[]; sum: number; count: number };
+}
+
+/**
+ * `router.app_stats`, every 2 s from every router: its per-app counters since
+ * it started, summed over its threads. Apps beyond the router's limit come
+ * as app `_other`.
+ */
+export interface RouterAppStats {
+  /** The router's component uuid. */
+  router: string;
+  /** "ip:status port" */
+  host: string;
+  /** Router start, epoch ms: a new value means the counters started over. */
+  started: number;
+  /** epoch ms */
+  ts: number;
+  /** Upper bounds of the latency buckets, seconds. */
+  buckets: number[];
+  apps: Record<string, AppTraffic>;
+}
+
 // ---- DEA ----
 
 export interface Limits {
@@ -354,4 +384,29 @@ export interface ComponentAnnounce {
   start: string;
   /** "0d:0h:5m:3s" */
   uptime: string;
+}
+
+// ---- usage ----
+
+/** One instance in `dea.stats`. */
+export interface DeaStatsInstance {
+  app: string;
+  version: string;
+  instance: string;
+  index: number;
+  state: InstanceState;
+  /** percent of one core */
+  cpu: number;
+  mem_kb: number;
+  disk_bytes: number;
+}
+
+/** `dea.stats`, every 5 s from every DEA: its memory and its instances' usage. */
+export interface DeaStats {
+  dea: string;
+  node?: string;
+  /** epoch ms */
+  ts: number;
+  memory: { total_mb: number; reserved_mb: number };
+  instances: DeaStatsInstance[];
 }

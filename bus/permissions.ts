@@ -80,7 +80,7 @@ const COMPONENT_SUBSCRIBE = [Subjects.componentDiscover];
  */
 export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
   router: {
-    publish: [Subjects.routerStart, ...COMPONENT_PUBLISH, JETSTREAM_INFO, ...kv(CONFIG_BUCKET, 'read')],
+    publish: [Subjects.routerStart, Subjects.routerAppStats, ...COMPONENT_PUBLISH, JETSTREAM_INFO, ...kv(CONFIG_BUCKET, 'read')],
     subscribe: [Subjects.routerRegister, Subjects.routerUnregister, Subjects.routerGreet, ...COMPONENT_SUBSCRIBE],
   },
   controller: {
@@ -101,6 +101,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
     subscribe: [
       Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT, AUTOSCALE_SUBJECT,
       'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE, Subjects.componentAnnounce,
+      // GET /metrics and the console: what the routers measure and the DEAs use, per app.
+      Subjects.routerAppStats, Subjects.deaStats,
     ],
   },
   stager: {
@@ -112,7 +114,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
   },
   dea: {
     publish: [
-      Subjects.deaAdvertise, Subjects.deaHeartbeat, Subjects.deaStart, Subjects.dropletExited,
+      Subjects.deaAdvertise, Subjects.deaHeartbeat, Subjects.deaStart, Subjects.deaStats, Subjects.dropletExited,
       Subjects.routerRegister, Subjects.routerUnregister, Subjects.routerGreet,
       'ssh.*.out', 'ssh.*.exit', ...COMPONENT_PUBLISH, JETSTREAM_INFO,
       ...objects(ObjectStores.droplets, 'read'), ...kv(CONFIG_BUCKET, 'read'),
@@ -131,6 +133,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
     subscribe: [
       Subjects.deaHeartbeat, Subjects.dropletExited, Subjects.dropletUpdated, Subjects.hmRequests,
       Subjects.healthmanagerStatus, Subjects.healthmanagerHealth, ...COMPONENT_SUBSCRIBE,
+      // The autoscaler: request rate and latency per app from the routers, CPU from the DEAs.
+      Subjects.routerAppStats, Subjects.deaStats,
     ],
   },
   // The node supervisors are the cluster's own infrastructure: a joining node

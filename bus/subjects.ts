@@ -5,6 +5,8 @@ export const Subjects = {
   routerUnregister: 'router.unregister',
   routerStart: 'router.start',
   routerGreet: 'router.greet',
+  /** Per-app traffic counters from each router (bus/app-stats.ts). */
+  routerAppStats: 'router.app_stats',
 
   deaAdvertise: 'dea.advertise',
   deaHeartbeat: 'dea.heartbeat',
@@ -17,6 +19,8 @@ export const Subjects = {
   deaUpdate: 'dea.update',
   deaStatus: 'dea.status',
   deaFindDroplet: 'dea.find.droplet',
+  /** Memory and per-instance usage from each DEA (bus/app-stats.ts). */
+  deaStats: 'dea.stats',
 
   dropletExited: 'droplet.exited',
   dropletUpdated: 'droplet.updated',

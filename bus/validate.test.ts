@@ -261,3 +261,23 @@ t.test('RejectionCounter logs at most one line per subject per interval', async 
   t.match(lines[3], /rejected=1001$/);
   t.equal(counter.total, 1002);
 });
+
+t.test('router.app_stats and dea.stats', async (t) => {
+  const counts = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  const stats = {
+    router: 'r-1', host: '10.0.0.1:8081', started: 1, ts: 2, buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    apps: { shop: { codes: { '200': 1 }, latency: { counts, sum: 0.001, count: 1 } } },
+  };
+  accepts(t, v.validateRouterAppStats, { ...stats, extra: 1 }, stats, 'unknown fields dropped');
+  rejects(t, v.validateRouterAppStats, { ...stats, apps: { shop: { codes: { ok: 1 }, latency: { counts, sum: 0, count: 1 } } } }, 'apps.shop.codes keys must be 3-digit status codes');
+  rejects(t, v.validateRouterAppStats, { ...stats, apps: { shop: { codes: {}, latency: { counts: [1], sum: 0, count: 1 } } } }, 'apps.shop.latency.counts must have one count per bucket and +Inf');
+  rejects(t, v.validateRouterAppStats, { ...stats, buckets: [1, 0.5] }, 'buckets must be increasing');
+  rejects(t, v.validateRouterAppStats, { ...stats, apps: [] }, 'apps must be an object');
+  const dea = {
+    dea: 'd-1', node: 'n1', ts: 5, memory: { total_mb: 4096, reserved_mb: 256 },
+    instances: [{ app: 'shop', version: 'v1', instance: 'i1', index: 0, state: 'RUNNING' as const, cpu: 12.5, mem_kb: 2048, disk_bytes: 4096 }],
+  };
+  accepts(t, v.validateDeaStats, dea, dea);
+  rejects(t, v.validateDeaStats, { ...dea, instances: [{ ...dea.instances[0], cpu: -1 }] }, 'instances[0].cpu must be a number >= 0');
+  rejects(t, v.validateDeaStats, { ...dea, memory: null }, 'memory must be an object');
+});

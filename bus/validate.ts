@@ -18,6 +18,10 @@ import {
   type DeaHeartbeat,
   type DeaHello,
   type DeaStartRequest,
+  type DeaStats,
+  type DeaStatsInstance,
+  type AppTraffic,
+  type RouterAppStats,
   type DeaStop,
   type DeaUpdate,
   type DropletExited,
@@ -291,6 +295,48 @@ export const validateRouterStart = validator((m): RouterStart => ({
   minimumRegisterIntervalInSeconds: m.optPositive('minimumRegisterIntervalInSeconds') ?? 20,
   pruneThresholdInSeconds: m.optPositive('pruneThresholdInSeconds') ?? 120,
 }));
+
+/** At most this many apps in one router.app_stats (the router sends 1000 and `_other`). */
+const MAX_APP_STATS_APPS = 5000;
+
+function readAppTraffic(item: unknown, name: string, buckets: number): AppTraffic {
+  const a = Fields.of(item, name);
+  const codes = a.countMap('codes');
+  for (const code of Object.keys(codes)) if (!/^[0-9]{3}$/.test(code)) fail(`${name}.codes keys must be 3-digit status codes`);
+  const l = a.object('latency');
+  const counts = l.array('counts', (c, n) => {
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0) fail(`${n} must be an integer >= 0`);
+    return c;
+  }, { what: 'integers' });
+  if (counts.length !== buckets + 1) fail(`${name}.latency.counts must have one count per bucket and +Inf`);
+  return { codes, latency: { counts, sum: l.amount('sum'), count: l.int('count') } };
+}
+
+export const validateRouterAppStats = validator((m): RouterAppStats => {
+  const buckets = m.array('buckets', (b, n) => {
+    if (typeof b !== 'number' || !Number.isFinite(b) || b <= 0) fail(`${n} must be a positive number`);
+    return b;
+  }, { nonEmpty: true, what: 'numbers' });
+  for (let i = 1; i < buckets.length; i++) if (buckets[i]! <= buckets[i - 1]!) fail('buckets must be increasing');
+  const raw = m.raw('apps');
+  if (!isPlainObject(raw)) fail('apps must be an object');
+  const keys = Object.keys(raw);
+  if (keys.length > MAX_APP_STATS_APPS) fail(`apps must hold at most ${MAX_APP_STATS_APPS} apps`);
+  const apps: Record<string, AppTraffic> = {};
+  const fields = m.object('apps');
+  for (const app of keys) {
+    if (app === '' || app === '__proto__') fail('apps keys must be app ids');
+    apps[app] = readAppTraffic(fields.raw(app), `apps.${app.slice(0, 40)}`, buckets.length);
+  }
+  return {
+    router: m.string('router'),
+    host: m.string('host'),
+    started: m.amount('started'),
+    ts: m.amount('ts'),
+    buckets,
+    apps,
+  };
+});
 
 // ---- DEA ----
 
@@ -581,6 +627,33 @@ export const validateSshControl = validator((m): SshControl => {
     if (m.raw(key) === true) return { [key]: true } as SshControl;
   }
   fail('expected one of resize, kill, pause, resume, ping');
+});
+
+// ---- usage ----
+
+function readDeaStatsInstance(item: unknown, name: string): DeaStatsInstance {
+  const i = Fields.of(item, name);
+  return {
+    app: i.id('app'),
+    version: i.string('version'),
+    instance: i.string('instance'),
+    index: i.int('index'),
+    state: i.oneOf('state', INSTANCE_STATES),
+    cpu: i.amount('cpu'),
+    mem_kb: i.amount('mem_kb'),
+    disk_bytes: i.amount('disk_bytes'),
+  };
+}
+
+export const validateDeaStats = validator((m): DeaStats => {
+  const memory = m.object('memory');
+  return compact({
+    dea: m.string('dea'),
+    node: m.optString('node'),
+    ts: m.amount('ts'),
+    memory: { total_mb: memory.amount('total_mb'), reserved_mb: memory.amount('reserved_mb') },
+    instances: m.array('instances', readDeaStatsInstance, { what: 'objects' }),
+  });
 });
 
 // ---- components ----

@@ -10,7 +10,7 @@ import type { ComponentConfig } from '../bus/config';
 import type { Bus, BusMessage, Subscription } from '../bus/connection';
 import type { Logger } from '../bus/log';
 import type {
-  DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
+  DeaAdvertise, DeaDiscoverReply, DeaFindDropletReply, DeaHeartbeat, DeaStats, DropletExited, ExitReason, InstanceState, Limits, RouterRegister, RouterStart,
 } from '../bus/messages';
 import { deaFilesSubject, deaSshSubject, RUNTIMES, type FilesReply, type FilesRequest, type SshReply } from '../bus/platform';
 import { checkSetting } from '../bus/settings';
@@ -54,6 +54,10 @@ export interface DeaSettings {
   advertiseIntervalMs?: number;
   heartbeatIntervalMs?: number;
   sampleIntervalMs?: number;
+  /** dea.stats period; 5 s (the bus contract) unless a test sets it. */
+  statsIntervalMs?: number;
+  /** The node this DEA runs on (`--node`), named in dea.stats. */
+  node?: string;
 }
 
 export class DeaSetupError extends Error {
@@ -180,6 +184,7 @@ export class Dea {
     this.every(this.settings.advertiseIntervalMs ?? 5000, () => this.advertise(false));
     this.every(this.settings.heartbeatIntervalMs ?? 10_000, () => this.heartbeat());
     this.every(this.settings.sampleIntervalMs ?? 2000, () => void this.sample());
+    this.every(this.settings.statsIntervalMs ?? 5000, () => this.publish(Subjects.deaStats, this.usageStats()));
     // Checked often enough for the keep time to hold within about half of it (a minute at most).
     this.every(Math.max(500, Math.min(60_000, this.settings.crashKeepMs / 2)), () => void this.expireCrashed());
     this.scheduleRegister();
@@ -692,6 +697,37 @@ export class Dea {
         })),
     };
     this.publish(Subjects.deaHeartbeat, body);
+  }
+
+  /**
+   * `dea.stats`: memory and each live or crashed instance's latest sample.
+   * Disk sizes come from the last measurement (refreshed in the background,
+   * at most every 10 s per instance: walking a large directory is slow).
+   */
+  usageStats(now = Date.now()): DeaStats {
+    const instances: DeaStats['instances'] = [];
+    for (const instance of this.instances.values()) {
+      if (!instance.reservesMemory && instance.state !== 'CRASHED') continue;
+      if (instance.reservesMemory) void instance.diskUsage();
+      const usage = instance.currentUsage();
+      instances.push({
+        app: instance.spec.appId,
+        version: instance.spec.version,
+        instance: instance.id,
+        index: instance.spec.index,
+        state: instance.state,
+        cpu: usage.cpu,
+        mem_kb: Math.round(usage.rssBytes / 1024),
+        disk_bytes: usage.diskBytes,
+      });
+    }
+    return {
+      dea: this.id,
+      ...(this.settings.node !== undefined ? { node: this.settings.node } : {}),
+      ts: now,
+      memory: { total_mb: this.maxMemoryMb, reserved_mb: this.reservedMemoryMb },
+      instances,
+    };
   }
 
   status(): object {

@@ -44,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       user: options.user ?? 'nobody',
       appUids: options.appUids,
       crashKeepMs: options.crashKeepMs,
+      node: options.node,
     },
     bus,
     log,

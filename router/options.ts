@@ -75,6 +75,8 @@ export interface RouterOptions {
   sessionCookies: string[];
   sanitizeForwarded: boolean;
   threads: number;
+  /** router.app_stats period; 2 s (the bus contract) unless a test sets it. */
+  appStatsIntervalMs?: number;
 }
 
 export const DEFAULT_LB = knownSetting('router.lb_algorithm').default as LbAlgorithm;

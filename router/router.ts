@@ -4,6 +4,7 @@ import { ComponentAnnouncer } from '../bus/component';
 import type { ComponentConfig } from '../bus/config';
 import type { Logger } from '../bus/log';
 import { checkSetting } from '../bus/settings';
+import { Subjects } from '../bus/subjects';
 import { AccessLog } from './accesslog/access_log';
 import { Drainer, type DrainResult } from './drain';
 import { RouteSubscriber } from './mbus/subscriber';
@@ -13,6 +14,7 @@ import { UpstreamClient } from './proxy/upstream';
 import { WebSocketProxy, WebSocketStats, webSocketVarz, type WebSocketFigures, type WebSocketRecord } from './proxy/websocket';
 import { Registry } from './registry/registry';
 import { parseLbAlgorithm } from './route/pool';
+import { AppStats, appStatsMessage } from './varz/app_stats';
 import { renderRouterMetrics } from './varz/metrics';
 import { StatusServer } from './varz/status_server';
 import { RouterStats, type StatsSnapshot } from './varz/varz';
@@ -52,6 +54,9 @@ export interface ThreadFigures {
   heapUsedBytes: number;
 }
 
+/** How often the first thread publishes `router.app_stats` (the bus contract: consumers expect 2 s). */
+export const APP_STATS_INTERVAL_MS = 2000;
+
 /** Settings the config store may change while the router runs (unless a flag fixed them). */
 const LIVE_SETTINGS = ['lb_algorithm', 'max_conns_per_backend'] as const;
 
@@ -75,6 +80,7 @@ export class Router {
   readonly drainer: Drainer;
   private readonly component: ComponentAnnouncer;
   private pruneTimer: NodeJS.Timeout | null = null;
+  private appStatsTimer: NodeJS.Timeout | null = null;
   private serving = false;
   private readonly startedAt = new Date();
   port = 0;
@@ -185,6 +191,8 @@ export class Router {
     if (this.thread === 0) {
       this.statusPort = await this.status.listen(this.options.statusPort, this.options.statusHost);
       this.component.start();
+      this.appStatsTimer = setInterval(() => this.publishAppStats(), this.options.appStatsIntervalMs ?? APP_STATS_INTERVAL_MS);
+      this.appStatsTimer.unref();
     }
     this.pruneTimer = setInterval(() => this.prune(), this.options.pruneIntervalMs);
     this.pruneTimer.unref();
@@ -226,6 +234,7 @@ export class Router {
   async stop(): Promise<void> {
     this.serving = false;
     if (this.pruneTimer !== null) clearInterval(this.pruneTimer);
+    if (this.appStatsTimer !== null) clearInterval(this.appStatsTimer);
     this.stopAccepting();
     this.closeConnections();
     this.component.stop();
@@ -262,6 +271,27 @@ export class Router {
     if (!this.bus.isConnected()) return;
     const pruned = this.registry.prune(Date.now());
     if (pruned > 0) this.log.info('pruned stale endpoints', { count: pruned });
+  }
+
+  /**
+   * `router.app_stats`: every thread's per-app counters, summed (the other
+   * threads' are at most a second old). Published even with no traffic, so
+   * consumers see the router alive and its restarts.
+   */
+  appStatsMessage(now = Date.now()): ReturnType<typeof appStatsMessage> {
+    const apps = new AppStats();
+    apps.add(this.stats.apps.snapshot());
+    for (const peer of this.peerFigures()) apps.add(peer.stats.apps);
+    return appStatsMessage(apps, { id: this.subscriber.id, host: `${this.statusAddress()}:${this.statusPort}`, startedMs: this.startedAt.getTime() }, now);
+  }
+
+  private publishAppStats(): void {
+    if (!this.bus.isConnected()) return;
+    try {
+      this.bus.publish(Subjects.routerAppStats, this.appStatsMessage());
+    } catch (error) {
+      this.log.warn('could not publish router.app_stats', { error: (error as Error).message });
+    }
   }
 
   /** This thread's figures, for the first thread to add up. */

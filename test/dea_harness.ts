@@ -130,7 +130,7 @@ export async function recorder(t: TeardownHost, natsUrl: string): Promise<Record
   const bus = await connectBus({ servers: natsUrl, name: 'dea-test', logger: silentLogger });
   t.teardown(() => bus.close());
   const messages: Array<{ subject: string; body: any }> = [];
-  for (const subject of ['router.register', 'router.unregister', 'droplet.exited', 'dea.advertise', 'dea.heartbeat', 'dea.start']) {
+  for (const subject of ['router.register', 'router.unregister', 'droplet.exited', 'dea.advertise', 'dea.heartbeat', 'dea.start', 'dea.stats']) {
     bus.subscribe(subject, (msg) => messages.push({ subject, body: JSON.parse(new TextDecoder().decode(msg.data)) }));
   }
   await bus.flush();

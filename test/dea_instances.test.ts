@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import { requestAll } from '../bus/connection';
 import { deaFilesSubject } from '../bus/platform';
+import { validateDeaStats } from '../bus/validate';
 import { eventually, isAlive, startNats } from './harness';
 import { ENV_APP, getJson, makeDataDir, putDroplet, recorder, startDea, startRequest, waitGone } from './dea_harness';
 
@@ -87,6 +88,20 @@ t.test('a DEA runs, reports, stops and loses instances', async (t) => {
     bus.publish('dea.locate', {});
     await eventually(() => rec.of('dea.advertise').length > before, 'advertise on dea.locate', 2000);
     t.match(rec.of('dea.advertise').at(-1), { id: deaId, available_memory: 896, app_id_to_count: { 'app-1': 1 } });
+  });
+
+  await t.test('dea.stats every 5 s: memory and each instance\'s usage, valid on the bus', async (t) => {
+    const stats = await rec.waitFor('dea.stats', (s) => s.instances.some((i: any) => i.mem_kb > 1000 && i.disk_bytes > 0), 'dea.stats with usage', 15_000);
+    t.same(validateDeaStats(stats), { ok: true, value: stats }, 'passes the bus validator as sent');
+    t.match(stats, { dea: deaId, memory: { total_mb: 1024, reserved_mb: 128 } });
+    t.ok(Math.abs(stats.ts - Date.now()) < 15_000);
+    t.match(stats.instances, [{ app: 'app-1', version: 'v-1', instance: running.instance, index: 0, state: 'RUNNING' }]);
+    t.ok(stats.instances[0].cpu >= 0);
+    const all = rec.of('dea.stats').filter((s) => s.dea === deaId);
+    await eventually(() => rec.of('dea.stats').filter((s) => s.dea === deaId).length > all.length, 'the next dea.stats', 10_000);
+    const times = rec.of('dea.stats').filter((s) => s.dea === deaId).map((s) => s.ts);
+    const gap = times.at(-1)! - times.at(-2)!;
+    t.ok(gap >= 4000 && gap <= 8000, `about 5 s apart (${gap} ms)`);
   });
 
   await t.test('router.start re-registers at once; dea.update swaps uris and session affinity', async (t) => {

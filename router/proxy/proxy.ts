@@ -168,10 +168,12 @@ export class Proxy {
     this.record(status, startMs);
   }
 
-  record(status: number, startMs: number): void {
+  /** Counts a finished request; returns its time to the last byte in ms. */
+  record(status: number, startMs: number): number {
     const latencyMs = performance.now() - startMs;
     this.stats.countResponse(status);
     this.stats.latency.record(latencyMs);
+    return latencyMs;
   }
 }
 
@@ -646,8 +648,12 @@ class Exchange implements UpstreamHandler {
   // Log.
   private finish(): void {
     const proxy = this.proxy;
-    proxy.record(this.status, this.startMs);
-    proxy.stats.countApp(this.endpoint.appId);
+    const latencyMs = proxy.record(this.status, this.startMs);
+    const app = proxy.stats.apps.record(this.endpoint.appId);
+    if (app !== null) {
+      app.requests++;
+      app.response(this.status, latencyMs / 1000);
+    }
     if (this.logEntry !== null)
       proxy.accessLog!.finish(
         this.logEntry,

@@ -1,7 +1,5 @@
+import { AppStats, OTHER_APP, type AppRecordSnapshot } from './app_stats';
 import { LatencyHistogram, type LatencySnapshot } from './latency';
-
-/** Distinct app ids counted one by one; beyond, requests go to `otherAppRequests` (bounded memory). */
-const MAX_COUNTED_APPS = 10_000;
 
 export interface AppRequestCount {
   appId: string;
@@ -30,27 +28,25 @@ export class RouterStats {
   unregisterMessages = 0;
   slowConsumerEvents = 0;
   readonly latency = new LatencyHistogram();
-  /** Requests that reached an app instance, per app id (a holder per app: one lookup per request). */
-  private readonly appRequests = new Map<string, { n: number }>();
-  /** Requests of apps beyond MAX_COUNTED_APPS. */
-  otherAppRequests = 0;
+  /** Per-app counters (router.app_stats); apps beyond the limit are summed under `_other`. */
+  readonly apps = new AppStats();
 
+  /** A WebSocket upgrade that reached an app (HTTP requests are counted by the proxy through `apps`). */
   countApp(appId: string): void {
-    if (appId === '') return;
-    const counter = this.appRequests.get(appId);
-    if (counter !== undefined) counter.n++;
-    else if (this.appRequests.size < MAX_COUNTED_APPS) this.appRequests.set(appId, { n: 1 });
-    else this.otherAppRequests++;
+    const record = this.apps.record(appId);
+    if (record !== null) record.requests++;
   }
 
   /** The apps with the most requests since start, most first. */
   topApps(limit = 10): AppRequestCount[] {
     const top: AppRequestCount[] = [];
-    for (const [appId, counter] of this.appRequests) {
-      if (top.length === limit && counter.n <= top[limit - 1].requests) continue;
+    for (const [appId, record] of this.apps.entries()) {
+      const n = record.requests;
+      if (appId === OTHER_APP || n === 0) continue;
+      if (top.length === limit && n <= top[limit - 1].requests) continue;
       let i = top.length;
-      while (i > 0 && top[i - 1].requests < counter.n) i--;
-      top.splice(i, 0, { appId, requests: counter.n });
+      while (i > 0 && top[i - 1].requests < n) i--;
+      top.splice(i, 0, { appId, requests: n });
       if (top.length > limit) top.pop();
     }
     return top;
@@ -71,8 +67,6 @@ export class RouterStats {
 
   /** The counters as plain data, posted by a worker thread of `--threads` to the first thread. */
   snapshot(): StatsSnapshot {
-    const apps: Array<[string, number]> = [];
-    for (const [appId, counter] of this.appRequests) apps.push([appId, counter.n]);
     return {
       requests: this.requests,
       responses: [this.responses2xx, this.responses3xx, this.responses4xx, this.responses5xx, this.responsesOther],
@@ -83,8 +77,7 @@ export class RouterStats {
       connectionLimitRejections: this.connectionLimitRejections,
       slowConsumerEvents: this.slowConsumerEvents,
       latency: this.latency.snapshot(),
-      apps,
-      otherAppRequests: this.otherAppRequests,
+      apps: this.apps.snapshot(),
     };
   }
 
@@ -103,13 +96,7 @@ export class RouterStats {
     this.connectionLimitRejections += other.connectionLimitRejections;
     this.slowConsumerEvents += other.slowConsumerEvents;
     this.latency.add(other.latency);
-    for (const [appId, n] of other.apps) {
-      const counter = this.appRequests.get(appId);
-      if (counter !== undefined) counter.n += n;
-      else if (this.appRequests.size < MAX_COUNTED_APPS) this.appRequests.set(appId, { n });
-      else this.otherAppRequests += n;
-    }
-    this.otherAppRequests += other.otherAppRequests;
+    this.apps.add(other.apps);
   }
 }
 
@@ -124,6 +111,5 @@ export interface StatsSnapshot {
   connectionLimitRejections: number;
   slowConsumerEvents: number;
   latency: LatencySnapshot;
-  apps: Array<[string, number]>;
-  otherAppRequests: number;
+  apps: Array<[string, AppRecordSnapshot]>;
 }
