@@ -1,11 +1,13 @@
 // manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
 // routes (`- route: host.domain[/path]`) or host/hosts + domain/domains, and
-// Skiff's session_affinity (true: the router pins clients to instances). A
+// Skiff's session_affinity (true: the router pins clients to instances) and
+// autoscale ({min, max, target_rps, ...}: `skiff autoscale`). A
 // top-level `applications:` list gives one entry per app; top-level fields
 // are defaults its entries inherit (as in CF). Skiff pushes one app: the
 // first entry, or the one named by --name.
 
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { checkAutoscalePolicy, type AutoscalePolicy } from '../../bus/autoscale';
 import { AppBounds } from '../../bus/platform';
 import { parseMemoryMb } from './size';
 import { checkUri } from './args';
@@ -21,13 +23,15 @@ export interface AppManifest {
   /** `host:`/`hosts:` without a domain: routes on the platform's default domain. */
   hosts?: string[];
   sessionAffinity?: boolean;
+  /** `autoscale: {min, max, target_rps, target_p99_ms, target_cpu}` (bus/autoscale.ts). */
+  autoscale?: AutoscalePolicy;
 }
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity'] as const;
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity', 'autoscale'] as const;
 
 /**
  * Parses manifest text; `wantedName` picks an entry of `applications:`.
@@ -113,6 +117,11 @@ function normalise(entry: Record<string, unknown>): AppManifest {
   if (entry.session_affinity !== undefined && entry.session_affinity !== null) {
     if (typeof entry.session_affinity !== 'boolean') throw new ManifestError('manifest.yml: session_affinity must be true or false');
     manifest.sessionAffinity = entry.session_affinity;
+  }
+  if (entry.autoscale !== undefined && entry.autoscale !== null) {
+    const policy = checkAutoscalePolicy(entry.autoscale);
+    if (!policy.ok) throw new ManifestError(`manifest.yml: ${policy.error}`);
+    manifest.autoscale = policy.value;
   }
   const uris = parseRoutes(entry);
   if (uris !== undefined) manifest.uris = uris;

@@ -1,5 +1,7 @@
 // Shapes of the controller API's answers (control/API.md), as far as the CLI reads them.
 
+import type { AutoscalePolicy } from '../../bus/autoscale';
+
 export interface App {
   name: string;
   id?: string;
@@ -22,6 +24,8 @@ export interface App {
   droplet?: string | null;
   command?: string | null;
   session_affinity?: boolean;
+  /** `skiff autoscale`; null or absent: off. */
+  autoscale?: AutoscalePolicy | null;
 }
 
 export interface InstanceInfo {
