@@ -107,3 +107,9 @@ t.test('unknown keys are named once each, and otherwise ignored', async (t) => {
   parseManifest('name: a\ninstances: 1\nmemory: 1G\ncommand: x\nenv: {}\nroutes: []\n', undefined, (w) => none.push(w));
   t.same(none, []);
 });
+
+t.test('autoscale: a policy, checked by the API rules', async (t) => {
+  t.same(parseManifest('name: a\nautoscale: {min: 1, max: 4, target_rps: 50}\n').autoscale, { min: 1, max: 4, target_rps: 50 });
+  t.throws(() => parseManifest('name: a\nautoscale: {min: 2, max: 1, target_rps: 50}\n'), { message: 'manifest.yml: autoscale.max must be a whole number from min (2) to 100' });
+  t.throws(() => parseManifest('name: a\nautoscale: {min: 1, max: 3}\n'), { message: 'manifest.yml: autoscale needs a target: target_rps, target_p99_ms or target_cpu' });
+});
