@@ -1,23 +1,23 @@
 // npm run bench  (node dist/benchmarks/bench.js [flags])
 //
-// Runs the backend directly, through the Skiff router, through nginx and
-// through HAProxy, side by side, round by round, and prints one table of
-// medians. See benchmarks/README.md.
+// Runs the backend directly, through the Skiff router, nginx, HAProxy and
+// Caddy (with one thread or worker each, and with two), side by side, round
+// by round, and prints one table of medians. See benchmarks/README.md.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ALL_CASES, AnyCase, BenchCase, caseDef, CaseName, DEFAULT_CASES, preflight, WsEchoCase, WsIdleCase, wsPreflight } from './cases';
-import { ALL_CONTENDERS, Contender, ContenderName, directContender } from './contender';
+import { ALL_CONTENDERS, Contender, ContenderName, directContender, peerOf, threadsOf } from './contender';
 import { busyShare, cpuSnapshot, systemCpu } from './cpu';
 import type { Loader, LoaderName, Measurement } from './loader';
 import { autocannonLoader } from './loader-autocannon';
 import { wrkLoader } from './loader-wrk';
 import { WsEchoSession } from './loader-ws';
 import { fdCount, fdSum } from './mem';
-import { NotInstalled, startHaproxy, startNginx } from './peers';
+import { NotInstalled, startCaddy, startHaproxy, startNginx } from './peers';
 import { ensureNofile, freePort, installCleanupHandlers, Managed, nofileLimit, sleep, startProcess, stopAll, stopProcess, waitForPort } from './procs';
-import { IdleRow, machineInfo, median, peerVersions, renderIdleTable, renderTable, TableRow, writeResults } from './report';
+import { IdleRow, machineInfo, median, peerVersions, renderIdleTable, renderTable, renderTargets, TableRow, writeResults } from './report';
 import { startSkiff } from './skiff';
 import { IdleMeasurement, measureIdle } from './ws-idle';
 
@@ -28,8 +28,10 @@ const USAGE = `usage: node dist/benchmarks/bench.js [flags]
   --cases LIST        small,64k,upload,ws-echo,ws-idle (default small,64k,upload,ws-echo)
   --scale             add ws-idle (N idle WebSockets through skiff, and nginx if selected)
   --idle-connections N  WebSockets held open by ws-idle (default 10000)
-  --contenders LIST   direct,skiff,skiff-t2,nginx,haproxy (default all; direct is always run;
-                      skiff-t2 is the router with --threads 2)
+  --contenders LIST   direct,skiff,nginx,haproxy,caddy,skiff-t2,nginx-w2,haproxy-t2,caddy-t2
+                      (default all; direct is always run; the -t2/-w2 ones use two threads
+                      or workers: the router with --threads 2, nginx with 2 workers,
+                      HAProxy with nbthread 2, Caddy with GOMAXPROCS=2)
   --loader NAME       HTTP cases: autocannon (default) or wrk
   --wrk-threads N     wrk threads (default 2)
   --ws-threads N      ws-echo load generator threads (default: 1 per 4 cores, at least 1, at most 4)
@@ -160,7 +162,12 @@ interface RoundRecord {
   /** 1-minute load average when the measurement ended (others' work shows here). */
   loadAvg1?: number;
   ratioToDirect?: number;
+  /** To nginx with the same number of threads/workers, in the same round. */
   ratioToNginx?: number;
+  /** To the faster of nginx and HAProxy with the same number of threads, in the same round. */
+  ratioToBest?: number;
+  /** To Caddy with the same GOMAXPROCS, in the same round. */
+  ratioToCaddy?: number;
   /** ws-echo: busiest load-generator thread's event-loop utilization (near 1: the loader may be the ceiling). */
   loaderEluMax?: number;
 }
@@ -197,7 +204,11 @@ async function startContender(name: ContenderName, backendPort: number, tmpDir: 
     case 'skiff': return startSkiff(backendPort);
     case 'skiff-t2': return { ...(await startSkiff(backendPort, ['--threads', '2'])), name: 'skiff-t2' };
     case 'nginx': return startNginx(tmpDir, backendPort);
+    case 'nginx-w2': return startNginx(tmpDir, backendPort, { workers: 2 });
     case 'haproxy': return startHaproxy(tmpDir, backendPort);
+    case 'haproxy-t2': return startHaproxy(tmpDir, backendPort, 2);
+    case 'caddy': return startCaddy(tmpDir, backendPort, 1);
+    case 'caddy-t2': return startCaddy(tmpDir, backendPort, 2);
   }
 }
 
@@ -530,9 +541,15 @@ async function main(): Promise<number> {
   for (const r of records) {
     if (!r.ok || !r.measurement) continue;
     const d = find(r.round, r.case, 'direct')?.measurement;
-    const n = find(r.round, r.case, 'nginx')?.measurement;
     if (d && d.rps > 0) r.ratioToDirect = r.measurement.rps / d.rps;
+    if (r.contender === 'direct') continue;
+    const n = find(r.round, r.case, peerOf(r.contender, 'nginx'))?.measurement;
+    const h = find(r.round, r.case, peerOf(r.contender, 'haproxy'))?.measurement;
+    const c = find(r.round, r.case, peerOf(r.contender, 'caddy'))?.measurement;
     if (n && n.rps > 0) r.ratioToNginx = r.measurement.rps / n.rps;
+    const best = Math.max(n?.rps ?? 0, h?.rps ?? 0);
+    if (best > 0) r.ratioToBest = r.measurement.rps / best;
+    if (c && c.rps > 0) r.ratioToCaddy = r.measurement.rps / c.rps;
   }
 
   const rows: TableRow[] = [];
@@ -557,11 +574,14 @@ async function main(): Promise<number> {
       rows.push({
         case: bc.name,
         contender: name,
+        threads: name === 'direct' ? undefined : threadsOf(name),
         rps: median(ms.map((m) => m.rps)),
         p50ms: median(ms.map((m) => m.p50ms)),
         p99ms: median(ms.map((m) => m.p99ms)),
         ratioDirect: median(ok.flatMap((r) => (r.ratioToDirect === undefined ? [] : [r.ratioToDirect]))),
         ratioNginx: median(ok.flatMap((r) => (r.ratioToNginx === undefined ? [] : [r.ratioToNginx]))),
+        ratioBest: median(ok.flatMap((r) => (r.ratioToBest === undefined ? [] : [r.ratioToBest]))),
+        ratioCaddy: median(ok.flatMap((r) => (r.ratioToCaddy === undefined ? [] : [r.ratioToCaddy]))),
         cpuPer10k: median(ok.flatMap((r) => (r.proxyCpuSPer10k === undefined ? [] : [r.proxyCpuSPer10k]))),
         non2xx: sum((m) => m.non2xx),
         errors: sum((m) => m.errors),
@@ -610,6 +630,7 @@ async function main(): Promise<number> {
   const peerLine = [
     peers.nginx ? peers.nginx.replace(/^nginx version:\s*/, '') : 'nginx: not installed',
     peers.haproxy ? peers.haproxy.replace(/^HAProxy version (\S+).*$/, 'HAProxy $1') : 'HAProxy: not installed',
+    peers.caddy ? `Caddy ${peers.caddy.split(/\s+/)[0]}` : 'Caddy: not installed',
     peers.natsServer ?? 'nats-server: not installed',
   ].join(', ');
   const title = [
@@ -623,7 +644,8 @@ async function main(): Promise<number> {
       renderTable(
         [
           ...title,
-          `${s.rounds} round(s) x ${s.durationS} s (+${s.warmupS} s warm-up), medians across rounds; ratios are req/s ratios taken within a round; ` +
+          `${s.rounds} round(s) x ${s.durationS} s (+${s.warmupS} s warm-up), medians across rounds; ratios are req/s ratios taken within a round, ` +
+            `against the peer with the same number of threads (thr): x best = the faster of nginx and HAProxy; ` +
             `connections: ${roundCases.map((c) => `${c.name} ${c.connections}`).join(', ')}; CPU = proxy utime+stime per 10k requests`,
           ...(echoCase
             ? [
@@ -648,6 +670,7 @@ async function main(): Promise<number> {
       ),
     );
   }
+  if (roundCases.length > 0) tables.push(renderTargets(rows));
   const table = tables.join('\n\n');
   process.stdout.write(`\n${table}\n\n`);
 

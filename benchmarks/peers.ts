@@ -1,4 +1,4 @@
-// The reference proxies: nginx and HAProxy, configured as measured in
+// The reference proxies: nginx, HAProxy and Caddy, configured as measured in
 // /work/shared/uws-notes.md, each with its own config in a temp dir, started
 // on a free loopback port and ended by pid.
 
@@ -9,6 +9,8 @@ import { childPids, freePort, sleep, startProcess, stopProcess, waitForPort, whi
 
 /** Changes for the ws-idle instance, which holds 2 sockets per idle WebSocket. */
 export interface NginxOptions {
+  /** worker_processes (default 1). */
+  workers?: number;
   /** Subdirectory of the temp dir (default "nginx"). */
   dirName?: string;
   /** worker_connections (default 4096). */
@@ -23,7 +25,7 @@ export interface NginxOptions {
 
 export function nginxConfig(dir: string, port: number, backendPort: number, o: NginxOptions = {}): string {
   return `# written by benchmarks/peers.ts
-worker_processes 1;
+worker_processes ${o.workers ?? 1};
 daemon off;
 master_process on;
 user root;
@@ -80,10 +82,10 @@ http {
 `;
 }
 
-export function haproxyConfig(port: number, backendPort: number): string {
+export function haproxyConfig(port: number, backendPort: number, threads = 1): string {
   return `# written by benchmarks/peers.ts
 global
-    nbthread 1
+    nbthread ${threads}
     maxconn 4000
 
 defaults
@@ -111,7 +113,7 @@ backend bench_backend
 export async function startNginx(tmpDir: string, backendPort: number, o: NginxOptions = {}): Promise<Contender> {
   const bin = which('nginx');
   if (!bin) throw new NotInstalled('nginx');
-  const dir = path.join(tmpDir, o.dirName ?? 'nginx');
+  const dir = path.join(tmpDir, o.dirName ?? (o.workers && o.workers > 1 ? `nginx-w${o.workers}` : 'nginx'));
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const conf = path.join(dir, 'nginx.conf');
@@ -119,11 +121,11 @@ export async function startNginx(tmpDir: string, backendPort: number, o: NginxOp
   const m = startProcess({ name: 'nginx', cmd: bin, args: ['-p', `${dir}/`, '-c', conf, '-e', `${dir}/error.log`] });
   try {
     await waitForPort(m, port);
-    // The master forks its worker; find it (the worker is the proxy, not the master).
+    // The master forks its workers; find them (the workers are the proxy, not the master).
     let workers: number[] = [];
-    for (let i = 0; i < 50 && workers.length === 0; i++) {
+    for (let i = 0; i < 50 && workers.length < (o.workers ?? 1); i++) {
       workers = childPids(m.pid);
-      if (workers.length === 0) await sleep(50);
+      if (workers.length < (o.workers ?? 1)) await sleep(50);
     }
     if (workers.length === 0) throw new Error('nginx: no worker process found');
     m.extraPids = workers;
@@ -133,28 +135,29 @@ export async function startNginx(tmpDir: string, backendPort: number, o: NginxOp
     throw new Error(`${(err as Error).message}${log ? ` | error.log: ${log}` : ''}`);
   }
   return {
-    name: 'nginx',
+    name: o.workers === 2 ? 'nginx-w2' : 'nginx',
     port,
     main: m,
     proxyPids: () => {
       // Re-read in case the master replaced a worker.
       const w = childPids(m.pid);
       if (w.length > 0) m.extraPids = w;
+      // Every worker counts; the master only reads its config.
       return w;
     },
     stop: () => stopProcess(m),
   };
 }
 
-export async function startHaproxy(tmpDir: string, backendPort: number): Promise<Contender> {
+export async function startHaproxy(tmpDir: string, backendPort: number, threads = 1): Promise<Contender> {
   const bin = which('haproxy');
   if (!bin) throw new NotInstalled('haproxy');
-  const dir = path.join(tmpDir, 'haproxy');
+  const dir = path.join(tmpDir, threads > 1 ? `haproxy-t${threads}` : 'haproxy');
   fs.mkdirSync(dir, { recursive: true });
   const port = await freePort();
   const conf = path.join(dir, 'haproxy.cfg');
-  fs.writeFileSync(conf, haproxyConfig(port, backendPort));
-  // -db: foreground, no master-worker: one process, which is the proxy.
+  fs.writeFileSync(conf, haproxyConfig(port, backendPort, threads));
+  // -db: foreground, no master-worker: one process (with its threads), which is the proxy.
   const m = startProcess({ name: 'haproxy', cmd: bin, args: ['-db', '-f', conf] });
   try {
     await waitForPort(m, port);
@@ -163,7 +166,58 @@ export async function startHaproxy(tmpDir: string, backendPort: number): Promise
     throw err;
   }
   return {
-    name: 'haproxy',
+    name: threads === 2 ? 'haproxy-t2' : 'haproxy',
+    port,
+    main: m,
+    proxyPids: () => [m.pid],
+    stop: () => stopProcess(m),
+  };
+}
+
+/**
+ * Caddy 2 (a Go reverse proxy, of the same family as gorouter). A site
+ * address `http://127.0.0.1:PORT` would match only that Host and answer
+ * others with an empty 200, so the site is `http://:PORT` bound to 127.0.0.1.
+ * Its reverse_proxy keeps upstream connections alive and carries WebSockets
+ * by default. `procs` is GOMAXPROCS: the OS threads running Go code at once.
+ */
+export function caddyConfig(port: number, backendPort: number): string {
+  return `# written by benchmarks/peers.ts
+{
+	admin off
+	auto_https off
+}
+
+http://:${port} {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:${backendPort}
+}
+`;
+}
+
+export async function startCaddy(tmpDir: string, backendPort: number, procs = 1): Promise<Contender> {
+  const bin = which('caddy');
+  if (!bin) throw new NotInstalled('caddy');
+  const dir = path.join(tmpDir, procs > 1 ? `caddy-t${procs}` : 'caddy');
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const conf = path.join(dir, 'Caddyfile');
+  fs.writeFileSync(conf, caddyConfig(port, backendPort));
+  const m = startProcess({
+    name: 'caddy',
+    cmd: bin,
+    args: ['run', '--config', conf, '--adapter', 'caddyfile'],
+    // Caddy keeps certificates and autosaved config under these; nothing of it outlives the run.
+    env: { ...process.env, GOMAXPROCS: String(procs), HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
+  });
+  try {
+    await waitForPort(m, port);
+  } catch (err) {
+    await stopProcess(m);
+    throw err;
+  }
+  return {
+    name: procs === 2 ? 'caddy-t2' : 'caddy',
     port,
     main: m,
     proxyPids: () => [m.pid],

@@ -33,6 +33,7 @@ export function machineInfo(): MachineInfo {
 export interface PeerVersions {
   nginx?: string;
   haproxy?: string;
+  caddy?: string;
   natsServer?: string;
 }
 
@@ -44,6 +45,7 @@ export function peerVersions(): PeerVersions {
   return {
     nginx: v('nginx', ['-v']),
     haproxy: v('haproxy', ['-v']),
+    caddy: v('caddy', ['version']),
     natsServer: v('nats-server', ['--version']),
   };
 }
@@ -58,11 +60,16 @@ export function median(xs: number[]): number | undefined {
 export interface TableRow {
   case: string;
   contender: string;
+  /** Threads or workers of the proxy (undefined: the backend directly). */
+  threads?: number;
   rps?: number;
   p50ms?: number;
   p99ms?: number;
   ratioDirect?: number;
   ratioNginx?: number;
+  /** Against the faster of nginx and HAProxy with the same thread count. */
+  ratioBest?: number;
+  ratioCaddy?: number;
   cpuPer10k?: number;
   non2xx?: number;
   errors?: number;
@@ -73,21 +80,24 @@ const fmt = (x: number | undefined, digits: number): string => (x === undefined 
 const fmtInt = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : Math.round(x).toLocaleString('en-US'));
 
 export function renderTable(title: string[], rows: TableRow[]): string {
-  const head = ['case', 'contender', 'req/s', 'p50 ms', 'p99 ms', 'x direct', 'x nginx', 'CPU s/10k', 'non2xx/err', 'note'];
+  const head = ['case', 'contender', 'thr', 'req/s', 'p50 ms', 'p99 ms', 'x direct', 'x best', 'x nginx', 'x caddy', 'CPU s/10k', 'non2xx/err', 'note'];
   const body = rows.map((r) => [
     r.case,
     r.contender,
+    r.threads === undefined ? '-' : String(r.threads),
     fmtInt(r.rps),
     fmt(r.p50ms, 2),
     fmt(r.p99ms, 2),
     fmt(r.ratioDirect, 2),
+    fmt(r.ratioBest, 2),
     fmt(r.ratioNginx, 2),
+    fmt(r.ratioCaddy, 2),
     fmt(r.cpuPer10k, 3),
     r.non2xx === undefined && r.errors === undefined ? '-' : `${r.non2xx ?? 0}/${r.errors ?? 0}`,
     r.note ?? '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 8]);
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
   const line = (cells: string[]): string =>
     cells
       .map((c, i) => (numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
@@ -101,6 +111,35 @@ export function renderTable(title: string[], rows: TableRow[]): string {
     if (lastCase && b[0] !== lastCase) out.push('');
     lastCase = b[0] ?? '';
     out.push(line(b));
+  }
+  return out.join('\n');
+}
+
+/**
+ * The router's rows against the targets of the router-speed issue (same-run
+ * ratios): small >= 1.0x the faster of nginx and HAProxy, with p99 at most
+ * nginx's; 64 KiB >= 1.0x; every case ahead of Caddy. One line per router row.
+ */
+export function renderTargets(rows: TableRow[]): string {
+  const get = (c: string, who: string): TableRow | undefined => rows.find((r) => r.case === c && r.contender === who);
+  const mark = (ok: boolean | undefined): string => (ok === undefined ? 'n/a' : ok ? 'met' : 'NOT met');
+  const out = ['targets (same-run ratios against the peers with the same thread count):'];
+  for (const [skiff, nginx] of [['skiff', 'nginx'], ['skiff-t2', 'nginx-w2']] as const) {
+    if (!rows.some((r) => r.contender === skiff && r.rps !== undefined)) continue;
+    const small = get('small', skiff);
+    const n = get('small', nginx);
+    const big = get('64k', skiff);
+    const parts: string[] = [];
+    if (small?.ratioBest !== undefined) parts.push(`small ${small.ratioBest.toFixed(2)}x best (>= 1.00: ${mark(small.ratioBest >= 1)})`);
+    if (small?.p99ms !== undefined && n?.p99ms !== undefined)
+      parts.push(`small p99 ${small.p99ms.toFixed(2)} ms vs nginx ${n.p99ms.toFixed(2)} ms (${mark(small.p99ms <= n.p99ms)})`);
+    if (big?.ratioBest !== undefined) parts.push(`64k ${big.ratioBest.toFixed(2)}x best (${mark(big.ratioBest >= 1)})`);
+    const caddy = rows.filter((r) => r.contender === skiff && r.ratioCaddy !== undefined);
+    if (caddy.length > 0)
+      parts.push(
+        `vs Caddy ${caddy.map((r) => `${r.case} ${r.ratioCaddy!.toFixed(2)}x`).join(', ')} (${mark(caddy.every((r) => r.ratioCaddy! > 1))})`,
+      );
+    out.push(`  ${skiff.padEnd(8)} ${parts.length > 0 ? parts.join('; ') : 'no peers measured'}`);
   }
   return out.join('\n');
 }

@@ -7,6 +7,16 @@ import { LB_ALGORITHMS, type LbAlgorithm } from './route/pool';
 
 export const ENV_PREFIX = 'SKIFF_ROUTER';
 
+/** Measured: benchmarks/NOTES.md (2026-12-06, pipelining). */
+export const DEFAULT_PIPELINE_DEPTH = 16;
+/**
+ * 0: only requests of one event-loop turn share a connection. Joining a
+ * connection whose requests went out earlier saves no write (each turn's
+ * batch is one write anyway) and only adds waiting; NOTES.md has the
+ * measurements.
+ */
+export const DEFAULT_PIPELINE_GUARD_MS = 0;
+
 export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'port', kind: 'number', min: 0, max: 65535, help: 'port for app traffic (HTTP and WebSocket)', defaultText: '8080' },
   { name: 'host', kind: 'string', help: 'address to listen on for app traffic', defaultText: '0.0.0.0' },
@@ -25,6 +35,8 @@ export const ROUTER_FLAGS: readonly FlagSpec[] = [
   { name: 'max-conns-per-backend', kind: 'number', min: knownSetting('router.max_conns_per_backend').min, max: knownSetting('router.max_conns_per_backend').max, help: 'concurrent requests per app instance; beyond: 503', defaultText: '500' },
   { name: 'backend-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for an app to start responding (504 after)', defaultText: '900' },
   { name: 'connect-timeout', kind: 'number', min: 0.001, help: 'seconds to wait for a connection to an app', defaultText: '5' },
+  { name: 'backend-pipeline-depth', kind: 'number', min: 1, max: 1024, help: 'most GET/HEAD/OPTIONS requests without a body sent on one app connection before their responses (pipelining); 1: none', defaultText: String(DEFAULT_PIPELINE_DEPTH) },
+  { name: 'backend-pipeline-guard-ms', kind: 'number', min: 0, max: 60000, help: 'a request may join an app connection whose oldest unanswered request went out less than this long ago; 0: only requests of the same event-loop turn share one', defaultText: String(DEFAULT_PIPELINE_GUARD_MS) },
   { name: 'backend-idle-timeout', kind: 'number', min: 0.001, help: 'seconds a kept-alive app connection may idle (keep below apps\' own)', defaultText: '4' },
   { name: 'droplet-stale-threshold', kind: 'number', min: 0.001, help: 'seconds a registration lives without a refresh, unless the message says', defaultText: '120' },
   { name: 'empty-pool-timeout', kind: 'number', min: 0, max: 86400, help: 'seconds a route whose last instance left answers 503 no_endpoints before it is unknown (404)', defaultText: '5' },
@@ -63,6 +75,10 @@ export interface RouterOptions {
   backendTimeoutMs: number;
   connectTimeoutMs: number;
   backendIdleTimeoutMs: number;
+  /** Most requests outstanding on one app connection (1: no pipelining). */
+  backendPipelineDepth: number;
+  /** A connection owing a response older than this takes no further pipelined request. */
+  backendPipelineGuardMs: number;
   staleThresholdMs: number;
   /** A route left without endpoints answers 503 this long, then 404 (an app stopped, not restarting). */
   emptyPoolTimeoutMs: number;
@@ -115,6 +131,8 @@ export function parseRouterOptions(
     backendTimeoutMs: num('backend-timeout', 900) * 1000,
     connectTimeoutMs: num('connect-timeout', 5) * 1000,
     backendIdleTimeoutMs: num('backend-idle-timeout', 4) * 1000,
+    backendPipelineDepth: wholeNumber('backend-pipeline-depth', num('backend-pipeline-depth', DEFAULT_PIPELINE_DEPTH)),
+    backendPipelineGuardMs: num('backend-pipeline-guard-ms', DEFAULT_PIPELINE_GUARD_MS),
     staleThresholdMs: num('droplet-stale-threshold', 120) * 1000,
     emptyPoolTimeoutMs: num('empty-pool-timeout', 5) * 1000,
     pruneIntervalMs: num('prune-interval', 30) * 1000,

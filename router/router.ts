@@ -57,6 +57,17 @@ export interface ThreadFigures {
 /** How often the first thread publishes `router.app_stats` (the bus contract: consumers expect 2 s). */
 export const APP_STATS_INTERVAL_MS = 2000;
 
+/**
+ * Pipelined requests still waiting behind a response this old are sent again
+ * on connections of their own. Far above the app-side response time of the
+ * requests pipelining is for (well under a millisecond for small responses
+ * here), so it only fires on responses that are slow by any measure; the
+ * sweep runs every 250 ms, so it fires within 500-750 ms.
+ */
+const PIPELINE_STALL_MS = 500;
+/** After a stall, the app instance is served unpipelined this long (as long as the failure cool-down). */
+const PIPELINE_COOL_DOWN_MS = 30_000;
+
 /** Settings the config store may change while the router runs (unless a flag fixed them). */
 const LIVE_SETTINGS = ['lb_algorithm', 'max_conns_per_backend'] as const;
 
@@ -100,13 +111,21 @@ export class Router {
     thread = 0,
   ) {
     this.thread = thread;
-    this.upstream = new UpstreamClient({
-      connectTimeoutMs: options.connectTimeoutMs,
-      responseTimeoutMs: options.backendTimeoutMs,
-      idleTimeoutMs: options.backendIdleTimeoutMs,
-      safeReuseMs: Math.min(1000, options.backendIdleTimeoutMs / 2),
-      maxResponseHeaderBytes: 80 * 1024,
-    });
+    this.upstream = new UpstreamClient(
+      {
+        connectTimeoutMs: options.connectTimeoutMs,
+        responseTimeoutMs: options.backendTimeoutMs,
+        idleTimeoutMs: options.backendIdleTimeoutMs,
+        safeReuseMs: Math.min(1000, options.backendIdleTimeoutMs / 2),
+        maxResponseHeaderBytes: 80 * 1024,
+        pipelineDepth: options.backendPipelineDepth,
+        pipelineGuardMs: options.backendPipelineGuardMs,
+        pipelineStallMs: PIPELINE_STALL_MS,
+        pipelineCoolDownMs: PIPELINE_COOL_DOWN_MS,
+      },
+      this.stats,
+      (backend, reason) => log.info('not pipelining requests to this app instance', { backend: backend.key, reason }),
+    );
     this.registry = new Registry({
       defaultStaleThresholdMs: options.staleThresholdMs,
       emptyPoolTtlMs: options.emptyPoolTimeoutMs,
@@ -358,6 +377,14 @@ export class Router {
       client_aborts: s.clientAborts,
       retries: s.retries,
       connection_limit_rejections: s.connectionLimitRejections,
+      pipelining: {
+        depth: this.options.backendPipelineDepth,
+        guard_ms: this.options.backendPipelineGuardMs,
+        pipelined_requests: s.pipelinedRequests,
+        replays: s.pipelineReplays,
+        refusals: s.pipelineRefusals,
+        stalls: s.pipelineStalls,
+      },
       latency_ms: {
         count: s.latency.count,
         mean: s.latency.count === 0 ? 0 : round3(s.latency.sumMs / s.latency.count),
@@ -406,6 +433,7 @@ export class Router {
       clientAborts: s.clientAborts,
       retries: s.retries,
       connectionLimitRejections: s.connectionLimitRejections,
+      pipeline: { requests: s.pipelinedRequests, replays: s.pipelineReplays, refusals: s.pipelineRefusals, stalls: s.pipelineStalls },
       latency: {
         quantiles: [0.5, 0.75, 0.9, 0.95, 0.99].map((q): [number, number] => [q, s.latency.percentile(q * 100) / 1000]),
         sum: s.latency.sumMs / 1000,

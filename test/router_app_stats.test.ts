@@ -52,7 +52,8 @@ t.test('per-app codes and latency, summed over threads, published every 2 s', as
   t.ok(varz.requests_per_thread.every((n: number) => n > 0), `both threads served requests (${varz.requests_per_thread})`);
   t.match(last.host, new RegExp(`:${router.statusPort}$`), 'host is the status address');
   const gaps = heard.slice(-4).map((m, i, all) => (i === 0 ? 2000 : m.ts - all[i - 1]!.ts));
-  t.ok(gaps.every((g) => g >= 1500 && g <= 4000), `about every 2 s (${gaps})`);
+  // The period, not a speed: bounds wide enough for a loaded machine, tight enough to catch 1 s or 10 s.
+  t.ok(gaps.every((g) => g >= 1500 && g <= 8000), `about every 2 s (${gaps})`);
 
   // A restarted router starts over with a new `started`.
   await router.stop();

@@ -21,7 +21,7 @@ import { delimiter, join } from 'node:path';
 import type { KV } from 'nats';
 import { ComponentAnnouncer, NODE_COMPONENT_TYPE } from '../../bus/component';
 import { connectBus, type Bus, type BusMessage } from '../../bus/connection';
-import { isLive, openKv } from '../../bus/jetstream';
+import { isLive, liveEntries, openKv } from '../../bus/jetstream';
 import type { Logger } from '../../bus/log';
 import type { NatsAuth } from '../../bus/nats-options';
 import {
@@ -318,13 +318,11 @@ export class NodeSupervisor {
     const kv = await openKv(bus.nats.jetstream({ timeout: 10_000 }), CLUSTER_BUCKET, { history: 1 });
     await kv.put(`nats.${this.name}`, new TextEncoder().encode(JSON.stringify(this.ownPeer())));
     const peers: NatsPeer[] = [];
-    for await (const key of await kv.keys('nats.>')) {
-      const entry = await kv.get(key);
-      if (!isLive(entry)) continue;
+    for (const entry of await liveEntries(kv, 'nats.>')) {
       try {
         peers.push(JSON.parse(new TextDecoder().decode(entry.value)) as NatsPeer);
       } catch {
-        this.log.warn('unreadable cluster entry, skipped', { key });
+        this.log.warn('unreadable cluster entry, skipped', { key: entry.key });
       }
     }
     this.setPeers(peers);

@@ -14,7 +14,10 @@ import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
 import { knownSetting } from '../../bus/settings';
 import { SKIFF_VERSION } from '../../bus/version';
-import { bearerToken, checkPassword, hashPassword, signToken, verifyToken, type PasswordHash } from './auth';
+import type { AppStatsCollector } from '../../bus/app-stats';
+import { basicCredentials, bearerToken, checkPassword, cookieToken, hashPassword, signToken, verifyToken, CONSOLE_HEADER, type PasswordHash } from './auth';
+import { ConsoleRoutes } from './console';
+import { apiDuration, apiRequests, clusterMetrics, METRICS_CONTENT_TYPE } from './metrics';
 import type { ClusterConfig } from './cluster-config';
 import type { NodeWatch } from './nodes';
 import { applyChange, applyRestart, sessionAffinity } from './desired';
@@ -57,6 +60,8 @@ export interface ApiDeps {
   config: ClusterConfig;
   /** What the components say of themselves, for `/nodes`. */
   nodes: NodeWatch;
+  /** What routers and DEAs report per app, for `/metrics` and the console. */
+  stats: AppStatsCollector;
 }
 
 type Params = Record<string, string>;
@@ -77,13 +82,18 @@ export class Api {
   /** Malformed health manager answers met while building app views. */
   private readonly rejections: RejectionCounter;
 
+  readonly console: ConsoleRoutes;
+
   constructor(
     private readonly deps: ApiDeps,
     private readonly options: ApiOptions,
   ) {
     this.rejections = new RejectionCounter(deps.log);
     const r = (method: string, path: string, handle: Route['handle']) => this.routes.push({ method, pattern: path.split('/').filter(Boolean), handle });
+    this.console = new ConsoleRoutes(this, deps.stats, deps.log);
     r('GET', '/info', (e) => this.info(e));
+    r('GET', '/metrics', (e) => this.metrics(e));
+    this.console.addRoutes(r);
     r('POST', '/users/:email/tokens', (e, p) => this.login(e, p.email!));
     r('GET', '/users', (e) => this.listUsers(e));
     r('GET', '/nodes/:node', (e, p) => this.nodeRoles(e, p.node!, { op: 'info' }));
@@ -122,7 +132,17 @@ export class Api {
     });
   }
 
+  /** Routes the request, and counts it once answered (skiff_controller_http_*). */
   async handle(e: Exchange): Promise<void> {
+    const end = apiDuration.startTimer({ method: e.method });
+    e.onHead((status) => {
+      end();
+      apiRequests.inc({ method: e.method, code: String(status) });
+    });
+    await this.route(e);
+  }
+
+  private async route(e: Exchange): Promise<void> {
     let segments: string[];
     try {
       segments = e.path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
@@ -161,8 +181,19 @@ export class Api {
 
   // ---- auth ----
 
-  private async authenticate(e: Exchange): Promise<UserRecord> {
-    const token = bearerToken(e.headers.authorization);
+  /**
+   * The caller, from `Authorization: Bearer`, else from the console's
+   * cookie. The cookie counts for reads, and for changes only with the
+   * X-Skiff-Console header: a page of an app on a sibling host (same site,
+   * so SameSite lets the cookie go) cannot send that header to the API
+   * without a CORS preflight, which the API never grants.
+   */
+  async authenticate(e: Exchange): Promise<UserRecord> {
+    let token = bearerToken(e.headers.authorization);
+    if (token === undefined) {
+      const cookie = cookieToken(e.headers.cookie);
+      if (cookie !== undefined && (e.method === 'GET' || e.method === 'HEAD' || e.headers[CONSOLE_HEADER] === '1')) token = cookie;
+    }
     if (token === undefined) throw new HttpError(401, 'not logged in: send Authorization: Bearer <token> (skiff login)');
     const check = verifyToken(this.deps.secret, token, nowSeconds());
     if (!check.ok) throw new HttpError(401, check.reason === 'expired' ? 'the token has expired: log in again' : 'invalid token: log in again');
@@ -172,7 +203,7 @@ export class Api {
     return user;
   }
 
-  private async admin(e: Exchange): Promise<UserRecord> {
+  async admin(e: Exchange): Promise<UserRecord> {
     const user = await this.authenticate(e);
     if (!user.admin) throw new HttpError(403, 'only an admin may do this');
     return user;
@@ -227,19 +258,57 @@ export class Api {
   private async login(e: Exchange, rawEmail: string): Promise<void> {
     const body = checkLogin(await e.readJson());
     if (!body.ok) throw new HttpError(400, body.error);
+    const { token, expiresAt } = await this.issueToken(rawEmail, body.value.password);
+    e.json(200, { token, expires_at: expiresAt });
+  }
+
+  /** The user whose email and password these are (a login: counted by the lockout), or 401/429. */
+  async checkCredentials(rawEmail: string, password: string): Promise<UserRecord> {
     const email = normalizeEmail(rawEmail);
     // Not an email: no account can have it, so there is nothing to lock.
     const counted = isEmail(email);
     if (counted) refuseWhileLocked(await this.deps.lockout.check(email));
     const user = counted ? await this.deps.store.getUser(email) : undefined;
-    const right = user !== undefined ? await checkPassword(body.value.password, user.password) : await this.checkDummy(body.value.password);
+    const right = user !== undefined ? await checkPassword(password, user.password) : await this.checkDummy(password);
     if (user === undefined || !right) {
       if (counted) await this.deps.lockout.failed(email);
       throw new HttpError(401, 'wrong email or password');
     }
     await this.deps.lockout.cleared(email);
-    const { token, expiresAt } = signToken(this.deps.secret, user.email, nowSeconds(), undefined, user.token_generation ?? 0);
-    e.json(200, { token, expires_at: expiresAt });
+    return user;
+  }
+
+  /** A login: the token the CLI gets (and the console keeps in its cookie). */
+  async issueToken(rawEmail: string, password: string): Promise<{ token: string; expiresAt: number; user: UserRecord }> {
+    const user = await this.checkCredentials(rawEmail, password);
+    return { ...signToken(this.deps.secret, user.email, nowSeconds(), undefined, user.token_generation ?? 0), user };
+  }
+
+  /**
+   * The cluster view for Prometheus: an admin's token, or HTTP basic auth
+   * with an admin's email and password (what a scrape config can hold).
+   */
+  private async metrics(e: Exchange): Promise<void> {
+    const basic = basicCredentials(e.headers.authorization);
+    let user: UserRecord;
+    if (basic !== undefined) {
+      try {
+        user = await this.checkCredentials(basic.user, basic.password);
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 401) throw new HttpError(401, 'wrong email or password', 401, { 'WWW-Authenticate': 'Basic realm="skiff"' });
+        throw error;
+      }
+      if (!user.admin) throw new HttpError(403, 'only an admin may read /metrics');
+    } else {
+      try {
+        await this.admin(e);
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 401) throw new HttpError(401, error.message, 401, { 'WWW-Authenticate': 'Basic realm="skiff"' });
+        throw error;
+      }
+    }
+    const body = await clusterMetrics({ stats: this.deps.stats, apps: () => this.deps.store.listApps() });
+    e.send(200, body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
   }
 
   /** As long as a real check, and always false. */
@@ -333,7 +402,11 @@ export class Api {
     e.empty(204);
   }
 
-  private async appsOf(owner: string): Promise<AppRecord[]> {
+  async listAllApps(): Promise<AppRecord[]> {
+    return this.deps.store.listApps();
+  }
+
+  async appsOf(owner: string): Promise<AppRecord[]> {
     return (await this.deps.store.listApps()).filter((a) => a.owner === owner);
   }
 
@@ -714,7 +787,7 @@ export class Api {
 
   // ---- views ----
 
-  private async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
+  async view(app: AppRecord, known?: DeaFindDropletReply[]): Promise<Record<string, unknown>> {
     const version = appVersion(app);
     let running = 0;
     let flapping: FlappingAnswer | undefined;

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createHmac } from 'node:crypto';
-import { bearerToken, checkPassword, hashPassword, signToken, verifyToken } from './auth';
+import { basicCredentials, bearerToken, checkPassword, cookieToken, hashPassword, signToken, tokenCookie, verifyToken } from './auth';
 
 const secret = Buffer.alloc(32, 7);
 
@@ -59,4 +59,16 @@ t.test('a token carries the token generation it was issued with; one without it 
   for (const gen of [-1, 1.5, '2', null]) {
     t.same(verifyToken(secret, sign({ email: 'ann@example.com', exp: 2000, gen }), 1000), { ok: false, reason: 'malformed' }, `gen ${JSON.stringify(gen)}`);
   }
+});
+
+t.test('console cookie and basic credentials', async (t) => {
+  t.equal(cookieToken('a=1; skiff_token=abc.def; b=2'), 'abc.def');
+  t.equal(cookieToken('skiff_tokens=x; other=skiff_token'), undefined, 'exact name only');
+  t.equal(cookieToken('skiff_token='), undefined, 'an empty cookie is none');
+  t.equal(cookieToken(undefined), undefined);
+  t.same(basicCredentials(`Basic ${Buffer.from('ann@example.com:pa:ss').toString('base64')}`), { user: 'ann@example.com', password: 'pa:ss' }, 'the password may hold a colon');
+  t.equal(basicCredentials('Bearer abc'), undefined);
+  t.equal(basicCredentials(`Basic ${Buffer.from('nocolon').toString('base64')}`), undefined);
+  t.equal(tokenCookie('tok', 60.7, false), 'skiff_token=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Strict');
+  t.match(tokenCookie('', -5, true), /Max-Age=0; HttpOnly; SameSite=Strict; Secure$/);
 });

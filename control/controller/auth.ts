@@ -104,3 +104,36 @@ export function bearerToken(header: string | undefined): string | undefined {
   const match = /^bearer\s+(\S+)\s*$/i.exec(header ?? '');
   return match?.[1];
 }
+
+/** The console's cookie: the same token the CLI gets, HttpOnly, SameSite=Strict, for the API host only. */
+export const TOKEN_COOKIE = 'skiff_token';
+/** Sent by the console with every change (see Api.authenticate). */
+export const CONSOLE_HEADER = 'x-skiff-console';
+
+/** The token in a Cookie header, if any. */
+export function cookieToken(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === TOKEN_COOKIE) {
+      const value = part.slice(eq + 1).trim();
+      return value === '' ? undefined : value;
+    }
+  }
+  return undefined;
+}
+
+/** `Authorization: Basic` email and password, if that is what was sent. */
+export function basicCredentials(header: string | undefined): { user: string; password: string } | undefined {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  if (match === null) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return undefined;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** The Set-Cookie value that stores `token` (or, with maxAge 0, removes it). No Domain: only the API host gets it. */
+export function tokenCookie(token: string, maxAgeSeconds: number, secure: boolean): string {
+  return `${TOKEN_COOKIE}=${token}; Path=/; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}

@@ -5,7 +5,7 @@
 import type { KV } from 'nats';
 import { openConfigBucket, parseSettingKey } from '../../bus/config';
 import type { Bus } from '../../bus/connection';
-import { isLive } from '../../bus/jetstream';
+import { isLive, liveKeys } from '../../bus/jetstream';
 import { checkRelations, checkSetting, settingDef, SETTINGS } from '../../bus/settings';
 import { HttpError } from './http';
 
@@ -34,8 +34,7 @@ export class ClusterConfig {
   }
 
   async list(prefix = ''): Promise<ConfigEntry[]> {
-    const stored = new Set<string>();
-    for await (const key of await this.kv.keys()) stored.add(key);
+    const stored = new Set(await liveKeys(this.kv));
     const keys = new Set([...SETTINGS.map((def) => def.key), ...stored]);
     const entries: ConfigEntry[] = [];
     for (const key of [...keys].sort()) {

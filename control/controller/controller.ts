@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
+import { AppStatsCollector } from '../../bus/app-stats';
 import { Api } from './api';
 import { AutoscaleRequests } from './autoscale';
 import { ClusterConfig } from './cluster-config';
@@ -40,6 +41,8 @@ export class Controller {
   private ownUploadDir = false;
   private announcer: ComponentAnnouncer | undefined;
   private nodes: NodeWatch | undefined;
+  private stats: AppStatsCollector | undefined;
+  private api: Api | undefined;
   private readonly startedAt = new Date();
 
   constructor(
@@ -78,7 +81,10 @@ export class Controller {
     const staging = new Staging(bus, store, log, { queue: options.stagerQueue, timeoutMs: options.stagingTimeoutMs }, (before, after) =>
       lifecycle.changed(before, after),
     );
-    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes }, {
+    const stats = new AppStatsCollector(bus, log);
+    stats.start();
+    this.stats = stats;
+    const api = new Api({ bus, store, secret, lockout, lifecycle, staging, instances, log, uids, config, nodes, stats }, {
       domain: options.domain,
       routerUrl: options.routerUrl,
       maxUploadBytes: options.maxUploadBytes,
@@ -86,6 +92,7 @@ export class Controller {
       limits: options.limits,
       defaultDiskMb: DEFAULT_DISK_MB,
     });
+    this.api = api;
     this.http = new HttpServer((e) => api.handle(e), (error, e) => api.fail(error, e));
     this.ssh = new SshGateway(bus, api, store, log);
     this.http.addWebSocket(SSH_ROUTE, this.ssh.behavior());
@@ -135,6 +142,8 @@ export class Controller {
     this.autoscale?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();
+    this.stats?.stop();
+    this.api?.console.stop();
     this.http?.close();
     if (this.ownUploadDir && this.uploadDir !== undefined) rmSync(this.uploadDir, { recursive: true, force: true });
   }

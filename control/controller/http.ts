@@ -98,6 +98,7 @@ export class Exchange {
   private streaming = false;
   private readonly body: BodyReader | undefined;
   private readonly abortListeners: Array<() => void> = [];
+  private headListener: ((status: number) => void) | undefined;
 
   constructor(private readonly res: HttpResponse, req: HttpRequest) {
     this.method = req.getMethod().toUpperCase();
@@ -122,6 +123,17 @@ export class Exchange {
   onAbort(listener: () => void): void {
     if (this.aborted) listener();
     else this.abortListeners.push(listener);
+  }
+
+  /** Called once, with the status, when the response head goes out (metrics). */
+  onHead(listener: (status: number) => void): void {
+    this.headListener = listener;
+  }
+
+  private headSent(status: number): void {
+    const listener = this.headListener;
+    this.headListener = undefined;
+    listener?.(status);
   }
 
   /** The declared Content-Length, or undefined. */
@@ -175,6 +187,7 @@ export class Exchange {
   send(status: number, body: string | Buffer, headers: Record<string, string> = {}, close = false): void {
     if (this.aborted || this.done || this.streaming) return;
     this.done = true;
+    this.headSent(status);
     // Answered before the body was read (401, 404, 413...): the rest of it would be taken for the next request.
     const closeAfter = close || this.unreadBody();
     this.res.cork(() => {
@@ -193,6 +206,7 @@ export class Exchange {
   empty(status: number): void {
     if (this.aborted || this.done || this.streaming) return;
     this.done = true;
+    this.headSent(status);
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status));
       this.res.endWithoutBody();
@@ -203,6 +217,7 @@ export class Exchange {
   startStream(status: number, headers: Record<string, string>): void {
     if (this.aborted || this.done || this.streaming) return;
     this.streaming = true;
+    this.headSent(status);
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status));
       for (const [key, value] of Object.entries(headers)) this.res.writeHeader(key, value);
@@ -246,6 +261,7 @@ export class Exchange {
   upgrade(userData: object, context: us_socket_context_t): boolean {
     if (this.aborted || this.done || this.streaming) return false;
     this.done = true;
+    this.headSent(101);
     const h = this.headers;
     this.res.cork(() => {
       this.res.upgrade(userData, h['sec-websocket-key'] ?? '', h['sec-websocket-protocol'] ?? '', h['sec-websocket-extensions'] ?? '', context);

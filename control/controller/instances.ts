@@ -48,17 +48,18 @@ export class Instances {
   }
 
   /**
-   * Places each index on a DEA; returns the DEA chosen for each index, the
-   * indices that found none, and why (for the app's placement_error).
+   * Places each index on a DEA (one in `avoid` only when no other fits);
+   * returns the DEA chosen for each index, the indices that found none, and
+   * why (for the app's placement_error).
    */
-  async start(app: AppRecord, indices: number[], flapping = false): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
+  async start(app: AppRecord, indices: number[], flapping = false, avoid?: ReadonlySet<string>): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
     const placed = new Map<number, string>();
     const unplaced: number[] = [];
     let why: string | undefined;
     for (const index of indices) {
       const message = startMessage(app, index, flapping);
       const request = { appId: app.id, runtime: message.runtime, memoryMb: app.memory };
-      const dea = this.pool.choose(request, Date.now()) ?? (await this.discover(message));
+      const dea = this.pool.choose(request, Date.now(), avoid) ?? (await this.discover(message));
       if (dea === undefined) {
         unplaced.push(index);
         why ??= this.pool.whyNot(request, Date.now());

@@ -3,6 +3,7 @@
 // health manager's requests, records crashes, and reconciles every few
 // seconds so that a restarted platform brings started apps back.
 
+import { placements } from './metrics';
 import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
@@ -20,6 +21,8 @@ import type { AppUids } from './uids';
 
 /** A start that has not shown up in dea.find.droplet yet is given this long before the index counts as missing. */
 const PLACEMENT_GRACE_MS = 20_000;
+/** A failed reconcile pass is tried again this soon, once, rather than a whole interval later. */
+const RECONCILE_RETRY_MS = 2000;
 /** How long old versions are left running while the new ones fail to come up. */
 const REPLACE_TIMEOUT_MS = 10 * 60_000;
 /** A health manager answers from memory; longer means it is in trouble, and placing wins. */
@@ -121,13 +124,15 @@ export class Lifecycle {
     this.bus.publish(Subjects.dropletUpdated, { droplet: app.id });
   }
 
-  private async place(given: AppRecord, indices: number[], flapping = false): Promise<void> {
+  private async place(given: AppRecord, indices: number[], flapping = false, avoid?: ReadonlySet<string>): Promise<void> {
     if (indices.length === 0) return;
     const app = await this.withUid(given);
     if (app === undefined) return;
     const now = Date.now();
     for (const index of indices) this.placedAt.set(`${app.id}/${appVersion(app)}/${index}`, { at: now, dea: undefined });
-    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping);
+    const { placed, unplaced, why } = await this.instances.start(app, indices, flapping, avoid);
+    if (placed.size > 0) placements.inc({ result: 'placed' }, placed.size);
+    if (unplaced.length > 0) placements.inc({ result: 'unplaced' }, unplaced.length);
     // Unplaced indices count as missing at the next reconcile, not as placed.
     for (const index of unplaced) this.placedAt.delete(`${app.id}/${appVersion(app)}/${index}`);
     for (const [index, dea] of placed) {
@@ -233,8 +238,8 @@ export class Lifecycle {
     }
   }
 
-  /** Brings every started app to its instance count; one pass. */
-  async reconcile(): Promise<void> {
+  /** Brings every started app to its instance count; one pass (`isRetry`: the quick second try of a pass that failed). */
+  async reconcile(isRetry = false): Promise<void> {
     if (this.reconciling || this.closed) return;
     this.reconciling = true;
     try {
@@ -253,13 +258,13 @@ export class Lifecycle {
       for (const survey of surveys) {
         if (this.closed) return;
         if (survey === undefined) continue;
-        const { app, place, stop, flapping } = survey;
+        const { app, place, stop, flapping, silent } = survey;
         // Asking took a moment, in which a health manager's START may have placed some of them.
         const placedMeanwhile = this.recentlyPlaced(app, Date.now());
         const missing = place.filter((index) => !flapping.has(index) && !placedMeanwhile.has(index));
         if (missing.length > 0) {
-          this.log.info('reconcile: placing missing instances', { app: app.name, indices: missing.join(',') });
-          await this.place(app, missing);
+          this.log.info('reconcile: placing missing instances', { app: app.name, indices: missing.join(','), ...(silent.size > 0 ? { silent_deas: [...silent].join(',') } : {}) });
+          await this.place(app, missing, false, silent);
         } else if (place.length === 0 && app.placement_error) {
           // Nothing is missing (scaled down, or a DEA made room): an old explanation no longer holds.
           await this.notePlacement(app, null);
@@ -267,14 +272,27 @@ export class Lifecycle {
         if (stop.length > 0) this.instances.stop({ droplet: app.id, instances: stop });
       }
     } catch (err) {
-      this.log.warn('reconcile pass failed', { error: err });
+      // JetStream gives no answer while a dead server's streams elect new
+      // leaders (a few seconds), and a pass that asked then failed on its
+      // timeout: waiting a whole interval more made a lost instance wait for
+      // its place twice as long. Once sooner, then the interval again.
+      const retry = !isRetry && !this.closed;
+      this.log.warn('reconcile pass failed', { error: err, ...(retry ? { retry_in_ms: RECONCILE_RETRY_MS } : {}) });
+      if (retry) setTimeout(() => void this.reconcile(true), RECONCILE_RETRY_MS).unref();
     } finally {
       this.reconciling = false;
     }
   }
 
-  /** What one app needs: the indices to place and the instances to stop; undefined when it changed meanwhile. */
-  private async survey(app: AppRecord): Promise<{ app: AppRecord; place: number[]; stop: string[]; flapping: Set<number> } | undefined> {
+  /**
+   * What one app needs: the indices to place and the instances to stop, and
+   * the DEAs that advertise instances of it but did not answer for them
+   * (killed or cut off, most likely, and still in the pool for up to 10 s:
+   * a missing instance placed there would be lost again); undefined when
+   * the app changed meanwhile.
+   */
+  private async survey(app: AppRecord): Promise<{ app: AppRecord; place: number[]; stop: string[]; flapping: Set<number>; silent: Set<string> } | undefined> {
+    const holding = this.pool.holding(app.id, Date.now());
     const found = await this.instances.find({ droplet: app.id });
     // The listing is a find window old: a stop or restart since then must win.
     const fresh = await this.store.getApp(app.id);
@@ -282,8 +300,9 @@ export class Lifecycle {
     this.seen(app, found);
     const { place, stop } = convergence(app, found, this.recentlyPlaced(app, Date.now()));
     const flapping = place.length > 0 ? await this.flappingIndices(app) : new Set<number>();
+    const answered = new Set(found.map((i) => i.dea));
     // The fresh record: it carries the latest placement_error.
-    return { app: fresh, place, stop, flapping };
+    return { app: fresh, place, stop, flapping, silent: new Set(holding.filter((dea) => !answered.has(dea))) };
   }
 
   /**

@@ -8,7 +8,7 @@
 import type { KV } from 'nats';
 import { COMPONENT_TYPES, NODE_COMPONENT_TYPE } from '../../bus/component';
 import { requestAll, type Bus, type Subscription } from '../../bus/connection';
-import { isLive, openKv } from '../../bus/jetstream';
+import { liveEntries, openKv } from '../../bus/jetstream';
 import type { Logger } from '../../bus/log';
 import type { ComponentAnnounce } from '../../bus/messages';
 import { Subjects } from '../../bus/subjects';
@@ -168,12 +168,8 @@ export class NodeWatch {
   /** Every node, after asking every component to answer now. */
   async list(): Promise<NodeEntry[]> {
     await this.discover().catch((error: unknown) => this.log.warn('vcap.component.discover failed; showing what is stored', { error }));
-    // Every key first: a read while the keys iterator runs cuts the iteration short (nats.js 2.29).
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
     const records: ComponentRecord[] = [];
-    for (const entry of await Promise.all(keys.map((key) => this.kv.get(key)))) {
-      if (!isLive(entry)) continue;
+    for (const entry of await liveEntries(this.kv)) {
       try {
         records.push(JSON.parse(new TextDecoder().decode(entry.value)) as ComponentRecord);
       } catch {

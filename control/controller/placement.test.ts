@@ -55,3 +55,15 @@ t.test('whyNot says what no DEA offers, with the numbers', async (t) => {
   t.equal(pool.whyNot(req, 0), 'no DEA has 8192M free (largest free: 1024M)', 'what was placed since the advertisement counts');
   t.equal(pool.whyNot(req, 60_000), 'no DEA is running', 'expired DEAs are gone');
 });
+
+t.test('DEAs to avoid (silent about the app\'s instances) are chosen only when no other fits', async (t) => {
+  const pool = new DeaPool();
+  pool.advertise(ad('a', 4096, ['node'], { app: 1 }), 0);
+  pool.advertise(ad('b', 1024, ['node'], { app: 1 }), 0);
+  const req = { appId: 'app', runtime: 'node', memoryMb: 256 };
+  t.same(pool.holding('app', 1).sort(), ['a', 'b'], 'both advertise instances of the app');
+  t.equal(pool.choose(req, 1, new Set(['a'])), 'b', 'the other DEA, though it has less memory');
+  t.equal(pool.choose({ ...req, memoryMb: 2048 }, 1, new Set(['a'])), 'a', 'the avoided one when nothing else fits');
+  t.same(pool.holding('app', 1).sort(), ['a', 'b'], 'placements charged since do not count as advertised');
+  t.same(pool.holding('other', 1), []);
+});

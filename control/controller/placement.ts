@@ -11,6 +11,8 @@ interface KnownDea {
   availableMemory: number;
   runtimes: Set<string>;
   appCounts: Map<string, number>;
+  /** The app counts as the DEA said them, without the placements charged since. */
+  advertisedCounts: Map<string, number>;
   seenAt: number;
 }
 
@@ -31,6 +33,7 @@ export class DeaPool {
       availableMemory: message.available_memory,
       runtimes: new Set(message.runtimes),
       appCounts: new Map(Object.entries(message.app_id_to_count)),
+      advertisedCounts: new Map(Object.entries(message.app_id_to_count)),
       seenAt: now,
     });
   }
@@ -45,18 +48,29 @@ export class DeaPool {
     return this.live(now).length;
   }
 
+  /** Live DEAs whose last advertisement counts instances of the app. */
+  holding(appId: string, now: number): string[] {
+    this.expire(now);
+    return [...this.deas.values()].filter((dea) => (dea.advertisedCounts.get(appId) ?? 0) > 0).map((dea) => dea.id);
+  }
+
   /**
    * The DEA for one instance: the right runtime and enough free memory; among
    * those, the fewest instances of this app (spreading), then the most free
    * memory. The choice is charged to the DEA until its next advertisement, so
-   * several instances placed at once spread too. Undefined: no DEA fits.
+   * several instances placed at once spread too. DEAs in `avoid` are taken
+   * only when no other fits. Undefined: no DEA fits.
    */
-  choose(request: PlacementRequest, now: number): string | undefined {
+  choose(request: PlacementRequest, now: number, avoid: ReadonlySet<string> = new Set()): string | undefined {
     this.expire(now);
     let best: KnownDea | undefined;
-    for (const dea of this.deas.values()) {
-      if (!dea.runtimes.has(request.runtime) || dea.availableMemory < request.memoryMb) continue;
-      if (best === undefined || better(dea, best, request.appId)) best = dea;
+    for (const shunned of [false, true]) {
+      for (const dea of this.deas.values()) {
+        if (avoid.has(dea.id) !== shunned) continue;
+        if (!dea.runtimes.has(request.runtime) || dea.availableMemory < request.memoryMb) continue;
+        if (best === undefined || better(dea, best, request.appId)) best = dea;
+      }
+      if (best !== undefined) break;
     }
     if (best === undefined) return undefined;
     best.availableMemory -= request.memoryMb;

@@ -9,7 +9,7 @@
 
 import type { KV } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openKv } from '../../bus/jetstream';
+import { liveKeys, openKv } from '../../bus/jetstream';
 import type { Logger } from '../../bus/log';
 import { CLUSTER_BUCKET } from '../../bus/platform';
 
@@ -39,9 +39,7 @@ export class Replication {
   /** How many nats-servers serve the cluster, as their supervisors say. */
   async servers(): Promise<number> {
     this.kv ??= await openKv(this.bus.nats.jetstream({ timeout: 5000 }), CLUSTER_BUCKET, { history: 1 });
-    let count = 0;
-    for await (const key of await this.kv.keys('nats.>')) if (key.startsWith('nats.')) count++;
-    return count;
+    return (await liveKeys(this.kv, 'nats.>')).length;
   }
 
   /** One pass: raises every stream below the target; what it raised, by name. */

@@ -11,7 +11,7 @@ import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, ObjectStores } from '../../bus/platform';
 import type { PasswordHash } from './auth';
-import { openKv, openObjectStore, isLive, isRevisionConflict } from '../../bus/jetstream';
+import { openKv, openObjectStore, isLive, isRevisionConflict, liveEntries, liveKeys, storedKeys } from '../../bus/jetstream';
 
 export const Buckets = {
   users: 'skiff_users',
@@ -283,12 +283,7 @@ export class Store {
   }
 
   async hasUsers(): Promise<boolean> {
-    const keys = await this.users.keys();
-    for await (const _ of keys) {
-      keys.stop();
-      return true;
-    }
-    return false;
+    return (await liveKeys(this.users)).length > 0;
   }
 
   // ---- apps ----
@@ -355,7 +350,7 @@ export class Store {
     if (isLive(name) && decoder.decode(name.value) === app.id) await this.appNames.delete(app.name);
     await this.crashLog.delete(app.id);
     await this.stagingLogs.delete(app.id);
-    for (const key of await this.eventKeys(app.id)) await this.eventLog.purge(key);
+    for (const key of await liveKeys(this.eventLog, `${app.id}.>`)) await this.eventLog.purge(key);
   }
 
   // ---- events ----
@@ -368,15 +363,10 @@ export class Store {
 
   /** An app's events, oldest first (the newest MAX_EVENTS). */
   async events(appId: string): Promise<AppEvent[]> {
-    const keys = (await this.eventKeys(appId)).sort().slice(-MAX_EVENTS);
+    // Events are never deleted one by one (all go with their app): the newest keys are the newest events.
+    const keys = (await storedKeys(this.eventLog, `${appId}.>`)).slice(-MAX_EVENTS);
     const entries = await Promise.all(keys.map((key) => this.eventLog.get(key)));
     return entries.filter(isLive).map((entry) => parse<AppEvent>(entry));
-  }
-
-  private async eventKeys(appId: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await this.eventLog.keys(`${appId}.>`)) keys.push(key);
-    return keys;
   }
 
   // ---- crashes ----
@@ -417,10 +407,7 @@ export class Store {
   }
 
   private async all<T>(kv: KV): Promise<T[]> {
-    const keys: string[] = [];
-    for await (const key of await kv.keys()) keys.push(key);
-    const entries = await Promise.all(keys.map((key) => kv.get(key)));
-    return entries.filter(isLive).map((entry) => parse<T>(entry));
+    return (await liveEntries(kv)).map((entry) => parse<T>(entry));
   }
 }
 

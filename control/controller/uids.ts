@@ -13,7 +13,7 @@
 import { randomInt } from 'node:crypto';
 import type { KV, KvEntry } from 'nats';
 import type { Bus } from '../../bus/connection';
-import { openKv, isLive, isRevisionConflict } from '../../bus/jetstream';
+import { openKv, isLive, isRevisionConflict, liveKeys } from '../../bus/jetstream';
 import { formatRange, type IdRange } from '../../bus/uids';
 import { Buckets } from './store';
 
@@ -137,7 +137,7 @@ export class AppUids {
 
   private async taken(): Promise<Set<number>> {
     const taken = new Set<number>();
-    for await (const key of await this.kv.keys('uid.>')) {
+    for (const key of await liveKeys(this.kv, 'uid.>')) {
       const uid = Number(key.slice(4));
       if (Number.isSafeInteger(uid)) taken.add(uid);
     }

@@ -8,7 +8,7 @@ import type { KV, KvEntry } from 'nats';
 import { checkAutoscalePolicy } from '../../bus/autoscale';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, type AppDesiredState } from '../../bus/platform';
-import { openKv } from '../../bus/jetstream';
+import { openKv, storedKeys } from '../../bus/jetstream';
 
 export function readAppRecord(value: unknown): AppDesiredState | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'record must be an object';
@@ -48,8 +48,7 @@ export class DesiredState {
 
   /** Every app, with the keys of records that could not be read. */
   async list(): Promise<{ apps: AppDesiredState[]; unreadable: Array<{ key: string; error: string }> }> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys()) keys.push(key);
+    const keys = await storedKeys(this.kv);
     const entries = await Promise.all(keys.map((key) => this.kv.get(key)));
     const apps: AppDesiredState[] = [];
     const unreadable: Array<{ key: string; error: string }> = [];

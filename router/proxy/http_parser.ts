@@ -25,6 +25,7 @@ export interface ParseError extends Error {
 interface HttpParserClass {
   new (): HttpParser;
   RESPONSE: number;
+  kOnMessageBegin: number;
   kOnHeaders: number;
   kOnHeadersComplete: number;
   kOnBody: number;
@@ -34,6 +35,7 @@ interface HttpParserClass {
 
 export const ParserClass = HTTPParser;
 export const RESPONSE = HTTPParser.RESPONSE;
+export const kOnMessageBegin = HTTPParser.kOnMessageBegin;
 export const kOnHeaders = HTTPParser.kOnHeaders;
 export const kOnHeadersComplete = HTTPParser.kOnHeadersComplete;
 export const kOnBody = HTTPParser.kOnBody;

@@ -14,6 +14,7 @@ import {
   BodyFraming,
   canonicalMethod,
   isIdempotent,
+  isPipelinable,
   RequestHeadScan,
   requestBodyFraming,
 } from './request_head';
@@ -149,7 +150,8 @@ export class Proxy {
           : '';
     const hasBody = framing === BodyFraming.Chunked || (framing === BodyFraming.Length && scan.contentLength !== '0');
     const logEntry = this.accessLog === null ? null : this.accessLog.begin(client, hostHeader, head);
-    const exchange = new Exchange(this, res, pool, this.chooser.named, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, startMs, logEntry);
+    const pipelinable = isPipelinable(method, hasBody, query, scan.accept);
+    const exchange = new Exchange(this, res, pool, this.chooser.named, hostHeader, head, bodyHeader, method, hasBody, framing === BodyFraming.Chunked, pipelinable, startMs, logEntry);
     exchange.attempt(chosen, true);
   }
 
@@ -198,6 +200,8 @@ class Exchange implements UpstreamHandler {
   private tried: Backend[] | null = null;
   private attempts = 0;
   private freshConnectionRetried = false;
+  /** Backends this request was sent to again after its pipelined attempt went unanswered: once each. */
+  private replayedOn: Backend[] | null = null;
   private readonly idempotent: boolean;
   private readonly isHead: boolean;
 
@@ -245,6 +249,8 @@ class Exchange implements UpstreamHandler {
     method: string,
     private readonly hasBody: boolean,
     private readonly chunkedBody: boolean,
+    /** May share an app connection with others (request_head.ts isPipelinable). */
+    private readonly pipelinable: boolean,
     private readonly startMs: number,
     /** Only with --access-log: what the log line needs of the request, read while it was valid. */
     private readonly logEntry: AccessLogEntry | null,
@@ -258,10 +264,19 @@ class Exchange implements UpstreamHandler {
     if (hasBody) res.onData((chunk, isLast) => this.clientData(chunk, isLast));
   }
 
+  /** `allowReuse` false: a connection of its own, fresh (and so not pipelined). */
   attempt(endpoint: Endpoint, allowReuse: boolean): void {
     this.endpoint = endpoint;
     this.attempts++;
     if (this.tried !== null && !this.tried.includes(endpoint.backend)) this.tried.push(endpoint.backend);
+    if (this.pipelinable && allowReuse) {
+      const pipelined = this.proxy.upstream.pipeline(endpoint.backend, this, this.requestHead(), this.isHead);
+      if (pipelined !== null) {
+        this.conn = pipelined;
+        this.headSent = true;
+        return;
+      }
+    }
     this.headSent = false;
     const retryable = this.idempotent && (!this.hasBody || !this.replayLost);
     const conn = this.proxy.upstream.acquire(endpoint.backend, this, this.isHead, retryable, allowReuse);
@@ -273,8 +288,12 @@ class Exchange implements UpstreamHandler {
     if (conn === this.conn) this.sendRequest(conn);
   }
 
+  private requestHead(): string {
+    return this.head + this.endpoint.headerLines + this.bodyHeader + '\r\n';
+  }
+
   private sendRequest(conn: UpstreamConnection): void {
-    const head = this.head + this.endpoint.headerLines + this.bodyHeader + '\r\n';
+    const head = this.requestHead();
     this.headSent = true;
     const pending = this.pendingBody;
     if (pending === null) {
@@ -583,6 +602,16 @@ class Exchange implements UpstreamHandler {
       if (failure === UpstreamFailure.Connect) {
         backend.failedAt = Date.now();
         if (this.retry(false)) return;
+      } else if (failure === UpstreamFailure.Unanswered) {
+        // Pipelined, and its connection will not answer it: once more to the
+        // same instance on a connection of its own, then elsewhere as any
+        // request whose connection closed before a response.
+        if (this.replayedOn === null || !this.replayedOn.includes(backend)) {
+          (this.replayedOn ??= []).push(backend);
+          this.proxy.stats.pipelineReplays++;
+          if (this.retry(true)) return;
+        }
+        if (this.retry(false)) return;
       } else if (failure === UpstreamFailure.ClosedBeforeResponse && this.idempotent && replayable) {
         // A kept-alive socket the app had just closed: one more try on a fresh one.
         if (conn.reused && !this.freshConnectionRetried) {
@@ -631,7 +660,7 @@ class Exchange implements UpstreamHandler {
     this.aborted = true;
     if (this.done) return;
     if (this.conn !== null) {
-      this.conn.abort();
+      this.conn.abort(this);
       this.conn = null;
     }
     this.proxy.stats.clientAborts++;

@@ -5,6 +5,7 @@ import {
   BodyFraming,
   canonicalMethod,
   isIdempotent,
+  isPipelinable,
   parseAppInstance,
   RequestHeadScan,
   requestBodyFraming,
@@ -84,4 +85,21 @@ t.test('small helpers', async (t) => {
   t.ok(isHopByHop('transfer-encoding'));
   t.notOk(isHopByHop('content-type'));
   t.same(connectionListedHeaders('close, X-Foo,  keep-alive ,x-bar'), ['x-foo', 'x-bar']);
+});
+
+t.test('what may be pipelined: safe methods without a body, but no event stream and no Engine.IO poll', async (t) => {
+  t.ok(isPipelinable('GET', false, undefined, ''));
+  t.ok(isPipelinable('HEAD', false, 'a=1', 'text/html'));
+  t.ok(isPipelinable('OPTIONS', false, undefined, '*/*'));
+  t.notOk(isPipelinable('GET', true, undefined, ''), 'a GET with a body');
+  for (const m of ['POST', 'PUT', 'DELETE', 'PATCH', 'TRACE', 'CONNECT']) t.notOk(isPipelinable(m, false, undefined, ''), m);
+  t.notOk(isPipelinable('GET', false, 'EIO=4&transport=polling&t=abc&sid=x', ''), 'Engine.IO long-polling');
+  t.ok(isPipelinable('GET', false, 'EIO=4&transport=websocket', ''), 'Engine.IO upgrade request is not a poll');
+  t.notOk(isPipelinable('GET', false, undefined, 'text/event-stream'), 'an event stream');
+  t.notOk(isPipelinable('GET', false, undefined, 'text/html, text/event-stream;q=0.9'), 'an event stream among others');
+  const scan = new RequestHeadScan();
+  scan.reset();
+  scan.visit('accept', 'text/event-stream');
+  t.equal(scan.accept, 'text/event-stream', 'the scan reads Accept');
+  t.match(scan.headerLines(), /accept: text\/event-stream\r\n/, 'and still forwards it');
 });

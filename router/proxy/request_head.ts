@@ -13,6 +13,8 @@ const enum HeaderRole {
   AppInstance,
   /** Forwarded, and read for the sticky-session instance. */
   Cookie,
+  /** Forwarded, and read: an event stream is never pipelined. */
+  Accept,
   /** Hop-by-hop, answered by the server itself (Expect), or set only by the router: dropped. */
   Drop,
 }
@@ -27,6 +29,7 @@ const ROLES = new Map<string, HeaderRole>([
   ['x-request-start', HeaderRole.RequestStart],
   ['x-cf-app-instance', HeaderRole.AppInstance],
   ['cookie', HeaderRole.Cookie],
+  ['accept', HeaderRole.Accept],
   ['keep-alive', HeaderRole.Drop],
   ['proxy-connection', HeaderRole.Drop],
   ['proxy-authorization', HeaderRole.Drop],
@@ -64,6 +67,7 @@ export class RequestHeadScan {
   requestStart = '';
   appInstance = '';
   cookie = '';
+  accept = '';
 
   /** Bound once; handed to req.forEach for every request. */
   readonly visit = (name: string, value: string): void => {
@@ -110,6 +114,12 @@ export class RequestHeadScan {
       case HeaderRole.AppInstance:
         this.appInstance = value;
         return;
+      case HeaderRole.Accept:
+        this.accept = this.accept === '' ? value : `${this.accept}, ${value}`;
+        this.names[this.count] = name;
+        this.values[this.count] = value;
+        this.count++;
+        return;
       case HeaderRole.Cookie:
         this.cookie = this.cookie === '' ? value : `${this.cookie}; ${value}`;
         this.names[this.count] = name;
@@ -136,6 +146,7 @@ export class RequestHeadScan {
     this.requestStart = '';
     this.appInstance = '';
     this.cookie = '';
+    this.accept = '';
   }
 
   /** The forwarded client headers as `name: value\r\n` lines, minus any the Connection header named. */
@@ -234,4 +245,20 @@ export function isIdempotent(method: string): boolean {
     default:
       return false;
   }
+}
+
+/**
+ * Whether a request may share an app connection with others (upstream.ts):
+ * GET, HEAD or OPTIONS without a body, the safe methods (RFC 9112 §9.3.2:
+ * pipeline only requests that may be sent again when unanswered; PUT and
+ * DELETE are idempotent too, but change state). Not the GETs that apps hold
+ * open on purpose, which would stall whatever waits behind them, and which
+ * are not safe to send twice in practice: event streams (`Accept:
+ * text/event-stream`) and Engine.IO (socket.io) long-polling, whose server
+ * drops a session that polls twice at once.
+ */
+export function isPipelinable(method: string, hasBody: boolean, query: string | undefined, accept: string): boolean {
+  if (hasBody || (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS')) return false;
+  if (query !== undefined && query.includes('transport=polling')) return false;
+  return accept === '' || !accept.includes('text/event-stream');
 }

@@ -4,7 +4,7 @@ import { parseSimpleResponse } from './response_head';
 const MAX = 80 * 1024;
 const parse = (raw: string, headOnly = false) => {
   const buf = Buffer.from(raw, 'latin1');
-  return parseSimpleResponse(buf, buf.length, MAX, headOnly);
+  return parseSimpleResponse(buf, 0, buf.length, MAX, headOnly);
 };
 
 t.test('a whole response with a Content-Length body is taken without llhttp', async (t) => {
@@ -34,7 +34,6 @@ t.test('keep-alive, reasons and bodiless statuses', async (t) => {
 t.test('anything unusual is left to llhttp', async (t) => {
   const cases: Record<string, string> = {
     'head not complete': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n',
-    'bytes after the body': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n\r\n',
     chunked: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
     'close-delimited': 'HTTP/1.1 200 OK\r\n\r\nbody',
     'HTTP/1.0': 'HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n',
@@ -69,14 +68,34 @@ t.test('a body that continues in later reads: what this read holds is counted', 
 t.test('a head over the limit is left to llhttp (which refuses it)', async (t) => {
   const raw = `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(100)}\r\nContent-Length: 0\r\n\r\n`;
   const buf = Buffer.from(raw);
-  t.ok(parseSimpleResponse(buf, buf.length, 1024, false));
-  t.equal(parseSimpleResponse(buf, buf.length, 64, false), null);
+  t.ok(parseSimpleResponse(buf, 0, buf.length, 1024, false));
+  t.equal(parseSimpleResponse(buf, 0, buf.length, 64, false), null);
 });
 
 t.test('only the first `length` bytes of the read buffer count', async (t) => {
   const buf = Buffer.alloc(1024, 'z');
   const n = buf.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi', 'latin1');
-  const r = parseSimpleResponse(buf, n, MAX, false);
+  const r = parseSimpleResponse(buf, 0, n, MAX, false);
   t.ok(r);
   t.equal(buf.subarray(r!.bodyStart, r!.bodyStart + r!.bodyLength).toString(), 'hi');
+});
+
+t.test('pipelined responses in one read: each is parsed from where the last one ended', async (t) => {
+  const raw = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnopeHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart';
+  const buf = Buffer.from(raw, 'latin1');
+  const first = parseSimpleResponse(buf, 0, buf.length, MAX, false)!;
+  t.equal(first.bodyAvailable, 2, 'the body ends at its length, not at the end of the read');
+  t.equal(buf.toString('latin1', first.bodyStart, first.bodyStart + first.bodyAvailable), 'hi');
+  const second = parseSimpleResponse(buf, first.bodyStart + 2, buf.length, MAX, false)!;
+  t.equal(second.status, 404);
+  t.equal(buf.toString('latin1', second.bodyStart, second.bodyStart + second.bodyAvailable), 'nope');
+  const third = parseSimpleResponse(buf, second.bodyStart + 4, buf.length, MAX, false)!;
+  t.equal(third.bodyLength, 9);
+  t.equal(third.bodyAvailable, 4, 'the last body continues in the next read');
+  const headOnly = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx', 'latin1');
+  const h = parseSimpleResponse(headOnly, 0, headOnly.length, MAX, true)!;
+  t.equal(h.bodyAvailable, 0, 'HEAD: the next response starts right after the head');
+  t.equal(parseSimpleResponse(headOnly, h.bodyStart, headOnly.length, MAX, false)!.bodyAvailable, 1);
+  const limited = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n' + `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(100)}\r\nContent-Length: 0\r\n\r\n`, 'latin1');
+  t.equal(parseSimpleResponse(limited, 38, limited.length, 64, false), null, 'the head limit counts from the start of each response');
 });

@@ -1,13 +1,13 @@
 // The common upstream response, parsed without llhttp: an HTTP/1.1 head that
 // arrives whole in one read, with a Content-Length body (the rest of which
-// the caller counts off the following reads). Handing such a response
+// the caller counts off the following reads; what follows the body in the
+// same read is the next pipelined response, or an error the caller sees). Handing such a response
 // through Node's parser costs a C++ -> JS call per event, a JS array of
 // header strings built in C++, and a fresh Buffer for the body; here it is
 // one latin1 decode of the head and a view of the read buffer. Anything
 // unusual (1xx, chunked, close-delimited, HTTP/1.0, obs-fold, odd bytes, a
-// head split over reads, bytes after the body) returns null and goes to
-// llhttp, which then parses the same bytes from the start, with all its
-// strictness.
+// head split over reads) returns null and goes to llhttp, which then parses
+// the same bytes from the start, with all its strictness.
 
 export interface SimpleResponse {
   status: number;
@@ -19,7 +19,7 @@ export interface SimpleResponse {
   bodyStart: number;
   /** Body length (0 for HEAD, 204 and 304). */
   bodyLength: number;
-  /** Body bytes in this read (the rest follows in later reads). */
+  /** Body bytes in this read, at most bodyLength (the rest follows in later reads). */
   bodyAvailable: number;
 }
 
@@ -65,15 +65,15 @@ function hasCloseToken(value: string): boolean {
 }
 
 /**
- * The response starting at buf[0] when its head is simple and complete in
- * buf[0, length) and nothing follows its body; otherwise null (let llhttp
- * parse it). `headOnly`: the
- * request was HEAD, so no body follows whatever the head says.
+ * The response starting at buf[start] when its head is simple and complete
+ * before `end`; otherwise null (let llhttp parse it). Bytes after its body
+ * are not looked at. `headOnly`: the request was HEAD, so no body follows
+ * whatever the head says.
  */
-export function parseSimpleResponse(buf: Buffer, length: number, maxHeadBytes: number, headOnly: boolean): SimpleResponse | null {
-  const headEnd = buf.indexOf(CRLFCRLF, 0);
-  if (headEnd === -1 || headEnd + 4 > length || headEnd + 4 > maxHeadBytes) return null;
-  const head = buf.toString('latin1', 0, headEnd);
+export function parseSimpleResponse(buf: Buffer, start: number, end: number, maxHeadBytes: number, headOnly: boolean): SimpleResponse | null {
+  const headEnd = buf.indexOf(CRLFCRLF, start);
+  if (headEnd === -1 || headEnd + 4 > end || headEnd + 4 - start > maxHeadBytes) return null;
+  const head = buf.toString('latin1', start, headEnd);
   // Status line: "HTTP/1.1 200 OK".
   let lineEnd = head.indexOf('\r\n');
   if (lineEnd === -1) lineEnd = head.length;
@@ -124,7 +124,6 @@ export function parseSimpleResponse(buf: Buffer, length: number, maxHeadBytes: n
     if (contentLength === -1) return null; // close-delimited
     bodyLength = contentLength;
   }
-  // Nothing may follow the body in this read.
-  if (bodyStart + bodyLength < length) return null;
-  return { status, reason, headers, keepAlive, bodyStart, bodyLength, bodyAvailable: length - bodyStart };
+  const bodyAvailable = Math.min(bodyLength, end - bodyStart);
+  return { status, reason, headers, keepAlive, bodyStart, bodyLength, bodyAvailable };
 }

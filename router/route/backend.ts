@@ -13,6 +13,23 @@ export class Backend {
   refs = 0;
   /** Idle keep-alive connections; owned by the upstream client. */
   readonly idle: unknown[] = [];
+  /** The connection that pipelined requests to this backend join; owned by the upstream client. */
+  batch: unknown = null;
+  /**
+   * Epoch ms until which requests to this backend are not pipelined (a
+   * pipeline stalled); Infinity once the app closed connections on pipelined
+   * requests. Owned by the upstream client.
+   */
+  pipelineOffUntil = 0;
+  /**
+   * Responses of this backend are large on average lately: not pipelined
+   * (a pipeline of large responses costs the app and the router more than
+   * the writes and reads it saves). Owned by the upstream client, as are the
+   * byte and response counts of the current measuring window.
+   */
+  largeResponses = false;
+  windowBytes = 0;
+  windowResponses = 0;
 
   constructor(
     readonly host: string,

@@ -78,6 +78,7 @@ export interface RouterMetrics {
   clientAborts: number;
   retries: number;
   connectionLimitRejections: number;
+  pipeline: { requests: number; replays: number; refusals: number; stalls: number };
   /** Seconds. */
   latency: { quantiles: Array<[number, number]>; sum: number; count: number };
   topApps: AppRequestCount[];
@@ -126,6 +127,10 @@ export function renderRouterMetrics(m: RouterMetrics): string {
   p.counter(`${r}client_aborts_total`, 'Clients that left before their response was complete.', m.clientAborts);
   p.counter(`${r}retries_total`, 'Further attempts on another endpoint or a fresh connection.', m.retries);
   p.counter(`${r}connection_limit_rejections_total`, 'Requests turned away because every endpoint was at its connection limit.', m.connectionLimitRejections);
+  p.counter(`${r}pipelined_requests_total`, 'Requests written to an app while another was outstanding on the same connection.', m.pipeline.requests);
+  p.counter(`${r}pipeline_replays_total`, 'Pipelined requests sent again on a connection of their own.', m.pipeline.replays);
+  p.counter(`${r}pipeline_refusals_total`, 'App instances found closing connections on pipelined requests (served unpipelined since).', m.pipeline.refusals);
+  p.counter(`${r}pipeline_stalls_total`, 'Pipelines whose waiting requests were moved off a slow response.', m.pipeline.stalls);
   p.summary(`${r}request_latency_seconds`, 'Time from request to last response byte.', m.latency.quantiles, m.latency.sum, m.latency.count);
   p.counter(
     `${r}app_requests_total`,

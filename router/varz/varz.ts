@@ -24,6 +24,14 @@ export class RouterStats {
   retries = 0;
   /** Requests turned away because every endpoint was at its connection limit. */
   connectionLimitRejections = 0;
+  /** Requests written to an app while another was outstanding on the same connection. */
+  pipelinedRequests = 0;
+  /** Pipelined requests sent again on a connection of their own (no response came on theirs). */
+  pipelineReplays = 0;
+  /** Backends found closing connections on pipelined requests, served unpipelined since. */
+  pipelineRefusals = 0;
+  /** Pipelines whose waiting requests were moved off a slow response. */
+  pipelineStalls = 0;
   registerMessages = 0;
   unregisterMessages = 0;
   slowConsumerEvents = 0;
@@ -75,6 +83,7 @@ export class RouterStats {
       clientAborts: this.clientAborts,
       retries: this.retries,
       connectionLimitRejections: this.connectionLimitRejections,
+      pipeline: [this.pipelinedRequests, this.pipelineReplays, this.pipelineRefusals, this.pipelineStalls],
       slowConsumerEvents: this.slowConsumerEvents,
       latency: this.latency.snapshot(),
       apps: this.apps.snapshot(),
@@ -94,6 +103,10 @@ export class RouterStats {
     this.clientAborts += other.clientAborts;
     this.retries += other.retries;
     this.connectionLimitRejections += other.connectionLimitRejections;
+    this.pipelinedRequests += other.pipeline[0];
+    this.pipelineReplays += other.pipeline[1];
+    this.pipelineRefusals += other.pipeline[2];
+    this.pipelineStalls += other.pipeline[3];
     this.slowConsumerEvents += other.slowConsumerEvents;
     this.latency.add(other.latency);
     this.apps.add(other.apps);
@@ -109,6 +122,8 @@ export interface StatsSnapshot {
   clientAborts: number;
   retries: number;
   connectionLimitRejections: number;
+  /** Pipelined requests, replays, refusals, stalls. */
+  pipeline: [number, number, number, number];
   slowConsumerEvents: number;
   latency: LatencySnapshot;
   apps: Array<[string, AppRecordSnapshot]>;
