@@ -174,7 +174,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
 export function commandHelp(name: string, command: ClientCommand): string {
   const flags = helpText(command.usage, command.flags, 'SKIFF').split('\n').slice(2);
   // helpText names environment variables; client commands never read them.
-  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z_]+\]$/, ''));
+  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z0-9_]+\]$/, ''));
   return [`usage: ${command.usage}`, '', command.help, ...(lines.length ? ['', 'flags:', ...lines] : [])].join('\n') + `\n`;
 }
 

@@ -9,10 +9,10 @@ t.test('app names become host names: lowercase letters, digits, dashes', async (
 t.test('a new app gets the documented defaults', async (t) => {
   t.same(checkNewApp({ name: 'shop' }, 'localhost'), {
     ok: true,
-    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false },
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, autoscale: null },
   });
   const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true }, 'localhost');
-  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true } });
+  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true, autoscale: null } });
 });
 
 t.test('bad app fields are named in the error', async (t) => {
@@ -66,4 +66,13 @@ t.test('a password change: the new password passes the new-user rules, old_passw
   t.notOk(checkPasswordChange({ old_password: '', password: 'longenough' }).ok);
   t.notOk(checkPasswordChange({ old_password: 5, password: 'longenough' }).ok);
   t.notOk(checkPasswordChange(undefined).ok);
+});
+
+t.test('a new app may come with an autoscale policy: its count starts at min and stays within it', async (t) => {
+  const policy = { min: 2, max: 4, target_rps: 50 };
+  const created = checkNewApp({ name: 'shop', autoscale: policy }, 'localhost');
+  t.ok(created.ok && created.value.instances === 2 && created.value.autoscale !== null, 'min instances');
+  t.same(checkNewApp({ name: 'shop', instances: 5, autoscale: policy }, 'localhost'), { ok: false, error: "instances must be within the autoscale policy's 2-4" });
+  t.same(checkNewApp({ name: 'shop', autoscale: { min: 1 } }, 'localhost'), { ok: false, error: 'autoscale.max must be a whole number from min (1) to 100' });
+  t.same(checkAppChange({ autoscale: null }), { ok: true, value: { autoscale: null } });
 });
