@@ -11,8 +11,8 @@ import type { Logger } from './log';
 
 export const CONFIG_BUCKET = 'skiff_config';
 
-/** Component names of design.md; the store accepts any name of the same form. */
-export const COMPONENTS = ['router', 'controller', 'stager', 'dea', 'health'] as const;
+/** Component names of design.md, with the autoscaler's and `skiff bench`'s keys; the store accepts any name of the same form. */
+export const COMPONENTS = ['router', 'controller', 'stager', 'dea', 'health', 'autoscale', 'bench'] as const;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 

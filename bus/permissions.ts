@@ -15,6 +15,7 @@
 // stream info, direct and message get, and ordered consumers (watch, keys,
 // object downloads), whose messages come to the role's inbox.
 
+import { AUTOSCALE_SUBJECT } from './autoscale';
 import { CONFIG_BUCKET } from './config';
 import {
   APPS_BUCKET, CLUSTER_BUCKET, HEALTH_BUCKET, HM_GIVEUP_SUBJECT, NODE_CREDENTIALS_SUBJECT, ObjectStores, SERVICES_BUCKET, ServiceSubjects,
@@ -107,7 +108,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
       '$JS.API.>', '$KV.>', '$O.>', '$JS.ACK.>', '$JS.FC.>',
     ],
     subscribe: [
-      Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT,
+      Subjects.routerStart, Subjects.deaAdvertise, Subjects.dropletExited, Subjects.hmRequests, HM_GIVEUP_SUBJECT, AUTOSCALE_SUBJECT,
       'staging.*.log', 'ssh.*.out', 'ssh.*.exit', ...COMPONENT_SUBSCRIBE, Subjects.componentAnnounce,
       // GET /metrics and the console: what the routers measure and the DEAs use, per app.
       Subjects.routerAppStats, Subjects.deaStats,
@@ -135,7 +136,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<NatsRole, RolePermissions>> = {
   },
   health: {
     publish: [
-      Subjects.hmRequests, HM_GIVEUP_SUBJECT, Subjects.healthmanagerStart, ...COMPONENT_PUBLISH, JETSTREAM_INFO,
+      Subjects.hmRequests, HM_GIVEUP_SUBJECT, AUTOSCALE_SUBJECT, Subjects.healthmanagerStart, ...COMPONENT_PUBLISH, JETSTREAM_INFO,
       ...kv(APPS_BUCKET, 'read'), ...kv(HEALTH_BUCKET, 'write'), ...kv(CONFIG_BUCKET, 'read'),
     ],
     subscribe: [

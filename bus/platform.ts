@@ -2,6 +2,8 @@
 // CLI beyond the CF messages of protocol.md. One place, so that no role
 // spells a bucket or a subject by hand.
 
+import type { AutoscalePolicy } from './autoscale';
+
 /** JetStream object stores. */
 export const ObjectStores = {
   /** Uploaded app packages (zip or tar.gz as the user sent them); object name: bitsObjectName(). */
@@ -100,6 +102,8 @@ export interface AppDesiredState {
   run_count: number;
   /** Epoch seconds of the last change of desired state. */
   last_updated: number;
+  /** The app's autoscale policy (bus/autoscale.ts); absent when off. */
+  autoscale?: AutoscalePolicy;
 }
 
 /** The version instances of the app's current desired state run: `<droplet sha1>-<run count>`. */

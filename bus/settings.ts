@@ -5,7 +5,7 @@
 // straight into the bucket may still be anything), and the README's table of
 // keys is generated from it (a test compares them).
 
-export type SettingComponent = 'router' | 'controller' | 'stager' | 'dea' | 'health';
+export type SettingComponent = 'router' | 'controller' | 'stager' | 'dea' | 'health' | 'autoscale' | 'bench';
 
 export interface SettingDef {
   key: string;
@@ -38,6 +38,10 @@ export const SETTINGS: readonly SettingDef[] = [
   { key: 'health.max_restart_delay', type: 'number', min: 0, max: DAY, default: 480, unit: 'seconds', appliedBy: HEALTH, description: 'longest back-off of a flapping index (not below `health.min_restart_delay`)' },
   { key: 'health.giveup_crash_number', type: 'integer', min: 0, max: 1000, default: 4, appliedBy: HEALTH, description: 'more crashes than this inside the window: no more restarts until the app is changed' },
   { key: 'health.analysis_interval', type: 'number', min: 0.05, max: DAY, default: 10, unit: 'seconds', appliedBy: HEALTH, description: 'time between comparisons of desired and actual state' },
+  { key: 'autoscale.interval', type: 'number', min: 1, max: 3600, default: 5, unit: 'seconds', appliedBy: HEALTH, description: "time between the autoscaler's looks at each app with a policy (`skiff autoscale`)" },
+  { key: 'autoscale.scale_in_delay', type: 'number', min: 0, max: DAY, default: 300, unit: 'seconds', appliedBy: HEALTH, description: 'an app scales in only after its figures stayed below its targets this long' },
+  { key: 'bench.max_duration', type: 'integer', min: 1, max: 3600, default: 60, unit: 'seconds', appliedBy: 'controller', description: 'longest `skiff bench` run; a longer `--duration` is refused' },
+  { key: 'bench.max_connections', type: 'integer', min: 1, max: 10_000, default: 100, appliedBy: 'controller', description: 'most connections of a `skiff bench` run; more `--connections` are refused' },
 ];
 
 const BY_KEY = new Map(SETTINGS.map((def) => [def.key, def]));

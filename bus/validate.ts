@@ -4,6 +4,7 @@
 // and the rule but never echo the value: messages may carry secrets and the
 // errors end up in logs.
 
+import type { AutoscaleRequest } from './autoscale';
 import type { Logger } from './log';
 import {
   EXIT_REASONS,
@@ -557,6 +558,13 @@ export const validateHmGiveUp = validator((m): HmGiveUp => ({
   version: m.string('version'),
   index: m.int('index'),
   crashes: m.int('crashes'),
+}));
+
+export const validateAutoscaleRequest = validator((m): AutoscaleRequest => ({
+  droplet: m.id('droplet'),
+  from: m.int('from'),
+  to: m.int('to'),
+  reason: m.string('reason'),
 }));
 
 // ---- stager ----

@@ -1,5 +1,6 @@
 // apps, app, start, stop, restart, delete, scale, env, map, unmap.
 
+import { describePolicy } from '../../bus/autoscale';
 import { AppBounds } from '../../bus/platform';
 import type { Api, Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, parseEnvAssignments, UsageError } from './args';
@@ -64,6 +65,7 @@ export async function show(ctx: Context, { values, positionals }: CommandArgs): 
       ['command', app.command ?? app.staging?.command],
       ['session affinity', app.session_affinity === undefined ? undefined : app.session_affinity ? 'on' : 'off'],
       ['services', app.services === undefined ? undefined : app.services.join(', ') || 'none'],
+      ['autoscale', app.autoscale === undefined ? undefined : app.autoscale === null ? 'off' : describePolicy(app.autoscale)],
       ['owner', app.owner],
       ['updated', app.meta?.updated !== undefined ? formatTimestamp(app.meta.updated) : undefined],
     ]),

@@ -116,3 +116,9 @@ t.test('services: names of service instances to bind, as cf manifests give them'
   t.throws(() => parseManifest('services:\n- Notes DB\n'), /services\[0\] must be a service name/);
   t.throws(() => parseManifest('services:\n- type: redis\n'), /services\[0\] must be a service name/, 'push creates no services: a mapping without a name is refused');
 });
+
+t.test('autoscale: a policy, checked by the API rules', async (t) => {
+  t.same(parseManifest('name: a\nautoscale: {min: 1, max: 4, target_rps: 50}\n').autoscale, { min: 1, max: 4, target_rps: 50 });
+  t.throws(() => parseManifest('name: a\nautoscale: {min: 2, max: 1, target_rps: 50}\n'), { message: 'manifest.yml: autoscale.max must be a whole number from min (2) to 100' });
+  t.throws(() => parseManifest('name: a\nautoscale: {min: 1, max: 3}\n'), { message: 'manifest.yml: autoscale needs a target: target_rps, target_p99_ms or target_cpu' });
+});

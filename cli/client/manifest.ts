@@ -1,12 +1,14 @@
 // manifest.yml, Cloud Foundry's fields: name, instances, memory, command, env,
 // routes (`- route: host.domain[/path]`) or host/hosts + domain/domains,
 // services (names of service instances to bind, which must exist), and
-// Skiff's session_affinity (true: the router pins clients to instances). A
+// Skiff's session_affinity (true: the router pins clients to instances) and
+// autoscale ({min, max, target_rps, ...}: `skiff autoscale`). A
 // top-level `applications:` list gives one entry per app; top-level fields
 // are defaults its entries inherit (as in CF). Skiff pushes one app: the
 // first entry, or the one named by --name.
 
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { checkAutoscalePolicy, type AutoscalePolicy } from '../../bus/autoscale';
 import { AppBounds } from '../../bus/platform';
 import { parseMemoryMb } from './size';
 import { checkUri } from './args';
@@ -24,13 +26,15 @@ export interface AppManifest {
   sessionAffinity?: boolean;
   /** Service instances to bind, by name (as cf's `services:`). */
   services?: string[];
+  /** `autoscale: {min, max, target_rps, target_p99_ms, target_cpu}` (bus/autoscale.ts). */
+  autoscale?: AutoscalePolicy;
 }
 
 export class ManifestError extends Error {
   override name = 'ManifestError';
 }
 
-const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity', 'services'] as const;
+const APP_FIELDS = ['name', 'instances', 'memory', 'command', 'env', 'routes', 'host', 'hosts', 'domain', 'domains', 'session_affinity', 'services', 'autoscale'] as const;
 const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /**
@@ -119,6 +123,11 @@ function normalise(entry: Record<string, unknown>): AppManifest {
     manifest.sessionAffinity = entry.session_affinity;
   }
   if (entry.services !== undefined && entry.services !== null) manifest.services = parseServices(entry.services);
+  if (entry.autoscale !== undefined && entry.autoscale !== null) {
+    const policy = checkAutoscalePolicy(entry.autoscale);
+    if (!policy.ok) throw new ManifestError(`manifest.yml: ${policy.error}`);
+    manifest.autoscale = policy.value;
+  }
   const uris = parseRoutes(entry);
   if (uris !== undefined) manifest.uris = uris;
   else {

@@ -9,6 +9,7 @@ import { ApiError, type Api, type Query } from './api';
 import { checkAppName, checkPositionals, checkUri, checkWholeNumber, UsageError } from './args';
 import { getApp, memoryFlag, updateApp, waitAndShowUrls } from './apps';
 import { getService } from './services';
+import { policyFromFlags } from './autoscale';
 import { appPath, CliError, groupQuery, type Context } from './context';
 import { ManifestError, parseManifest, type AppManifest } from './manifest';
 import { packApp, type PackedApp } from './pack';
@@ -23,7 +24,7 @@ const STAGING_POLL_MS = 1000;
 
 export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   const { values, positionals } = args;
-  checkPositionals(positionals, 1, 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start]');
+  checkPositionals(positionals, 1, 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start] [--min N --max M --target-rps R ...]');
   if (values['session-affinity'] && values['no-session-affinity']) throw new UsageError('give --session-affinity or --no-session-affinity, not both');
   const dir = resolve(positionals[0] ?? '.');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dir} is not a directory`);
@@ -41,6 +42,15 @@ export async function push(ctx: Context, args: CommandArgs): Promise<number> {
   if (manifest.env !== undefined) desired.env = manifest.env;
   const affinity = values['session-affinity'] ? true : values['no-session-affinity'] ? false : manifest.sessionAffinity;
   if (affinity !== undefined) desired.session_affinity = affinity;
+  // Flags over the manifest's policy, field by field, as for the other fields.
+  const policy = policyFromFlags(values, manifest.autoscale) ?? manifest.autoscale;
+  if (policy !== undefined) {
+    desired.autoscale = policy;
+    // The policy's range governs the count; an explicit count outside it is the API's 400, said before anything is sent.
+    if (desired.instances !== undefined && ((desired.instances as number) < policy.min || (desired.instances as number) > policy.max)) {
+      throw new UsageError(`--instances ${desired.instances as number} is outside the autoscale policy's ${policy.min}-${policy.max}`);
+    }
+  }
 
   const api = ctx.api();
   const query = groupQuery(values.group);

@@ -30,6 +30,15 @@ const nodeFlag: FlagSpec = { name: 'node', kind: 'string', help: 'the node', def
 const dataDir: FlagSpec = { name: 'data-dir', kind: 'string', help: "this host's node's data dir, to find its name", defaultText: '~/.skiff/data, /var/lib/skiff as root' };
 const memory: FlagSpec = { name: 'memory', kind: 'string', help: 'memory per instance, e.g. 256M or 1G (unitless: MB)' };
 
+/** The policy flags of `skiff autoscale`, which `skiff push` takes too (cli/client/autoscale.ts reads them). */
+const policyFlags: readonly FlagSpec[] = [
+  { name: 'min', kind: 'number', help: 'autoscale: fewest instances' },
+  { name: 'max', kind: 'number', help: 'autoscale: most instances' },
+  { name: 'target-rps', kind: 'number', help: 'autoscale: requests per second per instance, as the routers count them' },
+  { name: 'target-p99-ms', kind: 'number', help: 'autoscale: p99 latency through the routers, in ms' },
+  { name: 'target-cpu', kind: 'number', help: 'autoscale: CPU per instance, percent of one core' },
+];
+
 /* eslint-disable @typescript-eslint/no-require-imports */
 const apps = () => require('./apps') as typeof import('./apps');
 const session = () => require('./session') as typeof import('./session');
@@ -50,7 +59,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   },
   logout: { usage: 'skiff logout', help: 'forget the token', flags: [], handler: () => session().logout },
   push: {
-    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start]',
+    usage: 'skiff push [DIR] [--name N] [--instances K] [--memory MB] [--session-affinity | --no-session-affinity] [--no-start] [--min N --max M --target-rps R ...]',
     help: 'upload an app (reads manifest.yml), stage it and run it',
     flags: [
       { name: 'name', kind: 'string', help: 'app name (or picks the entry of manifest.yml applications:)', defaultText: 'manifest name, else the directory name' },
@@ -59,6 +68,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
       { name: 'session-affinity', kind: 'boolean', help: "the router pins each client to one instance (its __VCAP_ID__ cookie), e.g. for socket.io's long-polling", defaultText: 'manifest session_affinity, else unchanged (off for a new app)' },
       { name: 'no-session-affinity', kind: 'boolean', help: 'turn session affinity off' },
       { name: 'no-start', kind: 'boolean', help: 'upload and stage, but do not start' },
+      ...policyFlags,
       timeout,
       group,
     ],
@@ -160,6 +170,26 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     flags: [serviceGroup, { name: 'force', kind: 'boolean', help: 'do not ask, and unbind it from the apps it is bound to first' }],
     handler: () => services().remove,
   },
+  bench: {
+    usage: 'skiff bench APP [--connections C] [--duration S] [--path P] [--json] [--html FILE] [--compare-direct]',
+    help: 'a load run through the router against your app (autocannon): req/s, latency p50/p90/p99/max, throughput, errors and non-2xx',
+    flags: [
+      { name: 'connections', kind: 'number', min: 1, help: 'concurrent connections', defaultText: '10 (at most the config store bench.max_connections)' },
+      { name: 'duration', kind: 'number', min: 1, help: 'seconds of load', defaultText: '10 (at most the config store bench.max_duration)' },
+      { name: 'path', kind: 'string', help: 'the path to request', defaultText: '/' },
+      json,
+      { name: 'html', kind: 'string', help: 'also write a self-contained HTML report (latency histogram, req/s over time) to FILE' },
+      { name: 'compare-direct', kind: 'boolean', help: "then run the same load straight at one instance, to see the router's overhead" },
+      group,
+    ],
+    handler: () => (require('./bench') as typeof import('./bench')).bench,
+  },
+  autoscale: {
+    usage: 'skiff autoscale APP --min N --max M [--target-rps R] [--target-p99-ms L] [--target-cpu P] | --off',
+    help: "scale the app with its traffic, between --min and --max instances, on the routers' request rate and p99 and the DEAs' CPU; without flags: the policy and its last decisions",
+    flags: [...policyFlags, { name: 'off', kind: 'boolean', help: 'turn autoscaling off (the app keeps its instances)' }, json, group],
+    handler: () => (require('./autoscale') as typeof import('./autoscale')).autoscale,
+  },
   events: { usage: 'skiff events N [--json]', help: "an app's history: pushed, staged, scaled, crashed, restarted by the health manager", flags: [json, group], handler: () => instances().events },
   ssh: {
     usage: 'skiff ssh N [--instance I] [--] [COMMAND ...]',
@@ -177,7 +207,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
 export function commandHelp(name: string, command: ClientCommand): string {
   const flags = helpText(command.usage, command.flags, 'SKIFF').split('\n').slice(2);
   // helpText names environment variables; client commands never read them.
-  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z_]+\]$/, ''));
+  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z0-9_]+\]$/, ''));
   return [`usage: ${command.usage}`, '', command.help, ...(lines.length ? ['', 'flags:', ...lines] : [])].join('\n') + `\n`;
 }
 

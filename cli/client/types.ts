@@ -1,5 +1,7 @@
 // Shapes of the controller API's answers (control/API.md), as far as the CLI reads them.
 
+import type { AutoscalePolicy } from '../../bus/autoscale';
+
 export interface App {
   name: string;
   id?: string;
@@ -24,6 +26,8 @@ export interface App {
   session_affinity?: boolean;
   /** Names of the bound service instances. */
   services?: string[];
+  /** `skiff autoscale`; null or absent: off. */
+  autoscale?: AutoscalePolicy | null;
 }
 
 /** A service instance (control/API.md, Data services). */

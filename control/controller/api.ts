@@ -12,6 +12,7 @@ import { NODE_NAME, NODE_ROLES, nodeRolesSubject, type NodeInfo, type NodeRolesR
 import { bitsObjectName, deaFilesSubject, FILES_MAX_SLICE, type FilesReply, type FilesRequest } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
+import { knownSetting } from '../../bus/settings';
 import { SKIFF_VERSION } from '../../bus/version';
 import type { AppStatsCollector } from '../../bus/app-stats';
 import { basicCredentials, bearerToken, checkPassword, cookieToken, hashPassword, signToken, verifyToken, CONSOLE_HEADER, type PasswordHash } from './auth';
@@ -134,6 +135,7 @@ export class Api {
     r('GET', '/apps/:name/stats', (e, p) => this.stats(e, p.name!));
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
+    r('GET', '/apps/:name/bench', (e, p) => this.benchPlan(e, p.name!));
     r('GET', '/apps/:name/instances/:index/files/*', (e, p) => this.files(e, p.name!, p.index!, p['*']!));
     r('GET', '/nodes', async (e) => {
       await this.admin(e);
@@ -717,6 +719,39 @@ export class Api {
     e.json(200, byIndex);
   }
 
+  /**
+   * What `skiff bench` needs before it runs: the app's routes and where the
+   * router is, one running instance to aim `--compare-direct` at, and the
+   * platform's bounds on a run (config store). Asked through the app's path,
+   * so that a load run has the same ownership check as any other change: the
+   * CLI runs the load itself, and refuses an app this user may not touch.
+   */
+  private async benchPlan(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    if (app.state !== 'STARTED') throw new HttpError(409, `app ${name} is stopped: skiff start ${name} first`);
+    if (app.uris.length === 0) throw new HttpError(409, `app ${name} has no route to load: skiff map ${name} HOST`);
+    const version = appVersion(app);
+    const running = (await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'], include_stats: true }))
+      .filter((i) => i.state === 'RUNNING' && i.version === version && typeof i.stats?.host === 'string' && typeof i.stats?.port === 'number')
+      .sort((a, b) => a.index - b.index);
+    const first = running[0];
+    e.json(200, {
+      name: app.name,
+      uris: app.uris,
+      router_url: this.options.routerUrl,
+      limits: { max_duration: await this.settingValue('bench.max_duration'), max_connections: await this.settingValue('bench.max_connections') },
+      running: running.length,
+      direct: first === undefined ? null : { index: first.index, host: first.stats!.host, port: first.stats!.port },
+    });
+  }
+
+  /** A config store value in force: the stored one when its rule accepts it, else the default. */
+  private async settingValue(key: string): Promise<number | string> {
+    const entry = await this.deps.config.get(key);
+    const value = entry !== undefined && entry.invalid === undefined ? entry.value : undefined;
+    return typeof value === 'number' || typeof value === 'string' ? value : knownSetting(key).default;
+  }
+
   private async events(e: Exchange, name: string): Promise<void> {
     const { app } = await this.findApp(e, name);
     e.json(200, await this.deps.store.events(app.id));
@@ -855,6 +890,7 @@ export class Api {
       session_affinity: sessionAffinity(app),
       // Names only: the credentials stay in the bindings bucket.
       services: await this.serviceRoutes.names(appServices(app), services),
+      autoscale: app.autoscale ?? null,
       staging: app.staging,
       package_state: app.package_state,
       staging_error: app.staging_error,

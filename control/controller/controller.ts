@@ -10,6 +10,7 @@ import type { Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import { AppStatsCollector } from '../../bus/app-stats';
 import { Api } from './api';
+import { AutoscaleRequests } from './autoscale';
 import { ClusterConfig } from './cluster-config';
 import { NodeWatch } from './nodes';
 import { hashPassword } from './auth';
@@ -34,6 +35,7 @@ export class Controller {
   private http: HttpServer | undefined;
   private ssh: SshGateway | undefined;
   private lifecycle: Lifecycle | undefined;
+  private autoscale: AutoscaleRequests | undefined;
   private registration: RouteRegistration | undefined;
   private replication: Replication | undefined;
   private uploadDir: string | undefined;
@@ -99,6 +101,8 @@ export class Controller {
     this.port = await this.http.listen(options.host, options.port);
 
     lifecycle.start();
+    this.autoscale = new AutoscaleRequests(bus, store, lifecycle, pool, log, options.limits);
+    this.autoscale.start();
     this.replication = new Replication(bus, log, options.reconcileIntervalMs);
     this.replication.start();
     const registeredHost = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
@@ -137,6 +141,7 @@ export class Controller {
     this.announcer?.stop();
     this.registration?.stop();
     this.replication?.stop();
+    this.autoscale?.stop();
     await this.lifecycle?.stop();
     this.ssh?.stop();
     this.stats?.stop();

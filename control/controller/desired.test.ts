@@ -133,3 +133,19 @@ t.test('a restart gives a started app a new version, which rolls its instances o
   const stopped = applyRestart(app({ state: 'STOPPED' }), 2000);
   t.same(stopped.ok ? 'ok' : stopped.status, 409, 'a stopped app is started, not restarted');
 });
+
+t.test('an autoscale policy brings the count into its range, and a manual count outside it is refused', async (t) => {
+  const started = app({ state: 'STARTED', instances: 6 });
+  const on = applyChange(started, { autoscale: { min: 1, max: 4, target_rps: 50 } }, 2000);
+  t.ok(on.ok);
+  if (!on.ok) return;
+  t.equal(on.app.instances, 4, 'down to max');
+  t.same(plan(started, on.app), [{ kind: 'stop', filter: { droplet: started.id, indices: [4, 5] } }]);
+  t.equal(on.app.run_count, started.run_count, 'a policy alone restarts nothing');
+  const outside = applyChange(on.app, { instances: 5 }, 2001);
+  t.same(outside, { ok: false, status: 400, error: "instances must be within the autoscale policy's 1-4: change the policy (skiff autoscale) or turn it off" });
+  const inside = applyChange(on.app, { instances: 2 }, 2001);
+  t.ok(inside.ok && inside.app.instances === 2, 'within the range a manual scale is fine');
+  const off = applyChange(on.app, { autoscale: null, instances: 8 }, 2002);
+  t.ok(off.ok && off.app.instances === 8 && off.app.autoscale === null, 'off: any count again');
+});

@@ -22,6 +22,15 @@ export function applyChange(app: AppRecord, change: AppChange, nowSeconds: numbe
     else delete next.services;
   }
   if (change.state !== undefined) next.state = change.state;
+  if (change.autoscale !== undefined) next.autoscale = change.autoscale;
+  const policy = next.autoscale ?? null;
+  if (policy !== null) {
+    if (change.instances !== undefined && (change.instances < policy.min || change.instances > policy.max)) {
+      return { ok: false, status: 400, error: `instances must be within the autoscale policy's ${policy.min}-${policy.max}: change the policy (skiff autoscale) or turn it off` };
+    }
+    // A new policy takes the app into its range at once, rather than at the autoscaler's next look.
+    if (change.autoscale) next.instances = Math.min(policy.max, Math.max(policy.min, next.instances));
+  }
 
   const starting = next.state === 'STARTED' && app.state !== 'STARTED';
   if (starting && next.droplet === null) {

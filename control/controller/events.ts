@@ -2,6 +2,7 @@
 // health manager did to it, one line each, kept in KV (store.ts).
 
 import type { Logger } from '../../bus/log';
+import { describePolicy } from '../../bus/autoscale';
 import { sessionAffinity } from './desired';
 import type { AppEvent, AppRecord, Store } from './store';
 
@@ -12,6 +13,9 @@ export function describeChange(before: AppRecord, after: AppRecord): EventDraft[
   const events: EventDraft[] = [];
   if (before.state !== after.state) {
     events.push(after.state === 'STARTED' ? { type: 'started', description: `started with ${after.instances} instance${after.instances === 1 ? '' : 's'}` } : { type: 'stopped', description: 'stopped' });
+  }
+  if (JSON.stringify(before.autoscale ?? null) !== JSON.stringify(after.autoscale ?? null)) {
+    events.push({ type: 'autoscale', description: after.autoscale ? `autoscale on: ${describePolicy(after.autoscale)}` : 'autoscale off' });
   }
   if (before.instances !== after.instances) events.push({ type: 'scaled', description: `instances ${before.instances} -> ${after.instances}` });
   const changed: string[] = [];

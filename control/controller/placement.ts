@@ -95,6 +95,14 @@ export class DeaPool {
     return `no DEA has ${request.memoryMb}M free (largest free: ${largest}M)`;
   }
 
+  /** How many more instances of this size the live DEAs could take (what `choose` would accept, one after another). */
+  room(runtime: string, memoryMb: number, now: number): number {
+    this.expire(now);
+    let room = 0;
+    for (const dea of this.deas.values()) if (dea.runtimes.has(runtime) && memoryMb > 0) room += Math.floor(Math.max(0, dea.availableMemory) / memoryMb);
+    return room;
+  }
+
   private expire(now: number): void {
     for (const [id, dea] of this.deas) if (now - dea.seenAt > this.expiryMs) this.deas.delete(id);
   }

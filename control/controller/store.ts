@@ -5,6 +5,7 @@
 // (`update` with the expected revision, retried), so concurrent controllers
 // never lose each other's writes.
 
+import type { AutoscalePolicy } from '../../bus/autoscale';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { KV, KvEntry, ObjectStore } from 'nats';
 import type { Bus } from '../../bus/connection';
@@ -107,6 +108,11 @@ export interface AppRecord {
    * the bindings bucket, which only the controller reads.
    */
   services?: string[];
+  /**
+   * The autoscale policy (`skiff autoscale`, manifest.yml `autoscale:`); the
+   * health manager's autoscaler keeps `instances` within it. Absent or null: off.
+   */
+  autoscale?: AutoscalePolicy | null;
   created: number;
   updated: number;
 }

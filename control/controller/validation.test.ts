@@ -9,10 +9,10 @@ t.test('app names become host names: lowercase letters, digits, dashes', async (
 t.test('a new app gets the documented defaults', async (t) => {
   t.same(checkNewApp({ name: 'shop' }, 'localhost'), {
     ok: true,
-    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: [] },
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: [], autoscale: null },
   });
   const full = checkNewApp({ name: 'shop', instances: 3, memory: 64, uris: ['Shop.Example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true }, 'localhost');
-  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true, services: [] } });
+  t.same(full, { ok: true, value: { name: 'shop', instances: 3, memory: 64, uris: ['shop.example.com', 'shop.example.com/api'], env: { A: '1' }, command: 'node x.js', session_affinity: true, services: [], autoscale: null } });
 });
 
 t.test('bad app fields are named in the error', async (t) => {
@@ -73,7 +73,7 @@ t.test('services: names on apps, and a new service\'s fields', async (t) => {
   for (const bad of ['', '-a', 'DB', 'a.b', 'a b', 'a'.repeat(64), '../x']) t.notOk(isServiceName(bad), bad);
   t.same(checkNewApp({ name: 'shop', services: ['db', 'cache', 'db'] }, 'localhost'), {
     ok: true,
-    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: ['db', 'cache'] },
+    value: { name: 'shop', instances: 1, memory: 256, uris: ['shop.localhost'], env: {}, command: null, session_affinity: false, services: ['db', 'cache'], autoscale: null },
   }, 'repeats dropped, order kept');
   t.same(checkAppChange({ services: [] }), { ok: true, value: { services: [] } }, 'an empty list unbinds all');
   t.match(checkAppChange({ services: 'db' }), { ok: false, error: /services must be an array of at most 20 service names/ });
@@ -86,4 +86,13 @@ t.test('services: names on apps, and a new service\'s fields', async (t) => {
   t.match(checkNewService({ name: 'db', service: 'a b' }), { ok: false, error: /^service must be the name of an offering/ });
   t.match(checkNewService({ name: 'db', service: 'redis', plan: 5 }), { ok: false, error: /^plan must be/ });
   t.match(checkNewService([]), { ok: false, error: /JSON object/ });
+});
+
+t.test('a new app may come with an autoscale policy: its count starts at min and stays within it', async (t) => {
+  const policy = { min: 2, max: 4, target_rps: 50 };
+  const created = checkNewApp({ name: 'shop', autoscale: policy }, 'localhost');
+  t.ok(created.ok && created.value.instances === 2 && created.value.autoscale !== null, 'min instances');
+  t.same(checkNewApp({ name: 'shop', instances: 5, autoscale: policy }, 'localhost'), { ok: false, error: "instances must be within the autoscale policy's 2-4" });
+  t.same(checkNewApp({ name: 'shop', autoscale: { min: 1 } }, 'localhost'), { ok: false, error: 'autoscale.max must be a whole number from min (1) to 100' });
+  t.same(checkAppChange({ autoscale: null }), { ok: true, value: { autoscale: null } });
 });

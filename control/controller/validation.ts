@@ -2,6 +2,7 @@
 // or a message for a 400; messages name the field, never echo a value (a
 // misplaced password must not come back in an error or a log).
 
+import { checkAutoscalePolicy, type AutoscalePolicy } from '../../bus/autoscale';
 import { AppBounds } from '../../bus/platform';
 
 export const APP_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -119,6 +120,12 @@ function serviceNames(value: unknown): string[] {
   return [...new Set(names)];
 }
 
+function autoscale(value: unknown): AutoscalePolicy {
+  const policy = checkAutoscalePolicy(value);
+  if (!policy.ok) fail(policy.error);
+  return policy.value;
+}
+
 function command(value: unknown): string | null {
   if (value === null || value === '') return null;
   if (typeof value !== 'string' || value.length > 4096 || value.includes('\0')) fail('command must be a string of at most 4096 characters');
@@ -135,15 +142,20 @@ export interface NewApp {
   session_affinity: boolean;
   /** Names of service instances to bind. */
   services: string[];
+  autoscale: AutoscalePolicy | null;
 }
 
 export function checkNewApp(body: unknown, domain: string): Checked<NewApp> {
   return checked(() => {
     if (!isObject(body)) fail('the body must be a JSON object');
     const name = appName(body.name);
+    const policy = body.autoscale === undefined || body.autoscale === null ? null : autoscale(body.autoscale);
+    const count = body.instances === undefined ? (policy?.min ?? 1) : instances(body.instances);
+    if (policy !== null && (count < policy.min || count > policy.max)) fail(`instances must be within the autoscale policy's ${policy.min}-${policy.max}`);
     return {
       name,
-      instances: body.instances === undefined ? 1 : instances(body.instances),
+      instances: count,
+      autoscale: policy,
       memory: body.memory === undefined ? 256 : memory(body.memory),
       uris: body.uris === undefined ? [`${name}.${domain}`] : uris(body.uris),
       env: body.env === undefined ? {} : env(body.env),
@@ -164,6 +176,8 @@ export interface AppChange {
   session_affinity?: boolean;
   /** The whole list of the app's services: names as the body gives them; the API resolves them to ids before applyChange. */
   services?: string[];
+  /** null turns autoscaling off. */
+  autoscale?: AutoscalePolicy | null;
 }
 
 export function checkAppChange(body: unknown): Checked<AppChange> {
@@ -181,6 +195,7 @@ export function checkAppChange(body: unknown): Checked<AppChange> {
     if (body.command !== undefined) change.command = command(body.command);
     if (body.session_affinity !== undefined) change.session_affinity = sessionAffinity(body.session_affinity);
     if (body.services !== undefined) change.services = serviceNames(body.services);
+    if (body.autoscale !== undefined) change.autoscale = body.autoscale === null ? null : autoscale(body.autoscale);
     if (body.name !== undefined && body.name !== null) fail('name cannot be changed');
     return change;
   });

@@ -5,6 +5,7 @@
 // skipped and counted, never fatal.
 
 import type { KV, KvEntry } from 'nats';
+import { checkAutoscalePolicy } from '../../bus/autoscale';
 import type { Bus } from '../../bus/connection';
 import { APPS_BUCKET, type AppDesiredState } from '../../bus/platform';
 import { openKv, storedKeys } from '../../bus/jetstream';
@@ -18,7 +19,10 @@ export function readAppRecord(value: unknown): AppDesiredState | string {
   if (r.droplet !== null && (typeof r.droplet !== 'string' || r.droplet === '')) return 'droplet must be a string or null';
   if (typeof r.run_count !== 'number' || !Number.isInteger(r.run_count) || r.run_count < 0) return 'run_count must be an integer >= 0';
   if (typeof r.last_updated !== 'number' || !Number.isFinite(r.last_updated)) return 'last_updated must be a number';
+  // A policy that fails the rules (written around the API) is no policy: the app keeps its count.
+  const policy = r.autoscale === undefined || r.autoscale === null ? undefined : checkAutoscalePolicy(r.autoscale);
   return {
+    ...(policy?.ok ? { autoscale: policy.value } : {}),
     id: r.id,
     name: typeof r.name === 'string' ? r.name : r.id,
     state: r.state,

@@ -22,12 +22,19 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
   }
-  const manager = new HealthManager(bus, log, config, { overrides: options.overrides });
+  let autoscaleConfig: ComponentConfig | undefined;
+  try {
+    autoscaleConfig = await openComponentConfig(bus, 'autoscale', log);
+  } catch (error) {
+    log.warn('config store unavailable for autoscale.*; using defaults', { error: (error as Error).message });
+  }
+  const manager = new HealthManager(bus, log, config, { overrides: options.overrides, autoscaleConfig });
   try {
     await manager.start();
   } catch (error) {
     await manager.stop();
     await config?.close();
+    await autoscaleConfig?.close();
     await bus.close();
     throw error;
   }
@@ -50,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   announcer.stop();
   await manager.stop();
   await config?.close();
+  await autoscaleConfig?.close();
   await bus.close();
   return 0;
 }

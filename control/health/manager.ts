@@ -10,7 +10,8 @@ import type { ComponentConfig } from '../../bus/config';
 import type { Bus, BusMessage, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
 import type { HealthmanagerHealthReply, HmRequest } from '../../bus/messages';
-import { APPS_BUCKET, HM_GIVEUP_SUBJECT, type HmGiveUp } from '../../bus/platform';
+import { AppStatsCollector } from '../../bus/app-stats';
+import { APPS_BUCKET, desiredVersion, HM_GIVEUP_SUBJECT, type AppDesiredState, type HmGiveUp } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import {
   decode,
@@ -24,6 +25,7 @@ import {
   type Validator,
 } from '../../bus/validate';
 import { ActualState, isLive } from './actual';
+import { Autoscaler, WINDOW_MS } from './autoscaler';
 import { analyze } from './analysis';
 import { DesiredState } from './desired';
 import { hasGivenUp, isFlapping } from './flapping';
@@ -39,6 +41,8 @@ const MIN_LEASE_TTL_MS = 3000;
 export interface HealthManagerOptions {
   /** Settings given by flag or environment: they beat the config store. */
   overrides?: Partial<HealthSettings>;
+  /** The config store's `autoscale.*` settings (undefined: defaults). */
+  autoscaleConfig?: ComponentConfig;
   random?: () => number;
 }
 
@@ -53,6 +57,8 @@ export class HealthManager {
   private desired: DesiredState | undefined;
   private lease: Lease | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private stats: AppStatsCollector | undefined;
+  private autoscaler: Autoscaler | undefined;
   private soonTimer: NodeJS.Timeout | undefined;
   private passing = false;
   private passAgain = false;
@@ -109,6 +115,24 @@ export class HealthManager {
         msg.respond(reply);
       }
     }, HM_QUEUE);
+    this.stats = new AppStatsCollector(this.bus, this.log, { historyMs: 2 * WINDOW_MS });
+    this.stats.start();
+    const desired = this.desired;
+    this.autoscaler = new Autoscaler({
+      bus: this.bus,
+      log: this.log,
+      stats: this.stats,
+      config: this.options.autoscaleConfig,
+      isLeader: () => this.leader,
+      apps: async () => (await desired.list()).apps,
+      running: (app) => {
+        const version = desiredVersion(app);
+        const indices = new Set(this.actual.ofDroplet(app.id).filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index));
+        return indices.size;
+      },
+      leftAlone: (app) => this.leftAlone(app),
+    });
+    this.autoscaler.start();
     await this.bus.flush();
     // DEAs answer with a heartbeat at once, so actual state fills before the first pass.
     this.bus.publish(Subjects.healthmanagerStart, {});
@@ -117,6 +141,8 @@ export class HealthManager {
 
   async stop(): Promise<void> {
     this.closed = true;
+    this.autoscaler?.stop();
+    this.stats?.stop();
     clearInterval(this.timer);
     clearTimeout(this.soonTimer);
     for (const sub of this.subscriptions.splice(0)) sub.unsubscribe();
@@ -168,6 +194,18 @@ export class HealthManager {
         this.log.info('asking to stop instances', { app: names.get(request.droplet), droplet: request.droplet, instances: request.instances.join(',') });
       }
     }
+  }
+
+  /** Why the autoscaler must not scale the app: more instances of a crashing app only crash more. */
+  private leftAlone(app: AppDesiredState): string | undefined {
+    const version = desiredVersion(app);
+    if (version === null) return 'not staged';
+    const now = Date.now();
+    for (let index = 0; index < app.instances; index++) {
+      if (this.ledger.givenUp(app.id, version, index, now, this.settings)) return `the health manager gave up on index ${index}`;
+    }
+    if (this.ledger.flapping(app.id, version, now, this.settings).length > 0) return 'flapping';
+    return undefined;
   }
 
   private remember(request: HmRequest, now: number): void {
