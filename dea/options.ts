@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { knownSetting } from '../bus/settings';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
@@ -21,6 +22,7 @@ export const DEA_FLAGS: readonly FlagSpec[] = [
   { name: 'user', kind: 'string', help: 'unprivileged user app instances run as when the DEA runs as root', defaultText: 'nobody' },
   { name: 'crash-keep', kind: 'number', min: 0, help: 'seconds a crashed instance stays listable, with its files', defaultText: '3600' },
   { name: 'app-uids', kind: 'string', help: 'uids apps may run as (each app its own, chosen by the controller); a start with a uid outside is refused', defaultText: formatRange(DEFAULT_APP_UIDS) },
+  ...METRICS_FLAGS,
 ];
 
 export interface DeaOptions {
@@ -42,6 +44,7 @@ export interface DeaOptions {
   crashKeepMs: number;
   /** The uids the controller may ask an instance to run as (as root). */
   appUids: IdRange;
+  metrics: MetricsOptions;
 }
 
 export const DEFAULT_MEMORY_MB = knownSetting('dea.max_memory_mb').default as number;
@@ -87,5 +90,6 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
     appUids: values['app-uids'] === undefined
       ? DEFAULT_APP_UIDS
       : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

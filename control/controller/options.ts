@@ -1,5 +1,6 @@
 import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
@@ -22,6 +23,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'user-apps', kind: 'number', min: 1, help: 'app limit of one (non-admin) user', defaultText: '50' },
   { name: 'node-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds without an answer to vcap.component.discover after which a node shows as down', defaultText: '40' },
   { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
+  ...METRICS_FLAGS,
 ];
 
 export interface ControllerOptions {
@@ -47,6 +49,8 @@ export interface ControllerOptions {
   appUids: IdRange;
   /** From SKIFF_ADMIN_EMAIL / SKIFF_ADMIN_PASSWORD: created when no user exists. */
   admin: { email: string; password: string } | undefined;
+  /** The controller's own figures on a port of their own (the cluster's are on the API's GET /metrics). */
+  metrics: MetricsOptions;
 }
 
 const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -89,5 +93,6 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
       ? DEFAULT_APP_UIDS
       : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
     admin: email ? { email: email.toLowerCase(), password: password! } : undefined,
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }
