@@ -55,15 +55,17 @@ export interface ComponentIdentity {
   /** Where others reach the component: its advertised "address:port", else the host name. Asked at each message. */
   host: () => string;
   node: string;
-  /** The router's status port credentials (CF v1); no other role has any. */
+  /** Basic-auth credentials of the component's status or metrics port (CF v1 announced them the same way). */
   credentials?: [string, string];
+  /** "host:port" of its GET /metrics (bus/metrics-server.ts; the router's status port), asked at each message. */
+  metrics?: () => string | undefined;
   /** The node supervisor's assigned roles. */
   roles?: () => string[];
   startedAt: Date;
 }
 
 /**
- * The announcer. A message may carry credentials (the router's): it is never
+ * The announcer. A message may carry credentials (of a status or metrics port): it is never
  * logged, and errors name only what failed.
  */
 export class ComponentAnnouncer {
@@ -113,6 +115,8 @@ export class ComponentAnnouncer {
       uptime: formatUptime(now - id.startedAt.getTime()),
     };
     if (id.credentials !== undefined) message.credentials = [id.credentials[0], id.credentials[1]];
+    const metrics = id.metrics?.();
+    if (metrics !== undefined) message.metrics = metrics;
     if (id.roles !== undefined) message.roles = [...id.roles()];
     return message;
   }

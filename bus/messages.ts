@@ -389,7 +389,7 @@ export function isStagerFailure(reply: StagerReply): reply is StagerFailure {
 
 /**
  * `vcap.component.announce`, and the reply to `vcap.component.discover`.
- * The router's carries its status credentials: never log it.
+ * It may carry the credentials of a status or metrics port: never log it.
  */
 export interface ComponentAnnounce {
   /** Router, CloudController, Stager, DEA, HealthManager; Node for a node supervisor. */
@@ -400,8 +400,10 @@ export interface ComponentAnnounce {
   host: string;
   /** Name of the node the component runs on (`--node`); absent from older components. */
   node?: string;
-  /** The router's status port basic-auth user and password (CF v1). */
+  /** Basic-auth user and password of the status port (the router) or the metrics port (the others), as CF v1 components announced theirs. */
   credentials?: [string, string];
+  /** "host:port" where the component serves Prometheus' GET /metrics (with those credentials). */
+  metrics?: string;
   /** A Node's assigned roles. */
   roles?: string[];
   /** ISO 8601 */

@@ -287,6 +287,8 @@ export interface NodeInfo {
   available: NodeRole[];
   /** The node runs a nats-server of the cluster. */
   nats_server: boolean;
+  /** Where each role serves GET /metrics ("host:port", basic auth): the router on its status port. */
+  metrics?: Partial<Record<NodeRole, string>>;
 }
 
 // ---- data services (design.md, Data services) ----

@@ -694,6 +694,7 @@ export const validateComponentAnnounce = validator((m): ComponentAnnounce => {
     host: m.string('host'),
     node: m.optString('node'),
     credentials: credentials === undefined ? undefined : [credentials[0]!, credentials[1]!],
+    metrics: m.optString('metrics'),
     roles: m.optList('roles', nonEmptyString, 'non-empty strings'),
     start: m.string('start'),
     uptime: m.text('uptime'),

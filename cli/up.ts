@@ -1,4 +1,5 @@
 import { mkdirSync, chmodSync, statSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { helpText, parseFlags, UsageError, type FlagSpec } from '../bus/flags';
@@ -14,11 +15,15 @@ import { loadNodeState, parseRoles, saveNodeState, type NodeState } from './node
 import { decodeJoinToken, type JoinToken } from './node/token';
 import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
 
+/** Roles with a metrics port of their own, in the order of `--metrics-port`'s offsets. */
+const METRICS_ROLES: readonly NodeRole[] = ['controller', 'stager', 'dea', 'health'];
+
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
   { name: 'router-port', kind: 'number', min: 1, max: 65535, help: 'router port for app traffic', defaultText: '8080' },
   { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
   { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
+  { name: 'metrics-port', kind: 'number', min: 0, max: 65531, help: `first of the roles' metrics ports (GET /metrics, basic auth from router-status.json): ${METRICS_ROLES.map((role, i) => `${role} +${i}`).join(', ')}; 0: none; remembered`, defaultText: 'free ports, chosen once' },
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
   { name: 'cluster-port', kind: 'number', min: 1, max: 65535, help: 'port the nats-servers of a cluster route to each other on', defaultText: '6222' },
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one (its credentials: --nats-credentials, or NATS_USER and NATS_PASSWORD)' },
@@ -43,6 +48,8 @@ interface UpSettings {
   routerPort: number;
   statusPort: number;
   apiPort: number;
+  /** Given: the first metrics port (0: none). */
+  metricsPort?: number;
   natsPort: number;
   clusterPort: number;
   domain: string;
@@ -62,6 +69,7 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
   if (values.nats !== undefined) natsTarget(parsed, { ...process.env });
   const origin = (flag: string) => (sources[flag] === 'env' ? (flag === 'node' ? 'SKIFF_NODE' : `SKIFF_UP_${flag.replace(/-/g, '_').toUpperCase()}`) : `--${flag}`);
   if (values['app-uids'] !== undefined) parseUidRange(values['app-uids'] as string, origin('app-uids'));
+  if (values['metrics-port'] !== undefined && !Number.isInteger(values['metrics-port'])) throw new UsageError(`${origin('metrics-port')} must be a whole number, got ${values['metrics-port']}`);
   const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
   const join = values.join === undefined ? undefined : decodeJoinToken(values.join as string, origin('join'));
   if (join && values.nats !== undefined) throw new UsageError('--join and --nats exclude each other: a joining node finds NATS in its token');
@@ -98,6 +106,7 @@ function settingsFrom(argv: string[]): UpSettings | { help: true } {
     routerPort: (values['router-port'] as number | undefined) ?? 8080,
     statusPort: (values['router-status-port'] as number | undefined) ?? 8081,
     apiPort: (values['api-port'] as number | undefined) ?? 9022,
+    metricsPort: values['metrics-port'] as number | undefined,
     natsPort: (values['nats-port'] as number | undefined) ?? 4222,
     clusterPort: (values['cluster-port'] as number | undefined) ?? 6222,
     domain: (values.domain as string | undefined) ?? 'localhost',
@@ -156,6 +165,22 @@ export async function main(argv: string[]): Promise<number> {
   const routerUrl = `http://${domain}:${routerPort}`;
   const apiHost = advertised ? state.advertise : '127.0.0.1';
   const apiUrl = `http://${apiHost}:${apiPort}`;
+  // Every role's metrics, behind the node's status credentials (the router's /metrics is on its status port).
+  const metricsPorts = await chooseMetricsPorts(state, settings.metricsPort, apiHost, log);
+  saveNodeState(dataDir, state);
+  const metricsAddresses: Partial<Record<NodeRole, string>> = {};
+  metricsAddresses.router = `${apiHost}:${statusPort}`;
+  for (const [role, port] of Object.entries(metricsPorts ?? {})) metricsAddresses[role as NodeRole] = `${apiHost}:${port}`;
+  const metricsLaunch = (role: NodeRole): { args: string[]; env: NodeJS.ProcessEnv } => {
+    const port = metricsPorts?.[role];
+    if (port === undefined) return { args: [], env: {} };
+    const status = loadOrCreateStatusCredentials(dataDir);
+    const prefix = `SKIFF_${role.toUpperCase()}`;
+    return {
+      args: ['--metrics-port', String(port), '--metrics-host', apiHost],
+      env: { [`${prefix}_METRICS_USER`]: status.user, [`${prefix}_METRICS_PASSWORD`]: status.password },
+    };
+  };
   // The first admin is the first node's to make; a node that joined finds the users in the cluster.
   const admin = settings.join === undefined && state.joined === undefined && state.roles.includes('controller') ? loadOrCreateAdmin(dataDir, domain) : undefined;
   const launch: RoleLaunch = (role) => {
@@ -163,6 +188,11 @@ export async function main(argv: string[]): Promise<number> {
       log.warn(`skipping the ${role === 'health' ? 'health manager' : role}: not part of this build`, { module: ROLE_MODULES[role] });
       return undefined;
     }
+    const own = roleLaunch(role);
+    const metrics = metricsLaunch(role);
+    return { args: [...own.args, ...metrics.args], env: { ...own.env, ...metrics.env } };
+  };
+  const roleLaunch = (role: NodeRole): { args: string[]; env?: NodeJS.ProcessEnv } => {
     switch (role) {
       case 'router': {
         const status = loadOrCreateStatusCredentials(dataDir);
@@ -203,7 +233,7 @@ export async function main(argv: string[]): Promise<number> {
       dataDir, domain, routerPort, statusPort, apiPort,
       natsPort: settings.natsPort, clusterPort: settings.clusterPort,
       appPorts: settings.appPorts, appUids: settings.appUids,
-      externalNats: settings.externalNats, join: settings.join, env: roleEnv,
+      externalNats: settings.externalNats, join: settings.join, env: roleEnv, metrics: metricsAddresses,
     },
     launch,
     log,
@@ -235,6 +265,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`router: ${routerUrl}/ (apps at http://<name>.${domain}:${routerPort}/)\n`);
     process.stdout.write(`status: http://127.0.0.1:${statusPort}/health (/varz and /routes: basic auth from ${join(dataDir, 'router-status.json')})\n`);
   }
+  const scraped = state.roles.filter((role) => metricsAddresses[role] !== undefined && (role !== 'router' || routerUp));
+  if (scraped.length > 0 && !stop.requested) {
+    process.stdout.write(`metrics: ${scraped.map((role) => `${role} http://${metricsAddresses[role]}/metrics`).join(', ')} (basic auth from ${join(dataDir, 'router-status.json')})\n`);
+  }
   const token = node.joinToken();
   if (token !== undefined && !stop.requested) process.stdout.write(`join: skiff up --join ${token}\n`);
   if (!stop.requested) process.stdout.write(`node: ${state.name} (${[...state.roles, ...(node.info().nats_server ? ['nats-server'] : [])].join(', ')})\n`);
@@ -246,6 +280,40 @@ export async function main(argv: string[]): Promise<number> {
   const killed = await node.stop(Date.now() + STOP_LIMIT_MS);
   stop.close();
   return killed ? 1 : 0;
+}
+
+/**
+ * Each role's metrics port: from --metrics-port (remembered), else the ones
+ * remembered, else free ones chosen now and remembered. A remembered port
+ * something else took meanwhile is replaced, with a warning: the role would
+ * not start on it. Null: none.
+ */
+async function chooseMetricsPorts(state: NodeState, base: number | undefined, host: string, log: Logger): Promise<Partial<Record<NodeRole, number>> | null> {
+  if (base === 0) state.metricsPorts = null;
+  else if (base !== undefined) state.metricsPorts = Object.fromEntries(METRICS_ROLES.map((role, i) => [role, base + i]));
+  if (state.metricsPorts === null) return null;
+  const ports: Partial<Record<NodeRole, number>> = { ...state.metricsPorts };
+  for (const role of METRICS_ROLES) {
+    const remembered = ports[role];
+    if (remembered !== undefined && !(await portOpen(host, remembered))) continue;
+    if (remembered !== undefined && base !== undefined) continue; // asked for: the role says clearly if it cannot have it
+    const port = await freePort(host);
+    if (remembered !== undefined) log.warn(`the ${role}'s metrics port ${remembered} is taken: it moves to ${port}`);
+    ports[role] = port;
+  }
+  state.metricsPorts = ports;
+  return ports;
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /**

@@ -26,6 +26,7 @@ import { formatCfTime } from './env';
 import { groupArgs, readInstancePathAs, type RunAs } from './files-as-user';
 import { inotifyWarning, readInotifyLimits } from './host-checks';
 import { matchesFilters, stopTargets } from './filters';
+import { DeaMetrics } from './metrics';
 import { Instance, newInstanceId, type InstanceContext, type InstanceEvents, type InstanceSpec } from './instance';
 import { bindProbe, PortAllocator } from './ports';
 import { instanceProcesses, readProcessTable, readStat, sysconf } from './proc';
@@ -71,6 +72,13 @@ const FILES_FIELDS = ['droplet', 'instance', 'path'] as const;
 export class Dea {
   readonly id = randomUUID();
   private readonly instances = new Map<string, Instance>();
+  readonly metrics = new DeaMetrics({
+    usageStats: () => this.usageStats(),
+    appName: (id) => {
+      for (const instance of this.instances.values()) if (instance.spec.appId === id) return instance.spec.name;
+      return undefined;
+    },
+  });
   private readonly subscriptions: Subscription[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
   private registerTimer: NodeJS.Timeout | undefined;
@@ -418,6 +426,8 @@ export class Dea {
       exited.crash_timestamp = instance.crashTimestamp;
     }
     this.publish(Subjects.dropletExited, exited);
+    if (reason === 'CRASHED') this.metrics.crashes.inc();
+    else this.metrics.stops.inc({ reason });
     this.logger.info('instance exited', {
       app: instance.spec.appId, index: instance.spec.index, instance: instance.id, reason,
       exit_status: exited.exit_status, description: exited.exit_description,
@@ -510,6 +520,7 @@ export class Dea {
     };
     const instance = new Instance(spec, this.instanceDir(spec.instanceId), this.ctx, this.events);
     this.instances.set(instance.id, instance);
+    this.metrics.starts.inc();
     msg.respond({ dea: this.id, instance: instance.id, index: spec.index, state: instance.state });
     this.logger.info('starting instance', { app: spec.appId, name: spec.name, index: spec.index, instance: instance.id, sha1: spec.sha1, uid: instance.runAs?.uid });
     void this.persist(instance);

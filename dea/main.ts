@@ -5,6 +5,7 @@ import { openComponentConfig, type ComponentConfig } from '../bus/config';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions, UsageError } from '../bus/flags';
 import { createLogger } from '../bus/log';
+import { forgetMetricsPassword, processRegistry, serveMetrics, type MetricsServer } from '../bus/metrics-server';
 import { checkSetting } from '../bus/settings';
 import { untilStopSignal } from '../bus/role';
 import { Dea, DeaSetupError } from './agent';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
     return parsed;
   });
   if (typeof options === 'number') return options;
+  forgetMetricsPassword(ENV_PREFIX);
   const log = createLogger(`dea-${options.index}`);
   const startedAt = new Date();
 
@@ -68,15 +70,26 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  // The DEA listens on no port of its own; routers reach its apps at --host.
+  let metrics: MetricsServer | undefined;
+  try {
+    metrics = await serveMetrics(options.metrics, [dea.metrics.registry, processRegistry()]);
+  } catch (error) {
+    await dea.stop('DEA_SHUTDOWN');
+    await config?.close();
+    await bus.close();
+    process.stderr.write(`skiff dea: ${(error as Error).message}\n`);
+    return 1;
+  }
+  // The DEA listens on no port but its metrics'; routers reach its apps at --host.
   const wildcard = options.host === '0.0.0.0' || options.host === '::';
-  const announcer = new ComponentAnnouncer(bus, { type: 'DEA', index: options.index, uuid: dea.id, host: () => (wildcard ? hostname() : options.host), node: options.node, startedAt }, log);
+  const announcer = new ComponentAnnouncer(bus, { type: 'DEA', index: options.index, uuid: dea.id, host: () => (wildcard ? hostname() : options.host), node: options.node, startedAt, ...metrics?.announced() }, log);
   announcer.start();
-  log.info('DEA listening', { nats: redactUrl(options.nats), node: options.node });
+  log.info('DEA listening', { nats: redactUrl(options.nats), node: options.node, metrics: metrics?.reachableAt() });
 
   await untilStopSignal(log, 'stopping all instances');
   announcer.stop();
   await dea.stop('DEA_SHUTDOWN');
+  await metrics?.close();
   await config?.close();
   await bus.close();
   return 0;

@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { knownSetting } from '../bus/settings';
 import { DEFAULT_APP_UIDS, DEFAULT_SERVICE_IDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
@@ -22,6 +23,7 @@ export const DEA_FLAGS: readonly FlagSpec[] = [
   { name: 'crash-keep', kind: 'number', min: 0, help: 'seconds a crashed instance stays listable, with its files', defaultText: '3600' },
   { name: 'app-uids', kind: 'string', help: 'uids apps may run as (each app its own, chosen by the controller); a start with a uid outside is refused', defaultText: formatRange(DEFAULT_APP_UIDS) },
   { name: 'service-gids', kind: 'string', help: 'groups a bound service may give an app\'s processes (the filesystem service\'s shared directories); a start with a gid outside is refused', defaultText: formatRange(DEFAULT_SERVICE_IDS) },
+  ...METRICS_FLAGS,
 ];
 
 export interface DeaOptions {
@@ -45,6 +47,7 @@ export interface DeaOptions {
   appUids: IdRange;
   /** The supplementary groups a start's bound services may give an instance. */
   serviceGids: IdRange;
+  metrics: MetricsOptions;
 }
 
 export const DEFAULT_MEMORY_MB = knownSetting('dea.max_memory_mb').default as number;
@@ -93,5 +96,6 @@ export function parseDeaOptions(argv: string[], env: NodeJS.ProcessEnv, isRoot: 
     serviceGids: values['service-gids'] === undefined
       ? DEFAULT_SERVICE_IDS
       : parseUidRange(values['service-gids'] as string, sources['service-gids'] === 'env' ? `${ENV_PREFIX}_SERVICE_GIDS` : '--service-gids'),
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

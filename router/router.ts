@@ -185,6 +185,8 @@ export class Router {
         host: () => `${this.statusAddress()}:${this.statusPort}`,
         node: options.node,
         credentials: [options.statusUser, options.statusPassword],
+        // Its /metrics is on the status port, behind the same credentials.
+        metrics: () => (this.statusPort === 0 ? undefined : `${this.statusAddress()}:${this.statusPort}`),
         startedAt: this.startedAt,
       },
       log,

@@ -45,6 +45,7 @@ function describe(info: NodeInfo): string[] {
     `roles:      ${info.assigned.length > 0 ? info.assigned.join(', ') : '(none)'}${stopped.length > 0 ? ` (not running: ${stopped.join(', ')})` : ''}`,
     `nats:       ${info.nats_server ? 'serves NATS for the cluster' : 'a client of the cluster\'s NATS'}`,
     `available:  ${info.available.join(', ')}`,
+    ...(info.metrics === undefined ? [] : [`metrics:    ${info.assigned.filter((role) => info.metrics![role] !== undefined).map((role) => `${role} ${info.metrics![role]}`).join(', ') || '(none)'}`]),
   ];
 }
 

@@ -1,7 +1,8 @@
 // What a node remembers across restarts, in <data-dir>/node.json (0600):
 // its name, the roles it was given (`skiff up --roles`, `skiff role
-// add|remove`), the address it advertises, and, for a node that joined a
-// cluster, where the cluster's NATS is and whether it runs a nats-server.
+// add|remove`), the address it advertises, its roles' metrics ports, and,
+// for a node that joined a cluster, where the cluster's NATS is and whether
+// it runs a nats-server.
 
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -20,6 +21,12 @@ export interface NodeState {
   joined?: { servers: string[] };
   /** This node runs a nats-server of the cluster (the first node always does, unless --nats). */
   natsServer: boolean;
+  /**
+   * Each role's metrics port (the router's figures are on its status port),
+   * kept so a Prometheus scrape config stays right across restarts; null:
+   * none (`skiff up --metrics-port 0`).
+   */
+  metricsPorts?: Partial<Record<NodeRole, number>> | null;
 }
 
 export function nodeFile(dataDir: string): string {
@@ -44,7 +51,17 @@ export function loadNodeState(dataDir: string): NodeState | undefined {
     natsAdvertise: typeof fields.natsAdvertise === 'string' ? fields.natsAdvertise : undefined,
     joined: joined && Array.isArray(joined.servers) ? { servers: joined.servers.filter((s): s is string => typeof s === 'string') } : undefined,
     natsServer: fields.natsServer !== false,
+    metricsPorts: fields.metricsPorts === null ? null : metricsPortsOf(fields.metricsPorts),
   };
+}
+
+function metricsPortsOf(value: unknown): Partial<Record<NodeRole, number>> | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const ports: Partial<Record<NodeRole, number>> = {};
+  for (const [role, port] of Object.entries(value)) {
+    if ((NODE_ROLES as readonly string[]).includes(role) && Number.isInteger(port) && (port as number) > 0 && (port as number) < 65536) ports[role as NodeRole] = port as number;
+  }
+  return ports;
 }
 
 export function saveNodeState(dataDir: string, state: NodeState): void {

@@ -55,6 +55,8 @@ export interface NodeOptions {
   join?: JoinToken;
   /** The environment of `skiff up`, which the roles start from (without NATS credentials). */
   env: NodeJS.ProcessEnv;
+  /** Where each role serves GET /metrics, for `skiff node info`. */
+  metrics?: Partial<Record<NodeRole, string>>;
 }
 
 /** What a role gets beyond NATS: its flags and environment (status credentials, the first admin, ...). */
@@ -495,6 +497,7 @@ export class NodeSupervisor {
       running: [...this.roles.entries()].filter(([, s]) => s.running).map(([role]) => role),
       available: [...NODE_ROLES],
       nats_server: this.state.natsServer && !this.options.externalNats,
+      ...(this.options.metrics !== undefined ? { metrics: { ...this.options.metrics } } : {}),
     };
   }
 

@@ -383,7 +383,7 @@ function Console({ session, onLogout }: { session: Session; onLogout: () => void
       <header>
         <h1>Skiff</h1>
         <nav>
-          <button class={tab === 'apps' ? 'active' : ''} onClick={() => setTab('apps')}>Apps</button>
+          <button id="tab-apps" class={tab === 'apps' ? 'active' : ''} onClick={() => setTab('apps')}>Apps</button>
           {session.admin && <button id="tab-admin" class={tab === 'admin' ? 'active' : ''} onClick={() => setTab('admin')}>Cluster</button>}
         </nav>
         <span id="live" class={`live ${live ? 'on' : 'off'}`}>{live ? 'live' : 'reconnecting'}</span>

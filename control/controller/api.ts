@@ -70,6 +70,8 @@ export interface ApiDeps {
 
 type Params = Record<string, string>;
 type Route = { method: string; pattern: string[]; handle: (e: Exchange, p: Params) => Promise<void> };
+/** The `route` label of a request no route took (404, 405, a bad path). */
+const UNMATCHED_ROUTE = 'none';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const FILES_TIMEOUT_MS = 5000;
@@ -155,14 +157,16 @@ export class Api {
   /** Routes the request, and counts it once answered (skiff_controller_http_*). */
   async handle(e: Exchange): Promise<void> {
     const end = apiDuration.startTimer({ method: e.method });
+    // The route's pattern, not the path: one series per endpoint, whatever the app names.
+    const matched = { route: UNMATCHED_ROUTE };
     e.onHead((status) => {
       end();
-      apiRequests.inc({ method: e.method, code: String(status) });
+      apiRequests.inc({ method: e.method, route: matched.route, code: String(status) });
     });
-    await this.route(e);
+    await this.route(e, matched);
   }
 
-  private async route(e: Exchange): Promise<void> {
+  private async route(e: Exchange, matched: { route: string }): Promise<void> {
     let segments: string[];
     try {
       segments = e.path.split('/').filter(Boolean).map((s) => decodeURIComponent(s));
@@ -175,6 +179,7 @@ export class Api {
       if (params === undefined) continue;
       pathMatched = true;
       if (route.method !== e.method) continue;
+      matched.route = `/${route.pattern.join('/')}`;
       await route.handle(e, params);
       return;
     }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ComponentAnnouncer, reachableAt } from '../../bus/component';
 import type { Bus } from '../../bus/connection';
+import type { MetricsServer } from '../../bus/metrics-server';
 import type { Logger } from '../../bus/log';
 import { AppStatsCollector } from '../../bus/app-stats';
 import { Api } from './api';
@@ -50,6 +51,8 @@ export class Controller {
     private readonly options: ControllerOptions,
     private readonly bus: Bus,
     private readonly log: Logger,
+    /** Its own metrics port, announced with the component (bus/metrics-server.ts). */
+    private readonly metrics?: MetricsServer,
   ) {}
 
   async start(): Promise<void> {
@@ -120,6 +123,7 @@ export class Controller {
       host: () => reachableAt(options.host, this.port),
       node: options.node,
       startedAt: this.startedAt,
+      ...this.metrics?.announced(),
     }, log);
     this.announcer.start();
     nodes.start();

@@ -14,8 +14,8 @@ collectDefaultMetrics({ register: ownRegistry });
 
 export const apiRequests = new Counter({
   name: 'skiff_controller_http_requests_total',
-  help: 'API requests answered, by method and status code.',
-  labelNames: ['method', 'code'] as const,
+  help: 'API requests answered, by method, route (its pattern, /apps/:name; none when no route took it) and status code.',
+  labelNames: ['method', 'route', 'code'] as const,
   registers: [ownRegistry],
 });
 

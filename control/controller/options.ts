@@ -1,5 +1,6 @@
 import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { DEFAULT_APP_UIDS, formatRange, parseUidRange, type IdRange } from '../../bus/uids';
 
@@ -23,6 +24,7 @@ export const CONTROLLER_FLAGS: readonly FlagSpec[] = [
   { name: 'node-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds without an answer to vcap.component.discover after which a node shows as down', defaultText: '40' },
   { name: 'app-uids', kind: 'string', help: 'uids handed to apps, one per app, FIRST-LAST (the DEAs\' --app-uids must hold them)', defaultText: formatRange(DEFAULT_APP_UIDS) },
   { name: 'service-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds a services node may take to create a service (other requests: half of it, 30 s at most); a step left half-done is finished by a reconcile pass after about this long', defaultText: '60' },
+  ...METRICS_FLAGS,
 ];
 
 export interface ControllerOptions {
@@ -50,6 +52,8 @@ export interface ControllerOptions {
   serviceTimeoutMs: number;
   /** From SKIFF_ADMIN_EMAIL / SKIFF_ADMIN_PASSWORD: created when no user exists. */
   admin: { email: string; password: string } | undefined;
+  /** The controller's own figures on a port of their own (the cluster's are on the API's GET /metrics). */
+  metrics: MetricsOptions;
 }
 
 const DOMAIN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -93,5 +97,6 @@ export function parseControllerOptions(argv: string[], env: NodeJS.ProcessEnv = 
       : parseUidRange(values['app-uids'] as string, sources['app-uids'] === 'env' ? `${ENV_PREFIX}_APP_UIDS` : '--app-uids'),
     serviceTimeoutMs: num('service-timeout', 60) * 1000,
     admin: email ? { email: email.toLowerCase(), password: password! } : undefined,
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

@@ -4,6 +4,7 @@ import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { forgetMetricsPassword, processRegistry, serveMetrics, type MetricsServer } from '../../bus/metrics-server';
 import { untilStopSignal } from '../../bus/role';
 import { HealthManager } from './manager';
 import { ENV_PREFIX, HEALTH_FLAGS, parseHealthOptions } from './options';
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   const options = parseRoleOptions('skiff health', HEALTH_FLAGS, ENV_PREFIX, () => parseHealthOptions(argv, process.env));
   if (typeof options === 'number') return options;
+  forgetMetricsPassword(ENV_PREFIX);
 
   const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: 'skiff-health', logger: log, waitForServer: true });
   let config: ComponentConfig | undefined;
@@ -38,7 +40,17 @@ export async function main(argv: string[]): Promise<number> {
     await bus.close();
     throw error;
   }
-  const announcer = new ComponentAnnouncer(bus, { type: 'HealthManager', index: 0, uuid: manager.id, host: () => hostname(), node: options.node, startedAt }, log);
+  let metrics: MetricsServer | undefined;
+  try {
+    metrics = await serveMetrics(options.metrics, [manager.metrics.registry, processRegistry()]);
+  } catch (error) {
+    process.stderr.write(`skiff health: ${(error as Error).message}\n`);
+    await manager.stop();
+    await config?.close();
+    await bus.close();
+    return 1;
+  }
+  const announcer = new ComponentAnnouncer(bus, { type: 'HealthManager', index: 0, uuid: manager.id, host: () => hostname(), node: options.node, startedAt, ...metrics?.announced() }, log);
   announcer.start();
   const s = manager.settings;
   log.info('health manager running', {
@@ -51,11 +63,13 @@ export async function main(argv: string[]): Promise<number> {
     max_restart_delay_s: s.maxRestartDelayMs / 1000,
     giveup_crash_number: s.giveupCrashNumber,
     analysis_interval_s: s.analysisIntervalMs / 1000,
+    metrics: metrics?.reachableAt(),
   });
 
   await untilStopSignal(log);
   announcer.stop();
   await manager.stop();
+  await metrics?.close();
   await config?.close();
   await autoscaleConfig?.close();
   await bus.close();

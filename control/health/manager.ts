@@ -30,6 +30,7 @@ import { analyze } from './analysis';
 import { DesiredState } from './desired';
 import { hasGivenUp, isFlapping } from './flapping';
 import { Ledger } from './ledger';
+import { HealthMetrics } from './metrics';
 import { Lease } from './lease';
 import { resolveSettings, type HealthSettings } from './settings';
 
@@ -51,6 +52,7 @@ export class HealthManager {
   readonly actual = new ActualState();
   readonly ledger: Ledger;
   readonly rejections: RejectionCounter;
+  readonly metrics = new HealthMetrics(() => this.leader);
   settings: HealthSettings;
   leader = false;
   private readonly subscriptions: Subscription[] = [];
@@ -94,6 +96,7 @@ export class HealthManager {
       if (this.leader && hasGivenUp(count) && !hasGivenUp(before)) {
         const notice: HmGiveUp = { droplet: exit.droplet, version: exit.version, index: exit.index, crashes: count.crashes };
         this.bus.publish(HM_GIVEUP_SUBJECT, notice);
+        this.metrics.decisions.inc({ kind: 'given_up' });
         this.log.info('giving up on an index: no more restarts until the app changes', { ...notice });
       }
       this.log.info('instance crashed', {
@@ -164,6 +167,7 @@ export class HealthManager {
         await this.passOnce(this.desired, this.lease);
       } while (this.passAgain && !this.closed);
     } catch (err) {
+      this.metrics.failedPasses.inc();
       this.log.warn('analysis pass failed; next pass retries', { error: err });
     } finally {
       this.passing = false;
@@ -171,6 +175,7 @@ export class HealthManager {
   }
 
   private async passOnce(desired: DesiredState, lease: Lease): Promise<void> {
+    this.metrics.passes.inc();
     const settings = this.settings;
     const leader = await lease.acquire(Date.now(), Math.max(MIN_LEASE_TTL_MS, 3 * settings.analysisIntervalMs));
     if (leader !== this.leader) this.log.info(leader ? 'took the analysis lease: acting' : 'another health manager acts: watching', { id: this.id });
@@ -188,6 +193,8 @@ export class HealthManager {
     const names = new Map(apps.map((app) => [app.id, app.name]));
     for (const request of analyze(apps, this.actual, this.ledger, now, settings)) {
       this.bus.publish(Subjects.hmRequests, request);
+      if (request.op === 'START') this.metrics.decisions.inc({ kind: request.flapping ? 'flapping' : 'start' }, request.indices.length);
+      else this.metrics.decisions.inc({ kind: 'stop' }, request.instances.length);
       if (request.op === 'START') {
         this.log.info('asking to start instances', { app: names.get(request.droplet), droplet: request.droplet, version: request.version, indices: request.indices.join(','), flapping: request.flapping });
       } else {

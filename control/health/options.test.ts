@@ -4,9 +4,9 @@ import { UsageError } from '../../bus/flags';
 import { parseHealthOptions } from './options';
 
 t.test('flags and environment', async (t) => {
-  t.same(parseHealthOptions([], {}), { help: false, nats: 'nats://127.0.0.1:4222', node: hostname(), overrides: {} });
+  t.same(parseHealthOptions([], {}), { help: false, nats: 'nats://127.0.0.1:4222', node: hostname(), overrides: {}, metrics: { port: 0, host: '0.0.0.0', user: 'metrics', password: '' } });
   const o = parseHealthOptions(['--nats', 'nats://h:1', '--droplet-lost', '5', '--giveup-crash-number', '2'], { SKIFF_HEALTH_MIN_RESTART_DELAY: '0.5', SKIFF_NODE: 'node-2' });
-  t.same(o, { help: false, nats: 'nats://h:1', node: 'node-2', overrides: { dropletLostMs: 5000, giveupCrashNumber: 2, minRestartDelayMs: 500 } });
+  t.same(o, { help: false, nats: 'nats://h:1', node: 'node-2', overrides: { dropletLostMs: 5000, giveupCrashNumber: 2, minRestartDelayMs: 500 }, metrics: { port: 0, host: '0.0.0.0', user: 'metrics', password: '' } });
   t.equal(parseHealthOptions([], { NATS_URL: 'nats://e:2' }).nats, 'nats://e:2');
 });
 

@@ -1,5 +1,6 @@
 import { NODE_FLAG, nodeName } from '../../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { convertSetting, SETTING_SPECS, type HealthSettings } from './settings';
 
@@ -21,6 +22,7 @@ export const HEALTH_FLAGS: readonly FlagSpec[] = [
     help: `${spec.def.description}${spec.def.unit === undefined ? '' : ` (${spec.def.unit})`}; overrides health.${spec.setting}`,
     defaultText: `health.${spec.setting}, else ${spec.def.default}`,
   })),
+  ...METRICS_FLAGS,
 ];
 
 export interface HealthOptions {
@@ -31,6 +33,7 @@ export interface HealthOptions {
   node: string;
   /** Only the settings given by flag or environment. */
   overrides: Partial<HealthSettings>;
+  metrics: MetricsOptions;
 }
 
 export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): HealthOptions {
@@ -50,5 +53,6 @@ export function parseHealthOptions(argv: string[], env: NodeJS.ProcessEnv = proc
     ...natsTarget(parsed, env),
     node: nodeName(values.node, sources.node === 'env' ? 'SKIFF_NODE' : '--node'),
     overrides,
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

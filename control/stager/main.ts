@@ -7,6 +7,7 @@ import { openComponentConfig, type ComponentConfig } from '../../bus/config';
 import { connectBus, redactUrl } from '../../bus/connection';
 import { parseRoleOptions } from '../../bus/flags';
 import { createLogger } from '../../bus/log';
+import { forgetMetricsPassword, processRegistry, serveMetrics, type MetricsServer } from '../../bus/metrics-server';
 import { prepareBuilds, StagerSetupError, type BuildUids } from './build-user';
 import { applyLiveSettings } from './live-settings';
 import { ENV_PREFIX, parseStagerOptions, STAGER_FLAGS, type StagerOptions } from './options';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<number> {
   const startedAt = new Date();
   const parsed = parseRoleOptions('skiff stager', STAGER_FLAGS, ENV_PREFIX, () => parseStagerOptions(argv, process.env));
   if (typeof parsed === 'number') return parsed;
+  forgetMetricsPassword(ENV_PREFIX);
   const options: StagerOptions = parsed;
 
   // A directory of this process's own: stagers sharing --work-dir never touch each other's jobs.
@@ -52,12 +54,22 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     log.warn('config store unavailable; using flags and defaults', { error: (error as Error).message });
   }
+  let metrics: MetricsServer | undefined;
+  try {
+    metrics = await serveMetrics(options.metrics, [service.metrics.registry, processRegistry()]);
+  } catch (error) {
+    process.stderr.write(`skiff stager: ${(error as Error).message}\n`);
+    await config?.close();
+    await bus.close();
+    await rm(workDir, { recursive: true, force: true });
+    return 1;
+  }
   service.start();
-  // A stager listens on no port of its own: others know it by its host.
-  const announcer = new ComponentAnnouncer(bus, { type: 'Stager', index: 0, uuid: randomUUID(), host: () => hostname(), node: options.node, startedAt }, log);
+  // A stager takes jobs from the bus and listens on no port but its metrics': others know it by its host.
+  const announcer = new ComponentAnnouncer(bus, { type: 'Stager', index: 0, uuid: randomUUID(), host: () => hostname(), node: options.node, startedAt, ...metrics?.announced() }, log);
   announcer.start();
   await bus.flush();
-  log.info('stager ready', { subject: service.subject, nats: redactUrl(options.nats), max_jobs: options.maxJobs, work_dir: workDir });
+  log.info('stager ready', { subject: service.subject, nats: redactUrl(options.nats), max_jobs: options.maxJobs, work_dir: workDir, metrics: metrics?.reachableAt() });
 
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -68,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
   });
   announcer.stop();
   await service.stop();
+  await metrics?.close();
   await config?.close();
   await bus.close();
   await rm(workDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_FLAG, nodeName } from '../../bus/component';
 import { envName, parseFlags, UsageError, type FlagSpec } from '../../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../../bus/nats-options';
 import { knownSetting } from '../../bus/settings';
 import { DEFAULT_STAGER_QUEUE } from '../../bus/platform';
@@ -21,6 +22,7 @@ export const STAGER_FLAGS: readonly FlagSpec[] = [
   { name: 'max-unpacked-mb', kind: 'number', min: 1, help: 'largest size of an app package once unpacked', defaultText: '1024' },
   { name: 'max-files', kind: 'number', min: 1, help: 'most entries in an app package', defaultText: '100000' },
   { name: 'build-uids', kind: 'string', help: 'uids FIRST-LAST for build steps, one per job (when the stager runs as root)', defaultText: formatRange(DEFAULT_BUILD_UIDS) },
+  ...METRICS_FLAGS,
 ];
 
 export interface StagerOptions {
@@ -40,6 +42,7 @@ export interface StagerOptions {
   maxUnpackedBytes: number;
   maxFiles: number;
   buildUids: IdRange;
+  metrics: MetricsOptions;
 }
 
 const MiB = 1024 * 1024;
@@ -73,5 +76,6 @@ export function parseStagerOptions(argv: string[], env: NodeJS.ProcessEnv = proc
       ? DEFAULT_BUILD_UIDS
       : parseUidRange(values['build-uids'] as string, sources['build-uids'] === 'env' ? envName(ENV_PREFIX, 'build-uids') : '--build-uids'),
     pinned: { maxJobs: values['max-jobs'] !== undefined, commandTimeout: values['command-timeout'] !== undefined },
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

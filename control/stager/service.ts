@@ -4,10 +4,11 @@
 
 import type { Bus, BusMessage, Subscription } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
-import type { StagerReply, StagerRequest } from '../../bus/messages';
+import { isStagerFailure, type StagerReply, type StagerRequest } from '../../bus/messages';
 import { STAGER_QUEUE_GROUP } from '../../bus/platform';
 import { Subjects } from '../../bus/subjects';
 import { decode, RejectionCounter, validateStagerRequest } from '../../bus/validate';
+import { StagerMetrics } from './metrics';
 
 export interface Stages {
   stage(request: StagerRequest, signal?: AbortSignal): Promise<StagerReply>;
@@ -28,6 +29,7 @@ interface Waiting {
 
 export class StagerService {
   readonly rejections: RejectionCounter;
+  readonly metrics = new StagerMetrics(() => ({ running: this.running, waiting: this.waiting.length }));
   private subscription: Subscription | undefined;
   private readonly waiting: Waiting[] = [];
   private running = 0;
@@ -76,6 +78,7 @@ export class StagerService {
     const decoded = decode(msg.data, validateStagerRequest);
     if (!decoded.ok) {
       this.rejections.reject(msg.subject, decoded.error);
+      this.metrics.jobs.inc({ result: 'invalid' });
       msg.respond({ error: `invalid staging request: ${decoded.error}`, log: '' });
       return;
     }
@@ -85,11 +88,13 @@ export class StagerService {
       return;
     }
     if (this.stopping) {
+      this.metrics.jobs.inc({ result: 'busy' });
       msg.respond({ error: 'the stager is stopping; push again', log: '' });
       return;
     }
     if (this.running >= this.opts.maxJobs) {
       if (this.waiting.length >= this.opts.maxWaiting) {
+        this.metrics.jobs.inc({ result: 'busy' });
         this.logger.warn('stager busy, job refused', { app: decoded.value.app, running: this.running, waiting: this.waiting.length });
         msg.respond({ error: 'all stagers are busy; push again in a minute', log: '' });
         return;
@@ -102,6 +107,7 @@ export class StagerService {
 
   private launch(job: Waiting): void {
     this.running++;
+    const timer = this.metrics.duration.startTimer();
     const work = this.stager
       .stage(job.request, this.abort.signal)
       .catch((err: unknown): StagerReply => {
@@ -109,6 +115,9 @@ export class StagerService {
         return { error: 'internal stager error', log: '' };
       })
       .then((reply) => {
+        const result = isStagerFailure(reply) ? 'failed' : 'staged';
+        timer({ result });
+        this.metrics.jobs.inc({ result });
         try {
           job.msg.respond(reply);
         } catch (err) {
@@ -139,7 +148,10 @@ export class StagerService {
   async stop(): Promise<void> {
     this.stopping = true;
     this.subscription?.unsubscribe();
-    for (const job of this.waiting.splice(0)) job.msg.respond({ error: 'the stager is stopping; push again', log: '' });
+    for (const job of this.waiting.splice(0)) {
+      this.metrics.jobs.inc({ result: 'busy' });
+      job.msg.respond({ error: 'the stager is stopping; push again', log: '' });
+    }
     this.abort.abort();
     await Promise.all(this.jobs);
   }
