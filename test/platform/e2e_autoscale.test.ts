@@ -7,11 +7,11 @@
 
 import { join } from 'node:path';
 import t from 'tap';
-import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
-import { eventually, sleep } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { finish, skiff, spawnSkiff, tempHome } from '../cli_harness';
+import { eventually, sleep } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const LOAD_APP = join(__dirname, 'fixtures', 'load-app');
+const LOAD_APP = join(__dirname, '..', 'fixtures', 'load-app');
 const RATE = 200;
 
 interface AutocannonResult {

@@ -12,11 +12,11 @@ import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { skiff, tempHome } from './cli_harness';
-import { eventually, isAlive, sleep } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs, type PlatformPorts, type SkiffTree } from './platform_harness';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually, isAlive, sleep } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs, type PlatformPorts, type SkiffTree } from '../platform_harness';
 
-const EXAMPLES = join(__dirname, '..', 'examples');
+const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
 interface Reply {
   status: number;

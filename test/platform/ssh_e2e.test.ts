@@ -10,13 +10,13 @@ import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { decodeOutput } from '../bus/ssh-frames';
-import { DEFAULT_APP_UIDS, inRange } from '../bus/uids';
-import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
-import { eventually, isAlive, sleep } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { decodeOutput } from '../../bus/ssh-frames';
+import { DEFAULT_APP_UIDS, inRange } from '../../bus/uids';
+import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from '../cli_harness';
+import { eventually, isAlive, sleep } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const EXAMPLES = join(__dirname, '..', 'examples');
+const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
 
 /** Pids whose command line is exactly `words`. */

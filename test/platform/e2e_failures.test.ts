@@ -10,12 +10,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { putSetting } from '../bus/config';
-import { finish, spawnSkiff, tempHome } from './cli_harness';
-import { eventually, sleep } from './harness';
-import { platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { putSetting } from '../../bus/config';
+import { finish, spawnSkiff, tempHome } from '../cli_harness';
+import { eventually, sleep } from '../harness';
+import { platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const HELLO = join(__dirname, '..', 'examples', 'hello-node');
+const HELLO = join(__dirname, '..', '..', 'examples', 'hello-node');
 /** skiff up's DEA takes ports from its default range. */
 const FIRST_DEA_PORTS = { first: 61000, last: 61999 };
 

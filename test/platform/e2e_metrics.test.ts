@@ -7,12 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { finish, spawnSkiff, tempHome } from './cli_harness';
-import { eventually } from './harness';
-import { platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
-import { get, startRouter } from './router_harness';
+import { finish, spawnSkiff, tempHome } from '../cli_harness';
+import { eventually } from '../harness';
+import { platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
+import { get, startRouter } from '../router_harness';
 
-const HELLO = join(__dirname, '..', 'examples', 'hello-node');
+const HELLO = join(__dirname, '..', '..', 'examples', 'hello-node');
 
 /** The value of one series in Prometheus text, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {

@@ -4,7 +4,7 @@
 // its instances with it).
 
 import t from 'tap';
-import { assertNothingLeft, exitWithin, startPlatform } from './stop_harness';
+import { assertNothingLeft, exitWithin, startPlatform } from '../stop_harness';
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} to skiff up stops everything it started`, async (t) => {

@@ -11,10 +11,10 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgError, withPg } from '../services/pgwire';
-import { skiff } from './cli_harness';
-import { hasPostgres, request, ROOT, startServicesPlatform } from './e2e_services_harness';
-import { eventually, isAlive } from './harness';
+import { PgError, withPg } from '../../services/pgwire';
+import { skiff } from '../cli_harness';
+import { hasPostgres, request, ROOT, startServicesPlatform } from '../e2e_services_harness';
+import { eventually, isAlive } from '../harness';
 
 /** The postmaster's pid, from its data dir. */
 function postmaster(dataDir: string): number | undefined {

@@ -6,11 +6,11 @@
 import t from 'tap';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ServiceSubjects, type RedisCredentials } from '../bus/platform';
-import { withRedis } from '../services/resp';
-import { skiff, tempHome } from './cli_harness';
-import { eventually, isAlive } from './harness';
-import { descendants, platformBus, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { ServiceSubjects, type RedisCredentials } from '../../bus/platform';
+import { withRedis } from '../../services/resp';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually, isAlive } from '../harness';
+import { descendants, platformBus, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
 const hasRedis = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].some((path) => {
   try {

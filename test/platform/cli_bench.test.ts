@@ -8,11 +8,11 @@
 import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { finish, skiff, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
-import { eventually } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { finish, skiff, spawnSkiff, tempHome, type SkiffRun } from '../cli_harness';
+import { eventually } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const LOAD_APP = join(__dirname, 'fixtures', 'load-app');
+const LOAD_APP = join(__dirname, '..', 'fixtures', 'load-app');
 
 function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -8,11 +8,11 @@ import * as http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { skiff, tempHome } from './cli_harness';
-import { eventually, sleep } from './harness';
-import { descendants, platformDataDir, platformPorts, startSkiffTree, upArgs, type PlatformPorts } from './platform_harness';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually, sleep } from '../harness';
+import { descendants, platformDataDir, platformPorts, startSkiffTree, upArgs, type PlatformPorts } from '../platform_harness';
 
-const EXAMPLES = join(__dirname, '..', 'examples');
+const EXAMPLES = join(__dirname, '..', '..', 'examples');
 const EXAMPLE_NAMES = ['chat-ws', 'hello-node', 'hello-python', 'static-site'];
 
 function status(port: number, host: string): Promise<number> {

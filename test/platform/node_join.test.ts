@@ -7,15 +7,15 @@
 // (three hosts, failures) is test/cluster/, run by `npm run test:cluster`.
 
 import * as http from 'node:http';
-import { freePort } from './harness';
+import { freePort } from '../harness';
 import { join } from 'node:path';
 import t from 'tap';
-import { decodeJoinToken, encodeJoinToken } from '../cli/node/token';
-import { skiff, tempHome } from './cli_harness';
-import { eventually } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { decodeJoinToken, encodeJoinToken } from '../../cli/node/token';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const EXAMPLES = join(__dirname, '..', 'examples');
+const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
 function answer(port: number, host: string): Promise<string> {
   return new Promise((resolve) => {

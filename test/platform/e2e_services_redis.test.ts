@@ -11,9 +11,9 @@
 import t from 'tap';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { skiff } from './cli_harness';
-import { hasRedis, redisServers, request, ROOT, startServicesPlatform } from './e2e_services_harness';
-import { eventually, isAlive } from './harness';
+import { skiff } from '../cli_harness';
+import { hasRedis, redisServers, request, ROOT, startServicesPlatform } from '../e2e_services_harness';
+import { eventually, isAlive } from '../harness';
 
 t.test('redis and filesystem services on skiff up: bind, use, restart, scale, kill, unbind, delete', { skip: !hasRedis && 'redis-server is not installed (npm run setup)' }, async (t) => {
   const { dataDir, home, router, platform, run, envOf, services, exposed } = await startServicesPlatform(t, 'skiff-e2e-redis-');

@@ -10,11 +10,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { finish, spawnSkiff, tempHome, type SkiffRun } from './cli_harness';
-import { eventually } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { finish, spawnSkiff, tempHome, type SkiffRun } from '../cli_harness';
+import { eventually } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const HELLO = join(__dirname, '..', 'examples', 'hello-node');
+const HELLO = join(__dirname, '..', '..', 'examples', 'hello-node');
 
 function appDir(root: string, name: string, files: Record<string, string>): string {
   const dir = join(root, name);

@@ -12,11 +12,11 @@ import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
-import { skiff, tempHome } from './cli_harness';
-import { eventually } from './harness';
-import { platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually } from '../harness';
+import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const EXAMPLE = join(__dirname, '..', 'examples', 'chat-socketio');
+const EXAMPLE = join(__dirname, '..', '..', 'examples', 'chat-socketio');
 /** Engine.IO v4 separates the packets of one polling payload with a record separator. */
 const SEPARATOR = '\x1e';
 /** A poll that has nothing to say waits for the ping interval (25 s); a test poll that waits this long has failed. */

@@ -7,10 +7,10 @@
 
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { Subjects } from '../bus/subjects';
-import { skiff, SKIFF_BIN, tempHome } from './cli_harness';
-import { eventually, freePort, isAlive, spawnTracked, terminate } from './harness';
-import { descendants, platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { Subjects } from '../../bus/subjects';
+import { skiff, SKIFF_BIN, tempHome } from '../cli_harness';
+import { eventually, freePort, isAlive, spawnTracked, terminate } from '../harness';
+import { descendants, platformBus, platformCredentials, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
 interface NodeJson {
   node: string;

@@ -12,12 +12,12 @@ import { cpSync, existsSync, readdirSync, readFileSync, readlinkSync, writeFileS
 import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
-import { DEFAULT_APP_UIDS, DEFAULT_BUILD_UIDS, formatRange, inRange } from '../bus/uids';
-import { skiff, tempHome } from './cli_harness';
-import { eventually } from './harness';
-import { descendants, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { DEFAULT_APP_UIDS, DEFAULT_BUILD_UIDS, formatRange, inRange } from '../../bus/uids';
+import { skiff, tempHome } from '../cli_harness';
+import { eventually } from '../harness';
+import { descendants, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const PROBE_APP = join(__dirname, 'fixtures', 'tenant-probe');
+const PROBE_APP = join(__dirname, '..', 'fixtures', 'tenant-probe');
 
 interface Attempt {
   outcome: string;

@@ -9,15 +9,15 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectBus } from '../bus/connection';
-import { decodeJoinToken } from '../cli/node/token';
-import { silentLogger } from '../bus/log';
-import { eventually, freePort, isAlive } from './harness';
-import { finish, skiff, spawnSkiff, tempHome } from './cli_harness';
-import { descendants } from './platform_harness';
+import { connectBus } from '../../bus/connection';
+import { decodeJoinToken } from '../../cli/node/token';
+import { silentLogger } from '../../bus/log';
+import { eventually, freePort, isAlive } from '../harness';
+import { finish, skiff, spawnSkiff, tempHome } from '../cli_harness';
+import { descendants } from '../platform_harness';
 
-const HAS_CONTROLLER = existsSync(join(__dirname, '..', 'dist', 'control', 'controller', 'main.js'));
-const HAS_DEA = existsSync(join(__dirname, '..', 'dist', 'dea', 'main.js'));
+const HAS_CONTROLLER = existsSync(join(__dirname, '..', '..', 'dist', 'control', 'controller', 'main.js'));
+const HAS_DEA = existsSync(join(__dirname, '..', '..', 'dist', 'dea', 'main.js'));
 
 function status(port: number, path: string): Promise<number> {
   return new Promise((resolve) => {
@@ -73,7 +73,7 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
     t.notMatch(out, /^login:/m);
   }
   for (const role of ['stager', 'health', 'dea']) {
-    if (!existsSync(join(__dirname, '..', 'dist', ...(role === 'dea' ? ['dea'] : ['control', role]), 'main.js'))) {
+    if (!existsSync(join(__dirname, '..', '..', 'dist', ...(role === 'dea' ? ['dea'] : ['control', role]), 'main.js'))) {
       t.match(err, new RegExp(`skipping the ${role === 'health' ? 'health manager' : role}: not part of this build`));
     }
   }

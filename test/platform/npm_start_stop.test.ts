@@ -5,7 +5,7 @@
 // app instances included.
 
 import t from 'tap';
-import { assertNothingLeft, exitWithin, startPlatform } from './stop_harness';
+import { assertNothingLeft, exitWithin, startPlatform } from '../stop_harness';
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} to npm start stops everything it started`, async (t) => {

@@ -8,14 +8,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { requestAll } from '../bus/connection';
-import type { ComponentAnnounce } from '../bus/messages';
-import { Subjects } from '../bus/subjects';
-import { finish, spawnSkiff, tempHome } from './cli_harness';
-import { eventually, isAlive } from './harness';
-import { descendants, platformBus, platformDataDir, platformPorts, startSkiffTree, upArgs } from './platform_harness';
+import { requestAll } from '../../bus/connection';
+import type { ComponentAnnounce } from '../../bus/messages';
+import { Subjects } from '../../bus/subjects';
+import { finish, spawnSkiff, tempHome } from '../cli_harness';
+import { eventually, isAlive } from '../harness';
+import { descendants, platformBus, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
-const HELLO = join(__dirname, '..', 'examples', 'hello-node');
+const HELLO = join(__dirname, '..', '..', 'examples', 'hello-node');
 
 /** The value of one series in Prometheus text (labels given must all match), or undefined. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
