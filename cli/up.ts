@@ -254,7 +254,8 @@ export async function main(argv: string[]): Promise<number> {
   if (runs('controller') && !stop.requested) {
     const ready = await Promise.race([waitForInfo(apiUrl, 60_000), stopped.then(() => false)]);
     if (ready) {
-      if (admin?.created) process.stdout.write(`login: skiff login --email ${admin.email} --password ${admin.password}\n`);
+      // The environment form: a --password flag would sit in /proc/<pid>/cmdline for every local user.
+      if (admin?.created) process.stdout.write(`login: SKIFF_PASSWORD=${admin.password} skiff login --email ${admin.email}\n`);
       if (admin !== undefined) await logInLocalCli(apiUrl, admin.email, admin.password, log);
       process.stdout.write(`api: ${apiUrl}\n`);
     } else if (!stop.requested) {

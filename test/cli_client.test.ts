@@ -202,6 +202,12 @@ t.test('target checks /info and login keeps the token in a 0600 file, never prin
   const wrong = await skiff(['login', '--email', 'admin@skiff.local', '--password', 'wrong'], home);
   t.equal(wrong.code, 1);
   t.equal(wrong.stderr, 'skiff login: login failed: wrong email or password\n');
+  // SKIFF_PASSWORD keeps the password off the command line (/proc/*/cmdline is world-readable); a flag wins over it.
+  const fromEnv = await skiff(['login', '--email', 'admin@skiff.local'], home, { SKIFF_PASSWORD: 'right' });
+  t.equal(fromEnv.code, 0, fromEnv.stderr);
+  t.equal(fromEnv.stdout, `logged in as admin@skiff.local on ${api.url}\n`, 'SKIFF_PASSWORD logs in off a terminal');
+  const flagWins = await skiff(['login', '--email', 'admin@skiff.local', '--password', 'wrong'], home, { SKIFF_PASSWORD: 'right' });
+  t.equal(flagWins.stderr, 'skiff login: login failed: wrong email or password\n', '--password wins over SKIFF_PASSWORD');
   const right = await skiff(['login', '--email', 'admin@skiff.local', '--password', 'right'], home);
   t.equal(right.code, 0, right.stderr);
   t.equal(right.stdout, `logged in as admin@skiff.local on ${api.url}\n`);

@@ -5,10 +5,17 @@ import { parseFlags, UsageError, type FlagSpec, type ParsedFlags } from '../../b
 
 export { UsageError };
 
-/** Flags of a client command; the environment is never consulted (a stray SKIFF_* must not change a command). */
-export function parseCommandFlags(argv: string[], specs: readonly FlagSpec[]): ParsedFlags {
+/**
+ * Flags of a client command. The environment is consulted only for secrets
+ * that name their variable (SKIFF_PASSWORD...): a stray SKIFF_* must not
+ * change a command, but a password given as a flag sits in /proc/<pid>/cmdline
+ * for every local user to read, while the environment is the user's own.
+ */
+export function parseCommandFlags(argv: string[], specs: readonly FlagSpec[], env: NodeJS.ProcessEnv = process.env): ParsedFlags {
+  const secrets: NodeJS.ProcessEnv = {};
+  for (const spec of specs) if (spec.secret === true && spec.env !== undefined && env[spec.env] !== undefined) secrets[spec.env] = env[spec.env];
   try {
-    return parseFlags(argv, specs, 'SKIFF', {});
+    return parseFlags(argv, specs, 'SKIFF', secrets);
   } catch (error) {
     // node:util's wording for `--instances -1` is long and blames ambiguity; say what to do.
     const ambiguous = error instanceof UsageError ? /Option '([^']+)' argument is ambiguous/.exec(error.message) : null;

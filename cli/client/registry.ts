@@ -52,9 +52,9 @@ const serviceGroup: FlagSpec = { name: 'group', kind: 'string', help: "(admin) a
 export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   target: { usage: 'skiff target [URL]', help: 'set (or show) the API to talk to; checks its /info', flags: [], handler: () => session().target },
   login: {
-    usage: 'skiff login [--email E --password P]',
+    usage: 'skiff login [--email E] [--password P]',
     help: 'log in (asks on a terminal)',
-    flags: [{ name: 'email', kind: 'string', help: 'your email' }, { name: 'password', kind: 'string', secret: true, help: 'your password' }],
+    flags: [{ name: 'email', kind: 'string', help: 'your email' }, { name: 'password', kind: 'string', secret: true, env: 'SKIFF_PASSWORD', help: 'your password (asked on a terminal; SKIFF_PASSWORD keeps it off the command line)' }],
     handler: () => session().login,
   },
   logout: { usage: 'skiff logout', help: 'forget the token', flags: [], handler: () => session().logout },
@@ -112,8 +112,8 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
     usage: 'skiff passwd [EMAIL] [--old P --new P]',
     help: "change your password (asks on a terminal); (admin) set another user's with EMAIL --new P",
     flags: [
-      { name: 'old', kind: 'string', secret: true, help: 'your current password (asked on a terminal)' },
-      { name: 'new', kind: 'string', secret: true, help: 'the new password (asked twice on a terminal)' },
+      { name: 'old', kind: 'string', secret: true, env: 'SKIFF_OLD_PASSWORD', help: 'your current password (asked on a terminal)' },
+      { name: 'new', kind: 'string', secret: true, env: 'SKIFF_NEW_PASSWORD', help: 'the new password (asked twice on a terminal)' },
     ],
     handler: () => session().passwd,
   },
@@ -121,7 +121,7 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
   'add-user': {
     usage: 'skiff add-user EMAIL --password P [--admin]',
     help: '(admin) create a user',
-    flags: [{ name: 'password', kind: 'string', secret: true, help: 'their password (asked on a terminal)' }, { name: 'admin', kind: 'boolean', help: 'make them an admin' }],
+    flags: [{ name: 'password', kind: 'string', secret: true, env: 'SKIFF_PASSWORD', help: 'their password (asked on a terminal)' }, { name: 'admin', kind: 'boolean', help: 'make them an admin' }],
     handler: () => users().add,
   },
   'delete-user': { usage: 'skiff delete-user EMAIL [--force]', help: '(admin) delete a user and their apps', flags: [force], handler: () => users().remove },
@@ -206,8 +206,9 @@ export const CLIENT_COMMANDS: Record<string, ClientCommand> = {
 
 export function commandHelp(name: string, command: ClientCommand): string {
   const flags = helpText(command.usage, command.flags, 'SKIFF').split('\n').slice(2);
-  // helpText names environment variables; client commands never read them.
-  const lines = flags.map((line) => line.replace(/ \[\$SKIFF_[A-Z0-9_]+\]$/, ''));
+  // helpText names environment variables; client commands read only the secrets' own (args.ts).
+  const read = new Set(command.flags.filter((spec) => spec.secret === true && spec.env !== undefined).map((spec) => spec.env!));
+  const lines = flags.map((line) => line.replace(/ \[\$(SKIFF_[A-Z0-9_]+)\]$/, (whole, name: string) => (read.has(name) ? whole : '')));
   return [`usage: ${command.usage}`, '', command.help, ...(lines.length ? ['', 'flags:', ...lines] : [])].join('\n') + `\n`;
 }
 

@@ -62,7 +62,7 @@ t.test('skiff up starts what this build has, reports it, and stops it all on SIG
   t.equal(modeOf(join(dataDir, 'nats-server.log')), '600', 'nats-server.log: the platform\'s alone');
   t.equal(modeOf(join(dataDir, 'nats')), '700', 'the JetStream store: the platform\'s alone');
   if (HAS_CONTROLLER) {
-    t.match(out, /^login: skiff login --email admin@skiff\.local --password \S+$/m, 'first start prints the login line');
+    t.match(out, /^login: SKIFF_PASSWORD=\S+ skiff login --email admin@skiff\.local$/m, 'first start prints the login line');
     t.match(out, `api: http://127.0.0.1:${first.ports.api}\n`);
     t.equal(statSync(join(dataDir, 'admin.json')).mode & 0o777, 0o600);
     const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8'));

@@ -69,7 +69,7 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
   const api = `http://127.0.0.1:${ports.api}`;
 
   let platform = await up(t, dataDir, home, ports);
-  t.match(platform.out(), /^login: skiff login --email \S+ --password \S+$/m, 'the first start prints the admin login');
+  t.match(platform.out(), /^login: SKIFF_PASSWORD=\S+ skiff login --email \S+$/m, 'the first start prints the admin login');
   t.match(platform.out(), `api: ${api}`);
 
   // --- hello-node, two instances answering in turn ---
