@@ -9,13 +9,15 @@
 // there, so that only the give-up, not a missing instance, can hold it
 // back; flapping_death is high, so that it is not flapping either. The
 // healthy app is autoscaled; the other keeps its instances, without an
-// `autoscaled` event.
+// `autoscaled` event. Then `skiff autoscale APP` shows the figures the
+// autoscaler sees now (GET /apps/:name/autoscale), per running instance.
 
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { putSetting } from '../bus/config';
-import type { DeaHeartbeat, RouterAppStats } from '../bus/messages';
+import type { DeaHeartbeat, DeaStats, RouterAppStats } from '../bus/messages';
+import { skiff, tempHome } from './cli_harness';
 import { ADMIN, fakeDea, fakeStager, startController, testBus } from './controller_harness';
 import { startHealth } from './health_harness';
 import { eventually, sleep, startNats } from './harness';
@@ -52,6 +54,12 @@ t.test('with load over target, an app with a given-up index is not scaled; a hea
   const heartbeat = setInterval(() => {
     const beat: DeaHeartbeat = { dea: dea.id, droplets: dea.running.map((i) => ({ ...i, state: 'RUNNING', state_timestamp: Math.floor(Date.now() / 1000) })) };
     bus.publish('dea.heartbeat', beat);
+    // 20% of a core per instance.
+    const stats: DeaStats = {
+      dea: dea.id, node: 'n1', ts: Date.now(), memory: { total_mb: 8192, reserved_mb: 64 * dea.running.length },
+      instances: dea.running.map((i) => ({ app: i.droplet, version: i.version, instance: i.instance, index: i.index, state: 'RUNNING', cpu: 20, mem_kb: 40_000, disk_bytes: 1000 })),
+    };
+    bus.publish('dea.stats', stats);
   }, 1000);
   t.teardown(() => clearInterval(heartbeat));
   await eventually(() => /took the analysis lease/.test(health.log()), 'the health manager to act', 15_000);
@@ -115,4 +123,26 @@ t.test('with load over target, an app with a given-up index is not scaled; a hea
   t.equal((await view('shaky')).instances, 2, 'the app with a given-up index keeps its instances');
   t.same((await events('shaky')).filter((e) => e.type === 'autoscaled'), [], 'and has no autoscaled event');
   t.equal((await view('shaky')).runningInstances, 2, 'its instances still show running: only the give-up held it back');
+
+  // What the autoscaler sees now, as a user asks for it: 100 req/s over the 4 instances steady runs now.
+  await eventually(async () => (await view('steady')).runningInstances === 4, 'the 4 instances of steady running', 20_000);
+  const home = tempHome(t);
+  t.equal((await skiff(['target', `http://127.0.0.1:${controller.port}`], home)).code, 0);
+  const login = await skiff(['login', '--email', ADMIN.email, '--password', ADMIN.password], home);
+  t.equal(login.code, 0, login.stderr);
+  const shown = await skiff(['autoscale', 'steady'], home);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /^instances:\s+4\/4$/m);
+  t.match(shown.stdout, /^now:\s+(2[4-6](\.\d)?) req\/s per instance, p99 [0-5](\.\d)? ms, CPU 20% per instance \(last 10 s\)$/m, 'skiff autoscale shows the figures per running instance');
+  t.match(shown.stdout, /autoscaled\s+autoscaler\s+autoscaled 2 -> 4/, 'and the last decision');
+  const json = JSON.parse((await skiff(['autoscale', 'steady', '--json'], home)).stdout);
+  t.match(json, { instances: 4, runningInstances: 4, now: { window_s: 10, cpu: 80, cpu_per_instance: 20 } });
+  t.ok(Math.abs(json.now.rps - RATE) <= RATE * 0.1, `the rate through the routers (${json.now.rps} req/s)`);
+  t.ok(Math.abs(json.now.rps_per_instance - RATE / 4) <= RATE * 0.1 / 4, `per running instance (${json.now.rps_per_instance} req/s)`);
+
+  clearInterval(routers);
+  clearInterval(heartbeat);
+  await sleep(16_000);
+  const stale = await skiff(['autoscale', 'shaky'], home);
+  t.match(stale.stdout, /^now:\s+no figures yet from the routers and DEAs$/m, 'once routers and DEAs fall silent, no figures');
 });
