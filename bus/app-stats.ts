@@ -220,6 +220,35 @@ export function runningInstances(deas: readonly DeaStats[], app: string): number
   return n;
 }
 
+/** The autoscaler takes its figures over this much of the routers' recent history. */
+export const AUTOSCALE_WINDOW_MS = 10_000;
+
+/** An app's figures as the autoscaler sees them; a source not heard from leaves its figure undefined. */
+export interface AutoscaleFigures {
+  /** Requests per second through all routers over AUTOSCALE_WINDOW_MS. */
+  rps?: number;
+  /** p99 latency in ms over the window; undefined when no request was measured. */
+  p99Ms?: number;
+  /** CPU of all running instances, percent of one core, summed. */
+  cpu?: number;
+}
+
+/**
+ * The figures the health manager's autoscaler decides on, here so that the
+ * controller shows a user (`skiff autoscale APP`) the very same ones.
+ */
+export function autoscaleFigures(stats: AppStatsCollector, appId: string): AutoscaleFigures {
+  const figures: AutoscaleFigures = {};
+  if (stats.latestRouters().length > 0) {
+    const window = stats.window(appId, AUTOSCALE_WINDOW_MS);
+    figures.rps = window.rate;
+    if (window.count > 0 && !Number.isNaN(window.p99)) figures.p99Ms = window.p99 * 1000;
+  }
+  const deas = stats.latestDeas();
+  if (deas.length > 0) figures.cpu = appCpu(deas, appId);
+  return figures;
+}
+
 export interface AppStatsOptions {
   /** How far back router samples are kept (the longest window asked for). Default 5 min. */
   historyMs?: number;

@@ -16,14 +16,14 @@ import { decodeJoinToken, type JoinToken } from './node/token';
 import { loadOrCreateAdmin, loadOrCreateStatusCredentials } from './up-admin';
 
 /** Roles with a metrics port of their own, in the order of `--metrics-port`'s offsets. */
-const METRICS_ROLES: readonly NodeRole[] = ['controller', 'stager', 'dea', 'health'];
+const METRICS_ROLES: readonly NodeRole[] = ['controller', 'stager', 'dea', 'health', 'services'];
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', help: 'where the platform keeps its state', defaultText: '~/.skiff/data, /var/lib/skiff as root' },
   { name: 'router-port', kind: 'number', min: 1, max: 65535, help: 'router port for app traffic', defaultText: '8080' },
   { name: 'router-status-port', kind: 'number', min: 1, max: 65535, help: 'router status port', defaultText: '8081' },
   { name: 'api-port', kind: 'number', min: 1, max: 65535, help: 'controller API port', defaultText: '9022' },
-  { name: 'metrics-port', kind: 'number', min: 0, max: 65531, help: `first of the roles' metrics ports (GET /metrics, basic auth from router-status.json): ${METRICS_ROLES.map((role, i) => `${role} +${i}`).join(', ')}; 0: none; remembered`, defaultText: 'free ports, chosen once' },
+  { name: 'metrics-port', kind: 'number', min: 0, max: 65535 - (METRICS_ROLES.length - 1), help: `first of the roles' metrics ports (GET /metrics, basic auth from router-status.json): ${METRICS_ROLES.map((role, i) => `${role} +${i}`).join(', ')}; 0: none; remembered`, defaultText: 'free ports, chosen once' },
   { name: 'nats-port', kind: 'number', min: 1, max: 65535, help: 'port of the nats-server started here', defaultText: '4222' },
   { name: 'cluster-port', kind: 'number', min: 1, max: 65535, help: 'port the nats-servers of a cluster route to each other on', defaultText: '6222' },
   { name: 'nats', kind: 'string', env: 'NATS_URL', help: 'use this NATS server instead of starting one (its credentials: --nats-credentials, or NATS_USER and NATS_PASSWORD)' },

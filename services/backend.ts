@@ -20,6 +20,8 @@ export interface BackendContext {
   log: Logger;
   /** A free port of the node's --ports, not held by any instance. */
   allocatePort: () => Promise<number>;
+  /** Called when a backend process that died has been started again (counted in the node's metrics). */
+  restarted: (label: ServiceLabel) => void;
 }
 
 export interface Health {

@@ -3,6 +3,7 @@ import { ComponentAnnouncer } from '../bus/component';
 import { connectBus, redactUrl } from '../bus/connection';
 import { parseRoleOptions } from '../bus/flags';
 import { createLogger } from '../bus/log';
+import { forgetMetricsPassword, processRegistry, serveMetrics, type MetricsServer } from '../bus/metrics-server';
 import { untilStopSignal } from '../bus/role';
 import { ServicesNode, ServicesSetupError } from './node';
 import { ENV_PREFIX, parseServicesOptions, SERVICES_FLAGS } from './options';
@@ -11,6 +12,7 @@ import { ENV_PREFIX, parseServicesOptions, SERVICES_FLAGS } from './options';
 export async function main(argv: string[]): Promise<number> {
   const options = parseRoleOptions('skiff services-node', SERVICES_FLAGS, ENV_PREFIX, () => parseServicesOptions(argv, process.env));
   if (typeof options === 'number') return options;
+  forgetMetricsPassword(ENV_PREFIX);
   const log = createLogger('services');
   const startedAt = new Date();
   const bus = await connectBus({ servers: options.nats, auth: options.natsAuth, name: `skiff-services-${options.node}`, logger: log, waitForServer: true });
@@ -35,12 +37,22 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
-  const announcer = new ComponentAnnouncer(bus, { type: 'ServicesNode', index: 0, uuid: randomUUID(), host: () => options.host, node: options.node, startedAt }, log);
+  let metrics: MetricsServer | undefined;
+  try {
+    metrics = await serveMetrics(options.metrics, [node.metrics.registry, processRegistry()]);
+  } catch (error) {
+    process.stderr.write(`skiff services-node: ${(error as Error).message}\n`);
+    await node.stop();
+    await bus.close();
+    return 1;
+  }
+  const announcer = new ComponentAnnouncer(bus, { type: 'ServicesNode', index: 0, uuid: randomUUID(), host: () => options.host, node: options.node, startedAt, ...metrics?.announced() }, log);
   announcer.start();
-  log.info('services node ready', { node: options.node, services: node.available().join(','), host: options.host, nats: redactUrl(options.nats) });
+  log.info('services node ready', { node: options.node, services: node.available().join(','), host: options.host, nats: redactUrl(options.nats), metrics: metrics?.reachableAt() });
 
   await stopped;
   announcer.stop();
+  await metrics?.close();
   await node.stop();
   await bus.close();
   return 0;

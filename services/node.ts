@@ -40,6 +40,7 @@ import { OFFERINGS, offeringOf, planOf } from './offerings';
 import { PostgresqlBackend } from './postgresql';
 import { RedisBackend } from './redis';
 import { SecretStore } from './secrets';
+import { ServicesMetrics, type Operation } from './metrics';
 import { InstanceStore, type InstanceRecord, type Stored } from './store';
 
 export interface ServicesNodeOptions {
@@ -73,6 +74,7 @@ const STATUS_TIMEOUT_MS = 5000;
 export class ServicesNode {
   readonly layout: Layout;
   readonly backends: Record<ServiceLabel, Backend>;
+  readonly metrics: ServicesMetrics;
   private readonly secrets: SecretStore;
   private store!: InstanceStore;
   private kv!: KV;
@@ -98,7 +100,13 @@ export class ServicesNode {
       host: options.host,
       log,
       allocatePort: () => this.allocated(() => this.freePort([])),
+      restarted: (label) => this.metrics.backendRestarts.inc({ service: label }),
     };
+    this.metrics = new ServicesMetrics(async () => {
+      if (this.store === undefined) return [];
+      const mine = await this.mine();
+      return Promise.all(mine.map(async (record) => ({ service: record.service, healthy: (await this.health(record.id)).healthy })));
+    });
     this.backends = { redis: new RedisBackend(ctx), postgresql: new PostgresqlBackend(ctx), filesystem: new FilesystemBackend(ctx) };
   }
 
@@ -141,15 +149,15 @@ export class ServicesNode {
     await Promise.all(mine.map((record) => this.locked(record.id, () => this.settle(record.id, true))));
     await this.sweep();
 
-    const serve = <T>(subject: string, validate: Validator<T>, handle: (request: T) => Promise<object>, queue?: string) => {
-      this.subscriptions.push(this.bus.subscribe(subject, (msg) => this.track(this.answer(msg, validate, handle)), queue === undefined ? {} : { queue }));
+    const serve = <T>(subject: string, validate: Validator<T>, handle: (request: T) => Promise<object>, queue?: string, operation?: Operation) => {
+      this.subscriptions.push(this.bus.subscribe(subject, (msg) => this.track(this.answer(msg, validate, handle, operation)), queue === undefined ? {} : { queue }));
     };
     const anything: Validator<object> = () => ({ ok: true, value: {} });
     serve(ServiceSubjects.offerings, anything, async () => this.offerings(), SERVICES_QUEUE);
-    serve(ServiceSubjects.provision, validateServiceProvisionRequest, (r) => this.provision(r), SERVICES_QUEUE);
-    serve(ServiceSubjects.deprovision(this.name), validateServiceDeprovisionRequest, (r) => this.deprovision(r.id));
-    serve(ServiceSubjects.bind(this.name), validateServiceBindRequest, (r) => this.bind(r.id, r.app, r.app_uid));
-    serve(ServiceSubjects.unbind(this.name), validateServiceUnbindRequest, (r) => this.unbind(r.id, r.app));
+    serve(ServiceSubjects.provision, validateServiceProvisionRequest, (r) => this.provision(r), SERVICES_QUEUE, 'provision');
+    serve(ServiceSubjects.deprovision(this.name), validateServiceDeprovisionRequest, (r) => this.deprovision(r.id), undefined, 'deprovision');
+    serve(ServiceSubjects.bind(this.name), validateServiceBindRequest, (r) => this.bind(r.id, r.app, r.app_uid), undefined, 'bind');
+    serve(ServiceSubjects.unbind(this.name), validateServiceUnbindRequest, (r) => this.unbind(r.id, r.app), undefined, 'unbind');
     serve(ServiceSubjects.status(this.name), validateServiceStatusRequest, (r) => this.status(r.ids));
     await this.bus.flush();
     this.timer = setInterval(() => void this.periodic(), this.options.sweepIntervalMs);
@@ -166,12 +174,15 @@ export class ServicesNode {
 
   // ---- requests ----
 
-  private async answer<T>(msg: BusMessage, validate: Validator<T>, handle: (request: T) => Promise<object>): Promise<void> {
+  private async answer<T>(msg: BusMessage, validate: Validator<T>, handle: (request: T) => Promise<object>, operation?: Operation): Promise<void> {
     const request = decode(msg.data, validate);
     if (!request.ok) {
+      if (operation !== undefined) this.metrics.operations.inc({ operation, service: '', result: 'bad_request' });
       msg.respond(refusal('bad_request', `bad request on ${msg.subject}: ${request.error}`));
       return;
     }
+    // Known before the work: a deprovisioning removes the record that says.
+    const service = operation === undefined ? undefined : await this.serviceOf(request.value as { service?: string; id?: string });
     let reply: object;
     try {
       reply = await handle(request.value);
@@ -183,7 +194,19 @@ export class ServicesNode {
         reply = refusal('failed', (error as Error).message);
       }
     }
+    if (operation !== undefined) this.metrics.operations.inc({ operation, service: service ?? '', result: 'code' in reply ? String(reply.code) : 'ok' });
     if (!msg.respond(reply)) this.log.debug('request without a reply subject', { subject: msg.subject });
+  }
+
+  /** The service a request is about, for the metrics: named by a provisioning, else its instance's record's; undefined when neither says. */
+  private async serviceOf(request: { service?: string; id?: string }): Promise<ServiceLabel | undefined> {
+    if ((SERVICE_LABELS as readonly (string | undefined)[]).includes(request.service)) return request.service as ServiceLabel;
+    if (request.service !== undefined || request.id === undefined) return undefined;
+    try {
+      return (await this.store.get(request.id))?.record.service;
+    } catch {
+      return undefined;
+    }
   }
 
   private offerings(): object {

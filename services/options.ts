@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_FLAG, nodeName } from '../bus/component';
 import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
+import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_SERVICE_IDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
 
@@ -17,6 +18,7 @@ export const SERVICES_FLAGS: readonly FlagSpec[] = [
   { name: 'ports', kind: 'string', help: 'ports of redis-servers and the PostgreSQL cluster, FIRST-LAST', defaultText: formatRange(DEFAULT_SERVICE_PORTS) },
   { name: 'service-ids', kind: 'string', help: 'ids of service instances, FIRST-LAST: a redis-server\'s uid, a filesystem directory\'s gid (the DEA\'s --service-gids)', defaultText: formatRange(DEFAULT_SERVICE_IDS) },
   { name: 'sweep-interval', kind: 'number', min: 1, max: 86400, help: 'seconds between sweeps for strays (what no service instance names)', defaultText: '300' },
+  ...METRICS_FLAGS,
 ];
 
 export interface ServicesOptions {
@@ -29,6 +31,7 @@ export interface ServicesOptions {
   ports: IdRange;
   serviceIds: IdRange;
   sweepIntervalMs: number;
+  metrics: MetricsOptions;
 }
 
 function parsePorts(text: string, origin: string): IdRange {
@@ -60,5 +63,6 @@ export function parseServicesOptions(argv: string[], env: NodeJS.ProcessEnv): Se
     ports: values.ports === undefined ? DEFAULT_SERVICE_PORTS : parsePorts(values.ports as string, origin('ports')),
     serviceIds: values['service-ids'] === undefined ? DEFAULT_SERVICE_IDS : parseUidRange(values['service-ids'] as string, origin('service-ids')),
     sweepIntervalMs: ((values['sweep-interval'] as number | undefined) ?? 300) * 1000,
+    metrics: metricsOptions(parsed, ENV_PREFIX),
   };
 }

@@ -125,7 +125,10 @@ export class PostgresqlBackend implements Backend {
         '-c', 'log_min_error_statement=panic',
       ], {
         uid: owner?.uid, gid: owner?.gid, stopSignal: 'SIGINT', logFile: join(layout.logs, 'postgresql.log'), cwd: layout.postgresql,
-        onRestart: () => log.info('postgres restarted; it recovers from its WAL', { port: this.port }),
+        onRestart: () => {
+          log.info('postgres restarted; it recovers from its WAL', { port: this.port });
+          this.ctx.restarted('postgresql');
+        },
       }, log);
     }
     if (!this.cluster.running) this.cluster.start();

@@ -58,7 +58,10 @@ export class RedisBackend implements Backend {
     if (backend === undefined) {
       backend = new BackendProcess(`redis-server ${record.id}`, binary, [join(dir, 'redis.conf')], {
         uid: owner?.uid, gid: owner?.gid, stopSignal: 'SIGTERM', logFile: join(layout.logs, `redis-${record.id}.log`), cwd: dir,
-        onRestart: () => log.info('redis-server restarted; its data comes back from its append-only file', { id: record.id, port }),
+        onRestart: () => {
+          log.info('redis-server restarted; its data comes back from its append-only file', { id: record.id, port });
+          this.ctx.restarted('redis');
+        },
       }, log);
       this.processes.set(record.id, backend);
     }

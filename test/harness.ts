@@ -283,3 +283,15 @@ export async function eventually(check: () => boolean | Promise<boolean>, descri
     await sleep(20);
   }
 }
+
+/** The value of one series in Prometheus text (labels given must all match), or undefined. */
+export function metricSample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const series = line.slice(0, line.lastIndexOf(' '));
+    const bare = series.split('{')[0];
+    if (bare !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}

@@ -18,7 +18,7 @@ import { silentLogger } from '../bus/log';
 import { SERVICES_BUCKET } from '../bus/platform';
 import type { InstanceRecord } from '../services/store';
 import { SKIFF_BIN } from './cli_harness';
-import { deathSignalPrefix, eventually, isAlive, sleep, type TeardownHost } from './harness';
+import { deathSignalPrefix, eventually, freePort, isAlive, sleep, type TeardownHost } from './harness';
 import { startSecuredNats, type SecuredNats } from './secured_nats';
 
 export interface ServicesRole {
@@ -43,6 +43,10 @@ export interface ServicesRig {
   record(id: string): Promise<InstanceRecord | undefined>;
   kv: KV;
   operator: Bus;
+  /** With `metrics`: where its /metrics is, and the basic-auth header it takes. */
+  metrics?: { url: string; authorization: string };
+  /** With `metrics`: its /metrics text (throws on anything but 200). */
+  scrape(): Promise<string>;
 }
 
 /** A process whose working directory is inside `dir`, from /proc. */
@@ -82,7 +86,7 @@ function idBlock(): string {
   return `${first}-${first + 999}`;
 }
 
-export async function startServicesRig(t: TeardownHost, opts: { node?: string; sweepInterval?: number } = {}): Promise<ServicesRig> {
+export async function startServicesRig(t: TeardownHost, opts: { node?: string; sweepInterval?: number; metrics?: boolean } = {}): Promise<ServicesRig> {
   const nats = await startSecuredNats(t);
   const dataDir = mkdtempSync(join(tmpdir(), 'skiff-services-'));
   // As root the backends run as other users, who traverse it; the platform's own data dir is 0711.
@@ -92,6 +96,13 @@ export async function startServicesRig(t: TeardownHost, opts: { node?: string; s
     'services-node', '--data-dir', dataDir, '--nats', nats.server.url, '--ports', portBlock(50), '--service-ids', idBlock(),
     '--sweep-interval', String(opts.sweepInterval ?? 300),
   ];
+  const metricsPassword = `metrics-${Math.random().toString(36).slice(2)}-pw`;
+  let metrics: ServicesRig['metrics'];
+  if (opts.metrics === true) {
+    const port = await freePort();
+    args.push('--metrics-port', String(port), '--metrics-host', '127.0.0.1');
+    metrics = { url: `http://127.0.0.1:${port}/metrics`, authorization: `Basic ${Buffer.from(`metrics:${metricsPassword}`).toString('base64')}` };
+  }
   const credentials = nats.credentialsFile('services');
   let child: ChildProcess | undefined;
   let log = '';
@@ -107,6 +118,7 @@ export async function startServicesRig(t: TeardownHost, opts: { node?: string; s
     async start() {
       const from = log.length;
       const env: NodeJS.ProcessEnv = { ...process.env, SKIFF_NATS_CREDENTIALS: credentials, SKIFF_NODE: node };
+      if (metrics !== undefined) env.SKIFF_SERVICES_METRICS_PASSWORD = metricsPassword;
       delete env.NATS_URL;
       // tap's NODE_OPTIONS (its --import) must not follow the role; `env -u` drops it and execs.
       const [command, ...rest] = [...deathSignalPrefix(), '/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, SKIFF_BIN, ...args];
@@ -154,6 +166,13 @@ export async function startServicesRig(t: TeardownHost, opts: { node?: string; s
     kv,
     operator,
     ask: <T>(subject: string, body: object, timeoutMs = 90_000) => controller.request<T>(subject, body, timeoutMs),
+    metrics,
+    async scrape() {
+      if (metrics === undefined) throw new Error('the rig was started without metrics');
+      const reply = await fetch(metrics.url, { headers: { authorization: metrics.authorization } });
+      if (reply.status !== 200) throw new Error(`the services node's /metrics answered ${reply.status}`);
+      return reply.text();
+    },
     async record(id) {
       const entry = await kv.get(id);
       return entry === null || entry.operation !== 'PUT' ? undefined : (JSON.parse(new TextDecoder().decode(entry.value)) as InstanceRecord);

@@ -10,10 +10,13 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { requestAll } from '../bus/connection';
+import type { ComponentAnnounce } from '../bus/messages';
+import { Subjects } from '../bus/subjects';
 import { ServiceSubjects, type PostgresqlCredentials, type RedisCredentials, type ServiceBindReply } from '../bus/platform';
 import { PgError, withPg } from '../services/pgwire';
 import { withRedis } from '../services/resp';
-import { eventually, isAlive } from './harness';
+import { eventually, isAlive, metricSample } from './harness';
 import { processesIn, startServicesRig, type ServicesRig } from './services_harness';
 
 const isRoot = process.getuid?.() === 0;
@@ -53,7 +56,19 @@ function pgAdmin(rig: ServicesRig, database = 'postgres') {
 }
 
 t.test('services node', async (t) => {
-  const rig = await startServicesRig(t);
+  const rig = await startServicesRig(t, { metrics: true });
+
+  await t.test('its own /metrics: behind basic auth, announced, nothing counted yet', async (t) => {
+    t.equal((await fetch(rig.metrics!.url)).status, 401, 'no figures without credentials');
+    const text = await rig.scrape();
+    t.match(text, /^process_resident_memory_bytes \d/m, 'its process');
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'provision', service: 'filesystem', result: 'ok' }), 0, 'no provision yet');
+    t.equal(metricSample(text, 'skiff_services_instances', { service: 'filesystem', health: 'healthy' }), 0, 'no instance yet');
+    const announced = await requestAll<ComponentAnnounce>(rig.operator, Subjects.componentDiscover, {}, { windowMs: 1000 });
+    const node = announced.find((a) => a.type === 'ServicesNode');
+    t.equal(node?.metrics, new URL(rig.metrics!.url).host, 'the node announces where its metrics are');
+    t.equal(node?.credentials?.[0], 'metrics', 'and with which credentials');
+  });
 
   await t.test('offerings: the three services and their plans', async (t) => {
     const reply = await rig.ask<{ services: Array<{ label: string; plans: Array<{ name: string }> }> }>(ServiceSubjects.offerings, {});
@@ -71,6 +86,10 @@ t.test('services node', async (t) => {
     t.same(await rig.ask(ServiceSubjects.deprovision(rig.node), { id: 'nope' }), { ok: true }, 'deprovisioning an unknown id is done already');
     t.same(await rig.ask(ServiceSubjects.unbind(rig.node), { id: 'nope', app: 'a1' }), { ok: true }, 'so is unbinding');
     t.same(await rig.ask(ServiceSubjects.status(rig.node), { ids: ['nope'] }), { instances: [{ id: 'nope', healthy: false, detail: 'no such service instance' }] });
+    const text = await rig.scrape();
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'provision', result: 'unknown_service' }), 1, 'the refusals are counted by code');
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'provision', service: 'filesystem', result: 'unknown_plan' }), 1);
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'bind', result: 'not_found' }), 1);
   });
 
   await t.test('redis: a redis-server of its own, persisted, restarted when it dies, gone when deprovisioned', { skip: !hasRedis && 'redis-server is not installed (npm run setup)' }, async (t) => {
@@ -114,6 +133,8 @@ t.test('services node', async (t) => {
     await eventually(async () => (await read()) !== 'no answer', 'the new redis-server to answer', 10_000);
     t.equal(await read(), '42', 'killed with SIGKILL, it comes back with its data (append-only file)');
     t.match(rig.role.log(), /WARN services: redis-server redis-one exited; restarting signal=SIGKILL/);
+    t.equal(metricSample(await rig.scrape(), 'skiff_services_backend_restarts_total', { service: 'redis' }), 1, 'the restart is counted');
+    await eventually(async () => metricSample(await rig.scrape(), 'skiff_services_instances', { service: 'redis', health: 'healthy' }) === 1, 'the metrics to show the redis instance healthy', 30_000);
 
     t.same(await rig.ask(ServiceSubjects.unbind(rig.node), { id, app: 'app-a' }), { ok: true });
     t.same(await rig.ask(ServiceSubjects.unbind(rig.node), { id, app: 'app-a' }), { ok: true }, 'unbinding again');
@@ -194,6 +215,8 @@ t.test('services node', async (t) => {
     const id = 'files-one';
     t.same(await rig.ask(ServiceSubjects.provision, provision(id, 'filesystem')), { ok: true, node: rig.node });
     t.same(await rig.ask(ServiceSubjects.provision, provision(id, 'filesystem')), { ok: true, node: rig.node }, 'provisioning again answers the same');
+    t.equal(metricSample(await rig.scrape(), 'skiff_services_operations_total', { operation: 'provision', service: 'filesystem', result: 'ok' }), 2, 'both provisions are counted');
+    await eventually(async () => metricSample(await rig.scrape(), 'skiff_services_instances', { service: 'filesystem', health: 'healthy' }) === 1, 'the metrics to show the instance, healthy', 30_000);
     const record = (await rig.record(id))!;
     const reply = await bind<{ dir: string }>(rig, id, 'app-a', 2_000_201);
     const dir = join(rig.dataDir, 'services', 'filesystem', id);
@@ -224,6 +247,10 @@ t.test('services node', async (t) => {
     t.same(await rig.ask(ServiceSubjects.deprovision(rig.node), { id }), { ok: true });
     t.same(await rig.ask(ServiceSubjects.deprovision(rig.node), { id }), { ok: true }, 'deprovisioning again');
     t.notOk(existsSync(dir), 'the directory is gone, with what was in it');
+    const text = await rig.scrape();
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'bind', service: 'filesystem', result: 'ok' }), 2, 'the binds counted');
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'unbind', service: 'filesystem', result: 'ok' }), 1, 'the unbind counted');
+    t.equal(metricSample(text, 'skiff_services_operations_total', { operation: 'deprovision', service: 'filesystem', result: 'ok' }), 1, 'the deprovision counted by its service');
   });
 
   await t.test('no credential in the role\'s log, its records, or a backend\'s command line', async (t) => {

@@ -1,7 +1,7 @@
 // `skiff autoscale APP --min N --max M [--target-rps R] [--target-p99-ms L] [--target-cpu P]`
 // sets the app's policy (PUT /apps/:name {"autoscale"}), `--off` removes it,
-// and without flags it shows the policy and the autoscaler's last decisions
-// (the app's events). `skiff push` takes the same flags (and manifest.yml's
+// and without flags it shows the policy, the figures the autoscaler sees now
+// (GET /apps/:name/autoscale) and its last decisions (the app's events). `skiff push` takes the same flags (and manifest.yml's
 // `autoscale:`).
 
 import type { FlagValue } from '../../bus/flags';
@@ -45,6 +45,34 @@ export function policyFromFlags(values: Record<string, FlagValue | undefined>, b
   return checked.value;
 }
 
+/** GET /apps/:name/autoscale (control/API.md): null where no router or DEA reported. */
+interface AutoscaleNow {
+  window_s: number;
+  running: number;
+  desired: number;
+  rps: number | null;
+  rps_per_instance: number | null;
+  p99_ms: number | null;
+  cpu: number | null;
+  cpu_per_instance: number | null;
+}
+
+/** "12.5 req/s per instance, p99 4 ms, CPU 3.1% per instance (last 10 s)", or why there is nothing to show. */
+export function describeNow(now: AutoscaleNow): string {
+  if (now.rps === null && now.cpu === null) return 'no figures yet from the routers and DEAs';
+  const parts: string[] = [];
+  if (now.rps !== null) {
+    parts.push(now.rps_per_instance === null ? `${fmt(now.rps)} req/s (no instance running)` : `${fmt(now.rps_per_instance)} req/s per instance`);
+    parts.push(now.p99_ms === null ? 'p99 -' : `p99 ${fmt(now.p99_ms)} ms`);
+  }
+  if (now.cpu !== null) parts.push(now.cpu_per_instance === null ? `CPU ${fmt(now.cpu)}%` : `CPU ${fmt(now.cpu_per_instance)}% per instance`);
+  return `${parts.join(', ')} (last ${now.window_s} s)`;
+}
+
+function fmt(x: number): string {
+  return x >= 100 ? String(Math.round(x)) : String(Number(x.toFixed(1)));
+}
+
 interface AppEvent {
   time: number;
   type: string;
@@ -72,15 +100,21 @@ export async function autoscale(ctx: Context, { values, positionals }: CommandAr
     return 0;
   }
   const events = ((await api.json<AppEvent[]>('GET', appPath(name, '/events'), { query }).catch(notFoundAs(name))) ?? []).filter((e) => AUTOSCALE_EVENTS.has(e.type));
+  const now = (await api.json<AutoscaleNow>('GET', appPath(name, '/autoscale'), { query }).catch(notFoundAs(name)))!;
   const policy = app.autoscale ?? null;
   if (values.json) {
-    ctx.printJson({ name: app.name, autoscale: policy, instances: app.instances, runningInstances: app.runningInstances, decisions: events.slice(-LAST_DECISIONS) });
+    const { window_s, rps, rps_per_instance, p99_ms, cpu, cpu_per_instance } = now;
+    ctx.printJson({
+      name: app.name, autoscale: policy, instances: now.desired, runningInstances: now.running,
+      now: { window_s, rps, rps_per_instance, p99_ms, cpu, cpu_per_instance }, decisions: events.slice(-LAST_DECISIONS),
+    });
     return 0;
   }
   ctx.print(
     formatFields([
       ['autoscale', policy === null ? `off (skiff autoscale ${name} --min N --max M --target-rps R)` : describePolicy(policy)],
-      ['instances', `${app.runningInstances ?? 0}/${app.instances}`],
+      ['instances', `${now.running}/${now.desired}`],
+      ['now', describeNow(now)],
     ]),
   );
   const last = events.slice(-LAST_DECISIONS);

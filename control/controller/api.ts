@@ -14,7 +14,7 @@ import { Subjects } from '../../bus/subjects';
 import { RejectionCounter } from '../../bus/validate';
 import { knownSetting } from '../../bus/settings';
 import { SKIFF_VERSION } from '../../bus/version';
-import type { AppStatsCollector } from '../../bus/app-stats';
+import { AUTOSCALE_WINDOW_MS, autoscaleFigures, type AppStatsCollector } from '../../bus/app-stats';
 import { basicCredentials, bearerToken, checkPassword, cookieToken, hashPassword, signToken, verifyToken, CONSOLE_HEADER, type PasswordHash } from './auth';
 import { ConsoleRoutes } from './console';
 import { apiDuration, apiRequests, clusterMetrics, METRICS_CONTENT_TYPE } from './metrics';
@@ -135,6 +135,7 @@ export class Api {
     r('GET', '/apps/:name/staging_log', (e, p) => this.stagingLog(e, p.name!));
     r('GET', '/apps/:name/instances', (e, p) => this.listInstances(e, p.name!));
     r('GET', '/apps/:name/stats', (e, p) => this.stats(e, p.name!));
+    r('GET', '/apps/:name/autoscale', (e, p) => this.autoscaleNow(e, p.name!));
     r('GET', '/apps/:name/crashes', (e, p) => this.crashes(e, p.name!));
     r('GET', '/apps/:name/events', (e, p) => this.events(e, p.name!));
     r('GET', '/apps/:name/bench', (e, p) => this.benchPlan(e, p.name!));
@@ -725,6 +726,35 @@ export class Api {
   }
 
   /**
+   * The figures the autoscaler decides on, as they are now (the same
+   * function of the same bus messages, bus/app-stats.ts), per running
+   * instance as its policy's targets are; null where no router or DEA has
+   * reported. `skiff autoscale APP` shows them.
+   */
+  private async autoscaleNow(e: Exchange, name: string): Promise<void> {
+    const { app } = await this.findApp(e, name);
+    const version = appVersion(app);
+    let running = 0;
+    if (app.state === 'STARTED' && version !== null) {
+      const found = await this.deps.instances.find({ droplet: app.id, states: ['RUNNING'] }).catch(() => []);
+      running = new Set(found.filter((i) => i.state === 'RUNNING' && i.version === version && i.index < app.instances).map((i) => i.index)).size;
+    }
+    const figures = autoscaleFigures(this.deps.stats, app.id);
+    const perInstance = (total: number | undefined) => (total === undefined || running === 0 ? null : round(total / running));
+    e.json(200, {
+      autoscale: app.autoscale ?? null,
+      window_s: AUTOSCALE_WINDOW_MS / 1000,
+      running,
+      desired: app.instances,
+      rps: figures.rps === undefined ? null : round(figures.rps),
+      rps_per_instance: perInstance(figures.rps),
+      p99_ms: figures.p99Ms === undefined ? null : round(figures.p99Ms),
+      cpu: figures.cpu === undefined ? null : round(figures.cpu),
+      cpu_per_instance: perInstance(figures.cpu),
+    });
+  }
+
+  /**
    * What `skiff bench` needs before it runs: the app's routes and where the
    * router is, one running instance to aim `--compare-direct` at, and the
    * platform's bounds on a run (config store). Asked through the app's path,
@@ -959,4 +989,9 @@ function usage(apps: AppRecord[]): { memory: number; apps: number } {
     apps: apps.length,
     memory: apps.filter((a) => a.state === 'STARTED').reduce((sum, a) => sum + a.memory * a.instances, 0),
   };
+}
+
+/** Figures for a reader: two decimals are more than a rate over 10 s means. */
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
 }

@@ -7,7 +7,7 @@
 // the health manager gave up on, or that is flapping, is left alone: more
 // instances of a crashing app only crash more.
 
-import { appCpu, type AppStatsCollector } from '../../bus/app-stats';
+import { AUTOSCALE_WINDOW_MS, autoscaleFigures, type AppStatsCollector } from '../../bus/app-stats';
 import { AUTOSCALE_SUBJECT, type AutoscaleReply, type AutoscaleRequest } from '../../bus/autoscale';
 import type { ComponentConfig } from '../../bus/config';
 import type { Bus } from '../../bus/connection';
@@ -17,7 +17,7 @@ import { checkValue, knownSetting } from '../../bus/settings';
 import { decide, type AppFigures, type AppMemo } from './autoscaling';
 
 /** Figures are taken over this much of the routers' recent history. */
-export const WINDOW_MS = 10_000;
+export const WINDOW_MS = AUTOSCALE_WINDOW_MS;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export interface AutoscalerDeps {
@@ -139,15 +139,7 @@ export class Autoscaler {
 
   /** The app's figures now; a source not heard from leaves its figure undefined. */
   figures(appId: string): AppFigures {
-    const figures: AppFigures = {};
-    if (this.deps.stats.latestRouters().length > 0) {
-      const window = this.deps.stats.window(appId, WINDOW_MS);
-      figures.rps = window.rate;
-      if (window.count > 0 && !Number.isNaN(window.p99)) figures.p99Ms = window.p99 * 1000;
-    }
-    const deas = this.deps.stats.latestDeas();
-    if (deas.length > 0) figures.cpu = appCpu(deas, appId);
-    return figures;
+    return autoscaleFigures(this.deps.stats, appId);
   }
 
   private say(app: AppDesiredState, why: string): void {

@@ -3,7 +3,8 @@
 // announced on the bus with its credentials; each answers only with the
 // node's status credentials; and figures move with what the platform does:
 // a push is a staging job and a DEA start, a killed app process a DEA crash
-// and a health-manager start decision. Every process is ended by pid.
+// and a health-manager start decision, a created service a provision of
+// the services node. Every process is ended by pid.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,22 +13,10 @@ import { requestAll } from '../../bus/connection';
 import type { ComponentAnnounce } from '../../bus/messages';
 import { Subjects } from '../../bus/subjects';
 import { finish, spawnSkiff, tempHome } from '../cli_harness';
-import { eventually, isAlive } from '../harness';
+import { eventually, isAlive, metricSample as sample } from '../harness';
 import { descendants, platformBus, platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
 
 const HELLO = join(__dirname, '..', '..', 'examples', 'hello-node');
-
-/** The value of one series in Prometheus text (labels given must all match), or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const series = line.slice(0, line.lastIndexOf(' '));
-    const bare = series.split('{')[0];
-    if (bare !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => series.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return undefined;
-}
 
 t.test('every role serves its own /metrics, and the figures move', async (t) => {
   const dataDir = platformDataDir(t, 'skiff-role-metrics-');
@@ -40,7 +29,7 @@ t.test('every role serves its own /metrics, and the figures move', async (t) => 
   const line = /^metrics: (.*) \(basic auth from (.*)\)$/m.exec(platform.out());
   t.ok(line, 'skiff up prints where each role serves its metrics');
   const addresses = new Map([...line![1]!.matchAll(/(\w+) http:\/\/([^/]+)\/metrics/g)].map((m) => [m[1]!, m[2]!]));
-  t.same([...addresses.keys()].sort(), ['controller', 'dea', 'health', 'router', 'stager'], 'every role has one');
+  t.same([...addresses.keys()].sort(), ['controller', 'dea', 'health', 'router', 'services', 'stager'], 'every role has one');
   t.equal(line![2], join(dataDir, 'router-status.json'));
   const status = JSON.parse(readFileSync(line![2]!, 'utf8')) as { user: string; password: string };
   const authorization = `Basic ${Buffer.from(`${status.user}:${status.password}`).toString('base64')}`;
@@ -50,26 +39,28 @@ t.test('every role serves its own /metrics, and the figures move', async (t) => 
     return reply.text();
   };
 
-  for (const role of ['controller', 'stager', 'dea', 'health']) {
+  for (const role of ['controller', 'stager', 'dea', 'health', 'services']) {
     const anonymous = await fetch(`http://${addresses.get(role)}/metrics`);
     t.equal(anonymous.status, 401, `${role}: no figures without credentials`);
     t.match(await scrape(role), /^process_resident_memory_bytes \d/m, `${role}: its process`);
   }
-  const before = { stager: await scrape('stager'), dea: await scrape('dea'), health: await scrape('health') };
+  const before = { stager: await scrape('stager'), dea: await scrape('dea'), health: await scrape('health'), services: await scrape('services') };
   t.equal(sample(before.stager, 'skiff_stager_jobs_total', { result: 'staged' }), 0, 'no job staged yet');
   t.equal(sample(before.dea, 'skiff_dea_instance_starts_total'), 0, 'no instance started yet');
   t.equal(sample(before.dea, 'skiff_dea_instances', { state: 'RUNNING' }), 0);
   t.equal(sample(before.health, 'skiff_health_decisions_total', { kind: 'start' }), 0, 'no decision yet');
+  t.equal(sample(before.services, 'skiff_services_operations_total', { operation: 'provision', service: 'filesystem', result: 'ok' }), 0, 'no service provisioned yet');
 
   // The components announce where their metrics are, and with which credentials (CF v1's VcapComponent).
   const bus = await platformBus(t, dataDir, 'role-metrics-test');
   await eventually(async () => {
     const answers = await requestAll<ComponentAnnounce>(bus, Subjects.componentDiscover, {}, { windowMs: 1000 });
     const byType = new Map(answers.map((a) => [a.type, a]));
-    return ['CloudController', 'Stager', 'DEA', 'HealthManager', 'Router'].every((type) => {
+    return ['CloudController', 'Stager', 'DEA', 'HealthManager', 'ServicesNode', 'Router'].every((type) => {
       const a = byType.get(type);
       return a?.metrics !== undefined && a.credentials?.[0] === status.user && a.credentials[1] === status.password;
-    }) && byType.get('DEA')!.metrics === addresses.get('dea') && byType.get('Stager')!.metrics === addresses.get('stager');
+    }) && byType.get('DEA')!.metrics === addresses.get('dea') && byType.get('Stager')!.metrics === addresses.get('stager')
+      && byType.get('ServicesNode')!.metrics === addresses.get('services');
   }, 'every component to announce its metrics address and credentials', 30_000);
 
   const info = await finish(spawnSkiff(['node', 'info', '--data-dir', dataDir, '--json'], home), 30_000);
@@ -107,6 +98,12 @@ t.test('every role serves its own /metrics, and the figures move', async (t) => 
   t.ok((sample(health, 'skiff_health_analysis_passes_total') ?? 0) > 0, 'its analysis passes');
   t.equal(sample(health, 'skiff_health_leader'), 1, 'the only health manager acts');
   await eventually(async () => sample(await scrape('dea'), 'skiff_dea_instances', { state: 'RUNNING' }) === 1, 'the instance to run again', 60_000);
+
+  // A service created: the services node counts its provision, and then the instance, healthy.
+  const created = await finish(spawnSkiff(['create-service', 'filesystem', 'shared-files'], home), 120_000);
+  t.equal(created.code, 0, created.stderr);
+  t.equal(sample(await scrape('services'), 'skiff_services_operations_total', { operation: 'provision', service: 'filesystem', result: 'ok' }), 1, 'the provision counted');
+  await eventually(async () => sample(await scrape('services'), 'skiff_services_instances', { service: 'filesystem', health: 'healthy' }) === 1, 'the services node to show the instance, healthy', 30_000);
 
   t.equal(await platform.stop(), 0, 'skiff up stops cleanly');
 });
