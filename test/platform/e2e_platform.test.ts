@@ -98,7 +98,8 @@ t.test('push, reach, scale, stop, restart, delete: the platform end to end', asy
     const alice = open();
     const bob = open();
     let ready = 0;
-    const timer = setTimeout(() => reject(new Error('no chat message within 10 s')), 10_000);
+    // Says how far it got: a failure here once (CI, busy machine) did not say whether both sockets had opened.
+    const timer = setTimeout(() => reject(new Error(`no chat message within 10 s (${ready} of 2 WebSockets open${ready === 2 ? ', message sent' : ''})`)), 10_000);
     const go = (): void => {
       if (++ready === 2) alice.send('hello from alice');
     };
