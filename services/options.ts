@@ -5,6 +5,7 @@ import { parseFlags, UsageError, type FlagSpec } from '../bus/flags';
 import { METRICS_FLAGS, metricsOptions, type MetricsOptions } from '../bus/metrics-server';
 import { NATS_FLAGS, natsTarget, type NatsAuth } from '../bus/nats-options';
 import { DEFAULT_SERVICE_IDS, formatRange, parseUidRange, type IdRange } from '../bus/uids';
+import type { ServicesNodeOptions } from './node';
 
 export const ENV_PREFIX = 'SKIFF_SERVICES';
 
@@ -21,16 +22,11 @@ export const SERVICES_FLAGS: readonly FlagSpec[] = [
   ...METRICS_FLAGS,
 ];
 
-export interface ServicesOptions {
+/** What the node itself takes (node.ts), and how the process reaches the bus and Prometheus. */
+export interface ServicesOptions extends ServicesNodeOptions {
   help: boolean;
   nats: string;
   natsAuth: NatsAuth | undefined;
-  node: string;
-  dataDir: string;
-  host: string;
-  ports: IdRange;
-  serviceIds: IdRange;
-  sweepIntervalMs: number;
   metrics: MetricsOptions;
 }
 

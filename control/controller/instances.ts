@@ -3,18 +3,17 @@
 
 import { requestAll, type Bus } from '../../bus/connection';
 import type { Logger } from '../../bus/log';
-import type { DeaDiscoverReply, DeaFindDroplet, DeaFindDropletReply, DeaStartRequest, DeaStop } from '../../bus/messages';
+import type { DeaDiscoverReply, DeaFindDroplet, DeaFindDropletReply, DeaStartRequest, DeaStop, ServiceBinding } from '../../bus/messages';
 import { Subjects } from '../../bus/subjects';
 import { RejectionCounter, validateDeaDiscoverReply, validateDeaFindDropletReply } from '../../bus/validate';
 import type { DeaPool } from './placement';
 import { sessionAffinity } from './desired';
-import type { StartService } from './services';
 import { appVersion, type AppRecord } from './store';
 
 export const DEFAULT_FDS = 256;
 
 /** `services`: the app's bound services with their credentials (services.ts servicesFor): a secret message, never logged. */
-export function startMessage(app: AppRecord, index: number, flapping: boolean, services: StartService[] = []): DeaStartRequest {
+export function startMessage(app: AppRecord, index: number, flapping: boolean, services: ServiceBinding[] = []): DeaStartRequest {
   const version = appVersion(app);
   if (app.droplet === null || app.staging === null || version === null) throw new Error(`app ${app.name} has no droplet`);
   return {
@@ -54,7 +53,7 @@ export class Instances {
    * returns the DEA chosen for each index, the indices that found none, and
    * why (for the app's placement_error).
    */
-  async start(app: AppRecord, indices: number[], flapping = false, services: StartService[] = [], avoid?: ReadonlySet<string>): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
+  async start(app: AppRecord, indices: number[], flapping = false, services: ServiceBinding[] = [], avoid?: ReadonlySet<string>): Promise<{ placed: Map<number, string>; unplaced: number[]; why?: string }> {
     const placed = new Map<number, string>();
     const unplaced: number[] = [];
     let why: string | undefined;

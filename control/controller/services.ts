@@ -28,6 +28,7 @@ import {
 import {
   validateServiceBindReply, validateServiceOfferingsReply, validateServiceOk, validateServiceProvisionReply, validateServiceStatusReply, type Validator,
 } from '../../bus/validate';
+import type { ServiceBinding } from '../../bus/messages';
 import type { AppRecord } from './store';
 
 export const ServiceBuckets = {
@@ -65,15 +66,6 @@ export interface BindingRecord {
   created: number;
 }
 
-/** One bound service in dea.<uuid>.start (bus/platform.ts, the DEA's side). */
-export interface StartService {
-  name: string;
-  label: string;
-  plan: string;
-  tags: string[];
-  credentials: Record<string, unknown>;
-  gid?: number;
-}
 
 /** Cloud Foundry v1 tagged each offering; apps that look services up by tag find these. */
 const TAGS: Record<string, string[]> = {
@@ -349,8 +341,8 @@ export class ServiceBindings {
    * (one line, for the app's placement_error): an instance started without
    * its database would only crash.
    */
-  async servicesFor(app: AppRecord): Promise<{ services: StartService[] } | { error: string }> {
-    const services: StartService[] = [];
+  async servicesFor(app: AppRecord): Promise<{ services: ServiceBinding[] } | { error: string }> {
+    const services: ServiceBinding[] = [];
     for (const id of app.services ?? []) {
       const service = await this.store.get(id);
       if (service === undefined) {
