@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Contender } from './contender';
-import { childPids, freePort, sleep, startProcess, stopProcess, waitForPort, which } from './procs';
+import { childPids, freePort, sleep, startProcess, stopProcess, waitForPort, which, type Managed } from './procs';
 
 /** Changes for the ws-idle instance, which holds 2 sockets per idle WebSocket. */
 export interface NginxOptions {
@@ -159,19 +159,7 @@ export async function startHaproxy(tmpDir: string, backendPort: number, threads 
   fs.writeFileSync(conf, haproxyConfig(port, backendPort, threads));
   // -db: foreground, no master-worker: one process (with its threads), which is the proxy.
   const m = startProcess({ name: 'haproxy', cmd: bin, args: ['-db', '-f', conf] });
-  try {
-    await waitForPort(m, port);
-  } catch (err) {
-    await stopProcess(m);
-    throw err;
-  }
-  return {
-    name: threads === 2 ? 'haproxy-t2' : 'haproxy',
-    port,
-    main: m,
-    proxyPids: () => [m.pid],
-    stop: () => stopProcess(m),
-  };
+  return singleProcessContender(threads === 2 ? 'haproxy-t2' : 'haproxy', m, port);
 }
 
 /**
@@ -210,19 +198,18 @@ export async function startCaddy(tmpDir: string, backendPort: number, procs = 1)
     // Caddy keeps certificates and autosaved config under these; nothing of it outlives the run.
     env: { ...process.env, GOMAXPROCS: String(procs), HOME: dir, XDG_DATA_HOME: dir, XDG_CONFIG_HOME: dir },
   });
+  return singleProcessContender(procs === 2 ? 'caddy-t2' : 'caddy', m, port);
+}
+
+/** A proxy that is one process (threads inside it): ready once its port opens, stopped if it never does. */
+async function singleProcessContender(name: Contender['name'], m: Managed, port: number): Promise<Contender> {
   try {
     await waitForPort(m, port);
   } catch (err) {
     await stopProcess(m);
     throw err;
   }
-  return {
-    name: procs === 2 ? 'caddy-t2' : 'caddy',
-    port,
-    main: m,
-    proxyPids: () => [m.pid],
-    stop: () => stopProcess(m),
-  };
+  return { name, port, main: m, proxyPids: () => [m.pid], stop: () => stopProcess(m) };
 }
 
 export class NotInstalled extends Error {

@@ -20,18 +20,10 @@ export interface ServiceRoutesHost {
   unbindFromApp(app: AppRecord, service: ServiceRecord, actor: string): Promise<void>;
 }
 
-export interface ServiceView {
-  id: string;
-  name: string;
-  service: string;
-  plan: string;
-  owner: string;
-  node: string | null;
-  state: string;
+/** A service as the API shows it: its record, the apps bound to it, and its health from its node. */
+export interface ServiceView extends ServiceRecord {
   bound_apps: string[];
   health: { healthy: boolean | null; detail: string };
-  created: number;
-  updated: number;
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);

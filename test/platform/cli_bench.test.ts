@@ -5,27 +5,15 @@
 // larger run in one line, and another user's app is refused before any
 // request reaches it.
 
-import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { finish, skiff, spawnSkiff, tempHome, type SkiffRun } from '../cli_harness';
 import { eventually } from '../harness';
 import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
+import { get } from '../router_harness';
 
 const LOAD_APP = join(__dirname, '..', 'fixtures', 'load-app');
 
-function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 interface Run {
   url: string;
@@ -57,7 +45,7 @@ t.test('skiff bench: table, --json against a known load, --compare-direct, bound
   const platform = startSkiffTree(t, upArgs(dataDir, ports), home, 400_000);
   await eventually(() => platform.out().includes('router: '), 'skiff up to print its router line', 90_000);
   const bench = (args: string[], who = home): Promise<SkiffRun> => finish(spawnSkiff(['bench', ...args], who), 90_000);
-  const served = async () => (JSON.parse((await get(ports.router, 'load-app.localhost', '/count')).body) as { served: number }).served;
+  const served = async () => (JSON.parse((await get({ port: ports.router, host: 'load-app.localhost', path: '/count' })).body.toString()) as { served: number }).served;
 
   const pushed = await finish(spawnSkiff(['push', LOAD_APP, '--memory', '64M'], home), 180_000);
   t.equal(pushed.code, 0, `push load-app (${pushed.stderr.trim().split('\n').slice(-2).join(' | ')})`);

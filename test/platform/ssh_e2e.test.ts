@@ -6,7 +6,6 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import * as http from 'node:http';
 import { join } from 'node:path';
 import t from 'tap';
 import { WebSocket } from 'ws';
@@ -15,6 +14,7 @@ import { DEFAULT_APP_UIDS, inRange } from '../../bus/uids';
 import { finish, SKIFF_BIN, skiff, skiffOnTerminal, spawnSkiff, tempHome, type SkiffRun } from '../cli_harness';
 import { eventually, isAlive, sleep } from '../harness';
 import { platformDataDir, platformPorts, startSkiffTree, upArgs } from '../platform_harness';
+import { get } from '../router_harness';
 
 const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
@@ -34,18 +34,6 @@ function processesRunning(words: string[]): number[] {
   return found;
 }
 
-function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 /** A raw session on the WebSocket: its stdout and last text frame, or the refusal's status. */
 function rawSession(url: string, headers: Record<string, string>, stdin?: Buffer): Promise<{ status?: number; stdout: string; last?: string }> {
@@ -94,7 +82,7 @@ t.test('skiff ssh into a running instance', async (t) => {
   t.equal(pushed.code, 0, `push hello-node (${pushed.stderr.trim().split('\n').pop()})`);
   const token = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')).token as string;
   const auth = { authorization: `Bearer ${token}` };
-  const listed = JSON.parse((await get(ports.api, '/apps/hello-node/instances', auth)).body) as { instances: Array<{ port: number; state: string }> };
+  const listed = JSON.parse((await get({ port: ports.api, path: '/apps/hello-node/instances', headers: auth })).body.toString()) as { instances: Array<{ port: number; state: string }> };
   const running = listed.instances.find((i) => i.state === 'RUNNING');
   t.ok(running, 'hello-node runs');
 
@@ -146,11 +134,11 @@ t.test('skiff ssh into a running instance', async (t) => {
   t.equal((await skiff(['login', '--email', 'bob@example.com', '--password', 'bob-secret-1'], bob)).code, 0, 'bob logs in');
   oneLine(t, await skiff(['ssh', 'hello-node', '--', 'id'], bob), /belongs to another user/, 'bob cannot ssh into the admin\'s app');
   oneLine(t, await skiff(['ssh', 'hello-node', '--group', 'bob@example.com', '--', 'id'], bob), /unknown app "hello-node"/, 'nor by naming himself as the group');
-  const admin = JSON.parse((await get(ports.api, '/info', auth)).body).user as string;
+  const admin = JSON.parse((await get({ port: ports.api, path: '/info', headers: auth })).body.toString()).user as string;
   oneLine(t, await skiff(['ssh', 'hello-node', '--group', admin, '--', 'id'], bob), /only an admin/, 'nor act as the admin');
-  const plain = await get(ports.api, '/apps/hello-node/instances/0/ssh', auth);
+  const plain = await get({ port: ports.api, path: '/apps/hello-node/instances/0/ssh', headers: auth });
   t.equal(plain.status, 400, 'a GET without an upgrade: 400');
-  t.match(JSON.parse(plain.body).description, /WebSocket/);
+  t.match(JSON.parse(plain.body.toString()).description, /WebSocket/);
 
   // --- an interactive shell on a terminal ---
   const shell = await skiffOnTerminal(['ssh', 'hello-node'], home, [['$ ', 'echo $((6*7))'], ['\n42', 'exit']]);
@@ -176,7 +164,7 @@ t.test('skiff ssh into a running instance', async (t) => {
   await eventually(() => processesRunning(['sleep', '301']).length === 0, 'the sessions of the killed clients to end', 10_000);
 
   // --- the events record who had a shell ---
-  const history = JSON.parse((await get(ports.api, '/apps/hello-node/events', auth)).body) as Array<{ type: string; actor: string }>;
+  const history = JSON.parse((await get({ port: ports.api, path: '/apps/hello-node/events', headers: auth })).body.toString()) as Array<{ type: string; actor: string }>;
   t.ok(history.some((e) => e.type === 'ssh' && e.actor === admin), 'ssh sessions are in the app\'s history');
 
   // --- stopping the app ends its sessions, and says so ---
